@@ -1,0 +1,54 @@
+import Fastify, { type FastifyServerOptions } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Config } from './config.js'
+import mongo from './plugins/external/mongo.js'
+import auth from './plugins/app/auth.js'
+import errors from './plugins/app/errors.js'
+import jsonBody from './plugins/app/json-body.js'
+import repositories from './plugins/app/repositories.js'
+import identifyRoutes from './routes/api/v1/identify.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+  }
+}
+
+export interface BuildAppOptions {
+  /** Overrides the logger built from the config, e.g. a stream a test reads. */
+  logger?: FastifyServerOptions['logger']
+}
+
+function loggerOptions (config: Config): FastifyServerOptions['logger'] {
+  return {
+    level: config.LOG_LEVEL,
+    redact: { paths: ['req.headers.authorization'], censor: '[redacted]' },
+    ...(config.NODE_ENV === 'development'
+      ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
+      : {})
+  }
+}
+
+/** Builds the whole service from its plugins, without listening: server.ts and the tests share it. */
+export async function buildApp (config: Config, options: BuildAppOptions = {}) {
+  const app = Fastify({
+    logger: options.logger ?? loggerOptions(config),
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    requestIdHeader: 'x-request-id',
+    ajv: {
+      // The contract rejects numbers or booleans where strings belong instead of coercing them.
+      customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false }
+    }
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.decorate('config', config)
+  await app.register(errors)
+  await app.register(jsonBody)
+  await app.register(mongo)
+  await app.register(repositories)
+  await app.register(auth)
+  await app.register(identifyRoutes, { prefix: '/api/v1' })
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>

@@ -1,0 +1,86 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+const Integer = (options: { default: number, minimum: number, maximum?: number, description: string }) =>
+  Type.Integer(options)
+
+/**
+ * Every setting of the service, read from the environment once at start.
+ * The keys are the environment variables; README's table is generated from
+ * the same descriptions by hand, so keep the two in step.
+ */
+export const ConfigSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('production'), Type.Literal('development'), Type.Literal('test')], {
+    default: 'production',
+    description: 'production logs JSON lines; development logs readable lines'
+  }),
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'address to listen on (0.0.0.0 in the container)' }),
+  PORT: Integer({ default: 3000, minimum: 0, maximum: 65535, description: 'TCP port to listen on' }),
+  MONGO_URL: Type.String({ default: '', description: 'MongoDB connection string; the database name comes from its path (default identify)' }),
+  MONGO_TIMEOUT_MS: Integer({
+    default: 3000,
+    minimum: 100,
+    maximum: 60000,
+    description: 'how long a database call may wait for the server before the request gets a 503'
+  }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)), {
+    default: 'info',
+    description: 'pino log level'
+  }),
+  BODY_LIMIT_BYTES: Integer({ default: 65536, minimum: 1024, description: 'largest request body; a larger one gets 413' }),
+  METADATA_MAX_FIELDS: Integer({ default: 100, minimum: 1, description: 'most metadata fields in one request' }),
+  METADATA_MAX_BYTES: Integer({ default: 32768, minimum: 1, description: 'largest metadata of one request, as JSON' }),
+  METADATA_MAX_DEPTH: Integer({ default: 5, minimum: 1, maximum: 100, description: 'deepest nesting of objects and arrays, counting the metadata object itself' }),
+  PROFILE_MAX_FIELDS: Integer({ default: 500, minimum: 1, description: 'most metadata fields one profile holds after merging' }),
+  AUTH_CACHE_TTL_MS: Integer({
+    default: 30000,
+    minimum: 0,
+    maximum: 60000,
+    description: 'how long a resolved key, token or website is reused; a revoked key or a suspended website stops working within it (0 turns the cache off)'
+  })
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+type Env = Record<string, string | undefined>
+
+/** Reads and validates the settings; a bad value throws a ConfigError naming the variable. */
+export function loadConfig (env: Env = process.env, overrides: Partial<Config> = {}): Config {
+  const raw: Record<string, unknown> = {}
+  for (const [name, schema] of Object.entries(ConfigSchema.properties)) {
+    const text = env[name]
+    if (text !== undefined && text !== '') raw[name] = convert(name, text, schema)
+  }
+  const config = Value.Default(ConfigSchema, { ...raw, ...overrides })
+  const [error] = Value.Errors(ConfigSchema, config)
+  if (error !== undefined) {
+    const name = error.path.replace(/^\//, '')
+    throw new ConfigError(`${name}=${JSON.stringify(env[name] ?? (config as Record<string, unknown>)[name])} is invalid: ${describe(name)}`)
+  }
+  return config as Config
+}
+
+function convert (name: string, text: string, schema: TSchema): unknown {
+  if (schema.type !== 'integer') return text
+  if (!/^-?\d+$/.test(text.trim())) {
+    throw new ConfigError(`${name}=${JSON.stringify(text)} is invalid: ${describe(name)}`)
+  }
+  return Number(text)
+}
+
+function describe (name: string): string {
+  const schema = (ConfigSchema.properties as Record<string, TSchema>)[name]
+  if (schema === undefined) return 'unknown setting'
+  if (schema.type === 'integer') {
+    const max = schema.maximum === undefined ? '' : ` and at most ${String(schema.maximum)}`
+    return `expected a whole number of at least ${String(schema.minimum)}${max} (${String(schema.description)})`
+  }
+  if (Array.isArray(schema.anyOf)) {
+    return `expected one of ${schema.anyOf.map((option: TSchema) => String(option.const)).join(', ')}`
+  }
+  return String(schema.description)
+}

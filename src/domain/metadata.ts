@@ -1,0 +1,128 @@
+import { badRequest } from '../errors.js'
+
+export type Metadata = Record<string, unknown>
+
+export interface MetadataLimits {
+  /** Most metadata fields in one request. */
+  maxFields: number
+  /** Largest metadata of one request, as UTF-8 JSON. */
+  maxBytes: number
+  /** Deepest nesting of objects and arrays, the metadata object itself being level 1. */
+  maxDepth: number
+  /** Most metadata fields one profile holds after merging. */
+  profileMaxFields: number
+}
+
+const MAX_KEY_LENGTH = 128
+const forbiddenKeys = new Set(['__proto__', 'constructor', 'prototype'])
+/** Empty, blank, or only the words undefined and null: what templating an unset value produces. */
+const placeholderPattern = /^\s*(?:(?:undefined|null)(?:\s+(?:undefined|null))*)?\s*$/
+const unpairedSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+export function isPlaceholder (value: unknown): boolean {
+  return typeof value === 'string' && placeholderPattern.test(value)
+}
+
+/**
+ * A string MongoDB and its stand-in store exactly as sent: no NUL (the
+ * stand-in refuses it) and no unpaired surrogate (it cannot be UTF-8).
+ */
+export function isStorableString (value: string): boolean {
+  return !value.includes('\0') && !unpairedSurrogate.test(value)
+}
+
+/** Shortened and quoted, so that a hostile key cannot flood or break a message. */
+function quote (key: string): string {
+  return JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key)
+}
+
+function checkKey (key: string, path: string): void {
+  const where = path === '' ? 'metadata field' : `key in ${path}`
+  if (key.length < 1 || key.length > MAX_KEY_LENGTH) {
+    throw badRequest(`${where} ${quote(key)} must be 1 to ${MAX_KEY_LENGTH} characters long`)
+  }
+  if (key.startsWith('$')) throw badRequest(`${where} ${quote(key)} must not start with "$"`)
+  if (key.includes('.')) throw badRequest(`${where} ${quote(key)} must not contain "."`)
+  if (!isStorableString(key)) throw badRequest(`${where} ${quote(key)} must not contain NUL characters or unpaired surrogates`)
+  if (forbiddenKeys.has(key)) throw badRequest(`${where} ${quote(key)} is a reserved name (__proto__, constructor and prototype are never accepted)`)
+}
+
+/** Walks one value; `depth` is the nesting level of the container that holds it. */
+function checkValue (value: unknown, path: string, depth: number, maxDepth: number): void {
+  if (typeof value === 'string') {
+    if (!isStorableString(value)) throw badRequest(`${path} must not contain NUL characters or unpaired surrogates`)
+    return
+  }
+  if (value === null || typeof value !== 'object') return
+  if (depth + 1 > maxDepth) {
+    throw badRequest(`${path} nests objects or arrays more than ${maxDepth} deep, counting the metadata object (METADATA_MAX_DEPTH)`)
+  }
+  if (Array.isArray(value)) {
+    value.forEach((item, index) => { checkValue(item, `${path}[${index}]`, depth + 1, maxDepth) })
+    return
+  }
+  for (const [key, item] of Object.entries(value)) {
+    checkKey(key, path)
+    checkValue(item, `${path}.${key}`, depth + 1, maxDepth)
+  }
+}
+
+/**
+ * Applies every metadata rule of the contract to the fields of one request
+ * and returns the fields to store: the placeholders are dropped, since they
+ * may neither be stored nor overwrite a stored value.
+ */
+export function checkMetadata (metadata: Metadata, limits: MetadataLimits): Metadata {
+  const names = Object.keys(metadata)
+  if (names.length > limits.maxFields) {
+    throw badRequest(`metadata has ${names.length} fields; at most ${limits.maxFields} are allowed in one request (METADATA_MAX_FIELDS)`)
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(metadata))
+  if (bytes > limits.maxBytes) {
+    throw badRequest(`metadata is ${bytes} bytes as JSON; at most ${limits.maxBytes} are allowed in one request (METADATA_MAX_BYTES)`)
+  }
+  const kept: Metadata = {}
+  for (const name of names) {
+    const value = metadata[name]
+    checkKey(name, '')
+    checkValue(value, name, 1, limits.maxDepth)
+    if (!isPlaceholder(value)) kept[name] = value
+  }
+  return kept
+}
+
+/**
+ * Shallow merge of the sent fields over the stored ones: whether anything
+ * would change, after checking the profile stays within its field limit.
+ */
+export function planMerge (stored: Metadata, sent: Metadata, profileMaxFields: number): { changed: boolean } {
+  let added = 0
+  let changed = false
+  for (const [name, value] of Object.entries(sent)) {
+    if (!Object.hasOwn(stored, name)) {
+      added++
+      changed = true
+    } else if (!jsonEqual(stored[name], value)) {
+      changed = true
+    }
+  }
+  const total = Object.keys(stored).length + added
+  if (total > profileMaxFields) {
+    throw badRequest(`the profile would hold ${total} metadata fields; at most ${profileMaxFields} are allowed (PROFILE_MAX_FIELDS)`)
+  }
+  return { changed }
+}
+
+/** Equality of JSON values: arrays in order, object keys in any order. */
+export function jsonEqual (a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((item, index) => jsonEqual(item, b[index]))
+  }
+  const left = a as Metadata
+  const right = b as Metadata
+  const keys = Object.keys(left)
+  return keys.length === Object.keys(right).length &&
+    keys.every((key) => Object.hasOwn(right, key) && jsonEqual(left[key], right[key]))
+}

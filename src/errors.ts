@@ -1,0 +1,17 @@
+/** An error whose status and message are safe to show to the caller as they are. */
+export class ApiError extends Error {
+  override name = 'ApiError'
+
+  constructor (
+    readonly statusCode: number,
+    message: string,
+    readonly headers: Record<string, string> = {}
+  ) {
+    super(message)
+  }
+}
+
+export const badRequest = (message: string) => new ApiError(400, message)
+export const unauthorized = (message: string) => new ApiError(401, message)
+export const forbidden = (message: string) => new ApiError(403, message)
+export const notFound = (message: string) => new ApiError(404, message)

@@ -1,0 +1,123 @@
+import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
+import { LRUCache } from 'lru-cache'
+import {
+  IDENTIFY_WRITE,
+  grants,
+  hashSecret,
+  hasSecretShape,
+  parseBearer,
+  type CredentialKind
+} from '../../domain/credentials.js'
+import { badRequest, forbidden, notFound, unauthorized } from '../../errors.js'
+import type { AccountToken, WebsiteKey } from '../../repositories/credentials.js'
+import type { Website } from '../../repositories/websites.js'
+import { OBJECT_ID_PATTERN, fieldRules } from '../../schemas/identify.js'
+
+/** Who is calling: the website the call acts on, and the credential that proved it. */
+export interface Caller {
+  website: Website
+  credential: { kind: CredentialKind, id: string }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** onRequest hook: resolves the caller before the body is read, so strangers learn nothing of the schema. */
+    authenticate: (request: FastifyRequest) => Promise<void>
+  }
+  interface FastifyRequest {
+    caller: Caller | null
+  }
+}
+
+const objectIdShape = new RegExp(OBJECT_ID_PATTERN)
+const unknownCredential = 'Unknown, revoked or expired key or token'
+
+/** A hit skips the database; entries live at most AUTH_CACHE_TTL_MS, so revocations take effect within it. */
+function createCache<T extends object> (ttl: number): LRUCache<string, T> | null {
+  return ttl > 0 ? new LRUCache<string, T>({ max: 10_000, ttl }) : null
+}
+
+export default fp(async (fastify) => {
+  const { credentials, websites } = fastify.repositories
+  const ttl = fastify.config.AUTH_CACHE_TTL_MS
+  const keyCache = createCache<{ key: WebsiteKey | null }>(ttl)
+  const tokenCache = createCache<{ token: AccountToken | null }>(ttl)
+  const websiteCache = createCache<{ website: Website | null }>(ttl)
+
+  async function findWebsiteKey (hash: string): Promise<WebsiteKey | null> {
+    const hit = keyCache?.get(hash)
+    if (hit !== undefined) return hit.key
+    const key = await credentials.findWebsiteKey(hash)
+    // Unknown secrets are not cached: a key created a moment ago must work at once.
+    if (key !== null) keyCache?.set(hash, { key })
+    return key
+  }
+
+  async function findAccountToken (hash: string): Promise<AccountToken | null> {
+    const hit = tokenCache?.get(hash)
+    if (hit !== undefined) return hit.token
+    const token = await credentials.findAccountToken(hash)
+    if (token !== null) tokenCache?.set(hash, { token })
+    return token
+  }
+
+  async function findWebsite (websiteId: string): Promise<Website | null> {
+    const hit = websiteCache?.get(websiteId)
+    if (hit !== undefined) return hit.website
+    const website = await websites.findWebsite(websiteId)
+    websiteCache?.set(websiteId, { website })
+    return website
+  }
+
+  /** The checks of the contract's authentication table, in its order. */
+  async function resolveCaller (authorization: string | undefined, websiteIdParam: unknown): Promise<Caller> {
+    const parsed = parseBearer(authorization)
+    if (!parsed.ok) throw unauthorized(parsed.reason)
+    const { credential } = parsed
+    if (!hasSecretShape(credential)) throw unauthorized(unknownCredential)
+    const hash = hashSecret(credential.secret)
+
+    if (credential.kind === 'websiteKey') {
+      const key = await findWebsiteKey(hash)
+      if (key === null || key.revoked) throw unauthorized(unknownCredential)
+      if (websiteIdParam !== undefined && parseWebsiteId(websiteIdParam) !== key.websiteId) {
+        throw forbidden('This website key belongs to another website than websiteId')
+      }
+      const website = await findWebsite(key.websiteId)
+      if (website === null) throw unauthorized(unknownCredential)
+      return checkTracking({ website, credential: { kind: 'websiteKey', id: key.id } })
+    }
+
+    const token = await findAccountToken(hash)
+    if (token === null || token.revoked || (token.expiresAt !== null && token.expiresAt.getTime() <= Date.now())) {
+      throw unauthorized(unknownCredential)
+    }
+    if (!grants(token.permissions, IDENTIFY_WRITE)) throw forbidden(`This token lacks the ${IDENTIFY_WRITE} permission`)
+    if (websiteIdParam === undefined) throw badRequest('websiteId is required with an account token')
+    const websiteId = parseWebsiteId(websiteIdParam)
+    const website = await findWebsite(websiteId)
+    if (website === null || website.accountId !== token.accountId) throw notFound('Website not found')
+    if (token.websiteIds.length > 0 && !token.websiteIds.includes(websiteId)) {
+      throw forbidden('This token is not allowed to act on this website')
+    }
+    return checkTracking({ website, credential: { kind: 'accountToken', id: token.id } })
+  }
+
+  fastify.decorateRequest('caller', null)
+  fastify.decorate('authenticate', async (request: FastifyRequest) => {
+    const query = request.query as Record<string, unknown>
+    request.caller = await resolveCaller(request.headers.authorization, query.websiteId)
+  })
+}, { name: 'auth', dependencies: ['repositories'] })
+
+/** One websiteId, in canonical lowercase; a repeated or malformed one is a 400. */
+function parseWebsiteId (value: unknown): string {
+  if (typeof value !== 'string' || !objectIdShape.test(value)) throw badRequest(fieldRules.websiteId)
+  return value.toLowerCase()
+}
+
+function checkTracking (caller: Caller): Caller {
+  if (caller.website.suspended) throw forbidden('Tracking is suspended for this website')
+  return caller
+}

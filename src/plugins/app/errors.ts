@@ -1,0 +1,56 @@
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { ApiError } from '../../errors.js'
+import { isDatabaseUnavailable } from '../../repositories/errors.js'
+import { errorEnvelope } from '../../schemas/errors.js'
+import { fieldRules } from '../../schemas/identify.js'
+
+const DATABASE_RETRY_AFTER_SECONDS = '5'
+
+type ValidationIssue = NonNullable<FastifyError['validation']>[number]
+
+/** A validation message that names the field and the rule it broke, never the value sent. */
+function describeValidation (issue: ValidationIssue | undefined, context: string | undefined): string {
+  if (issue === undefined) return 'The request is invalid'
+  const missing = (issue.params as { missingProperty?: unknown }).missingProperty
+  const field = typeof missing === 'string' ? missing : issue.instancePath.split('/')[1]
+  if (field === undefined || field === '') {
+    return context === 'body' ? 'The request body must be a JSON object' : `The ${String(context)} is invalid`
+  }
+  const rule = (fieldRules as Record<string, string>)[field] ?? `${field} is invalid`
+  return typeof missing === 'string' ? `${field} is required: ${rule}` : rule
+}
+
+function sendError (reply: FastifyReply, code: number, message: string, headers: Record<string, string> = {}): FastifyReply {
+  return reply.code(code).headers(headers).type('application/json; charset=utf-8').send(errorEnvelope(code, message))
+}
+
+/** The one error envelope, for every error of every route and for unknown routes. */
+export default fp(async (fastify) => {
+  const { BODY_LIMIT_BYTES } = fastify.config
+
+  fastify.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    if (error instanceof ApiError) return sendError(reply, error.statusCode, error.message, error.headers)
+    if (error.validation !== undefined) {
+      return sendError(reply, 400, describeValidation(error.validation[0], error.validationContext))
+    }
+    if (isDatabaseUnavailable(error)) {
+      request.log.warn({ err: { type: error.name } }, 'database unavailable')
+      return sendError(reply, 503, 'The database is unavailable; try again shortly', { 'retry-after': DATABASE_RETRY_AFTER_SECONDS })
+    }
+    const status = error.statusCode ?? 500
+    if (status === 413) return sendError(reply, 413, `The request body is larger than ${BODY_LIMIT_BYTES} bytes`)
+    if (status === 415) return sendError(reply, 415, 'Content-Type must be application/json')
+    if (status >= 400 && status < 500 && error.code?.startsWith('FST_') === true) {
+      return sendError(reply, status, error.message)
+    }
+    // Neither the driver's message nor the stack reaches the caller: they can hold stored values.
+    request.log.error({ err: { type: error.name, code: error.code } }, 'unexpected error')
+    return sendError(reply, 500, 'Internal server error')
+  })
+
+  fastify.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? ''
+    return sendError(reply, 404, `Route ${request.method} ${path.slice(0, 200)} not found`)
+  })
+}, { name: 'errors' })

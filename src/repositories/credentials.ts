@@ -1,0 +1,146 @@
+import { ObjectId, type Collection, type Db } from 'mongodb'
+import { displayPrefix, generateSecret, hashSecret } from '../domain/credentials.js'
+
+const WEBSITE_KEYS = 'websiteKeys'
+const ACCOUNT_TOKENS = 'accountTokens'
+
+/** What key and token records share, for revocation. */
+interface Revocable {
+  _id: ObjectId
+  revokedAt: Date | null
+}
+
+interface WebsiteKeyDocument {
+  _id: ObjectId
+  hash: string
+  prefix: string
+  websiteId: ObjectId
+  name: string
+  createdAt: Date
+  revokedAt: Date | null
+}
+
+interface AccountTokenDocument {
+  _id: ObjectId
+  hash: string
+  prefix: string
+  accountId: ObjectId
+  permissions: string[]
+  /** Empty means every website of the account. */
+  websiteIds: ObjectId[]
+  name: string
+  createdAt: Date
+  expiresAt: Date | null
+  revokedAt: Date | null
+}
+
+export interface WebsiteKey {
+  id: string
+  websiteId: string
+  revoked: boolean
+}
+
+export interface AccountToken {
+  id: string
+  accountId: string
+  permissions: string[]
+  websiteIds: string[]
+  expiresAt: Date | null
+  revoked: boolean
+}
+
+/**
+ * Website keys (`df_`) and account tokens (`dft_`). Only the SHA-256 hash of a
+ * secret and a short display prefix are stored; the unique index on the hash
+ * makes one record per secret.
+ */
+export class CredentialsRepository {
+  private readonly websiteKeys
+  private readonly accountTokens
+
+  constructor (private readonly db: Db) {
+    this.websiteKeys = db.collection<WebsiteKeyDocument>(WEBSITE_KEYS)
+    this.accountTokens = db.collection<AccountTokenDocument>(ACCOUNT_TOKENS)
+  }
+
+  async ensureIndexes (): Promise<void> {
+    await this.websiteKeys.createIndex({ hash: 1 }, { name: 'hash', unique: true })
+    await this.accountTokens.createIndex({ hash: 1 }, { name: 'hash', unique: true })
+  }
+
+  /** Returns the new key's id and the raw `df_` key, which is never stored. */
+  async createWebsiteKey (input: { websiteId: string, name: string }): Promise<{ id: string, key: string }> {
+    const key = generateSecret('websiteKey')
+    const { insertedId } = await this.websiteKeys.insertOne({
+      _id: new ObjectId(),
+      hash: hashSecret(key),
+      prefix: displayPrefix(key),
+      websiteId: new ObjectId(input.websiteId),
+      name: input.name,
+      createdAt: new Date(),
+      revokedAt: null
+    })
+    return { id: insertedId.toHexString(), key }
+  }
+
+  /** Returns the new token's id and the raw `dft_` token, which is never stored. */
+  async createAccountToken (input: {
+    accountId: string
+    permissions: string[]
+    websiteIds: string[]
+    name: string
+    expiresAt: Date | null
+  }): Promise<{ id: string, token: string }> {
+    const token = generateSecret('accountToken')
+    const { insertedId } = await this.accountTokens.insertOne({
+      _id: new ObjectId(),
+      hash: hashSecret(token),
+      prefix: displayPrefix(token),
+      accountId: new ObjectId(input.accountId),
+      permissions: input.permissions,
+      websiteIds: input.websiteIds.map((id) => new ObjectId(id)),
+      name: input.name,
+      createdAt: new Date(),
+      expiresAt: input.expiresAt,
+      revokedAt: null
+    })
+    return { id: insertedId.toHexString(), token }
+  }
+
+  async findWebsiteKey (hash: string): Promise<WebsiteKey | null> {
+    const document = await this.websiteKeys.findOne({ hash })
+    if (document === null) return null
+    return { id: document._id.toHexString(), websiteId: document.websiteId.toHexString(), revoked: document.revokedAt !== null }
+  }
+
+  async findAccountToken (hash: string): Promise<AccountToken | null> {
+    const document = await this.accountTokens.findOne({ hash })
+    if (document === null) return null
+    return {
+      id: document._id.toHexString(),
+      accountId: document.accountId.toHexString(),
+      permissions: document.permissions,
+      websiteIds: document.websiteIds.map((id) => id.toHexString()),
+      expiresAt: document.expiresAt,
+      revoked: document.revokedAt !== null
+    }
+  }
+
+  /** Returns false when no key has that id. Revoking twice keeps the first time. */
+  async revokeWebsiteKey (keyId: string): Promise<boolean> {
+    return await revoke(this.db.collection<Revocable>(WEBSITE_KEYS), keyId)
+  }
+
+  /** Returns false when no token has that id. Revoking twice keeps the first time. */
+  async revokeAccountToken (tokenId: string): Promise<boolean> {
+    return await revoke(this.db.collection<Revocable>(ACCOUNT_TOKENS), tokenId)
+  }
+}
+
+async function revoke (collection: Collection<Revocable>, id: string): Promise<boolean> {
+  const _id = new ObjectId(id)
+  const document = await collection.findOne({ _id })
+  if (document === null) return false
+  if (document.revokedAt === null) await collection.updateOne({ _id }, { $set: { revokedAt: new Date() } })
+  return true
+}

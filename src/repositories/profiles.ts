@@ -1,0 +1,168 @@
+import { createHash } from 'node:crypto'
+import { ObjectId, type Db } from 'mongodb'
+import { planMerge, type Metadata } from '../domain/metadata.js'
+import { isDuplicateKey, retryOnDuplicateKey } from './errors.js'
+
+interface ProfileDocument {
+  /** Derived from (website, user_id): see profileIdFor. */
+  _id: ObjectId
+  websiteId: ObjectId
+  userId: string
+  metadata: Metadata
+  createdAt: Date
+  updatedAt: Date
+}
+
+/**
+ * One document per (website, visitor), so a profile with many visitors never
+ * grows, and a visitor is on at most one profile per website: the `_id`
+ * makes the pair unique.
+ */
+interface VisitorLinkDocument {
+  _id: string
+  websiteId: ObjectId
+  visitorId: string
+  profileId: ObjectId
+  linkedAt: Date
+}
+
+export interface Profile {
+  id: string
+  websiteId: string
+  userId: string
+  metadata: Metadata
+  visitorIds: string[]
+  createdAt: Date
+  updatedAt: Date
+}
+
+export interface UpsertProfileInput {
+  websiteId: string
+  userId: string
+  /** Lowercase UUID. */
+  visitorId: string
+  /** Checked fields to merge, placeholders already dropped. */
+  metadata: Metadata
+  profileMaxFields: number
+}
+
+export interface UpsertProfileResult {
+  profileId: string
+  created: boolean
+  /** A metadata field got a new value, or the visitor was linked to this profile. */
+  changed: boolean
+}
+
+/**
+ * The profile's `_id` is the first 12 bytes of SHA-256(website, user_id): the
+ * database enforces one profile per pair through `_id` alone, and every hot
+ * lookup is by `_id`, which both MongoDB and the stand-in answer directly.
+ * 96 bits make a collision between two users of one website practically
+ * impossible; upsertProfile still refuses to merge into a document whose
+ * stored (website, user_id) differs.
+ */
+export function profileIdFor (websiteId: string, userId: string): ObjectId {
+  const digest = createHash('sha256').update(websiteId).update('\0').update(userId).digest()
+  return new ObjectId(digest.subarray(0, 12))
+}
+
+function visitorLinkIdFor (websiteId: string, visitorId: string): string {
+  return `${websiteId}:${visitorId}`
+}
+
+const MAX_ATTEMPTS = 5
+
+export class ProfilesRepository {
+  private readonly profiles
+  private readonly visitorLinks
+
+  constructor (db: Db) {
+    this.profiles = db.collection<ProfileDocument>('profiles')
+    this.visitorLinks = db.collection<VisitorLinkDocument>('visitorLinks')
+  }
+
+  async ensureIndexes (): Promise<void> {
+    await this.profiles.createIndex({ websiteId: 1, userId: 1 }, { name: 'websiteId_userId', unique: true })
+    await this.visitorLinks.createIndex({ profileId: 1 }, { name: 'profileId' })
+  }
+
+  /**
+   * Creates or merges the profile of (website, user_id) and links the visitor
+   * to it. Reads first, so that limits are checked before anything is written
+   * and an unchanged call writes nothing; every write sets all the fields the
+   * call sent, so concurrent calls end in the state of some serial order.
+   */
+  async upsertProfile (input: UpsertProfileInput): Promise<UpsertProfileResult> {
+    const _id = profileIdFor(input.websiteId, input.userId)
+    const linkId = visitorLinkIdFor(input.websiteId, input.visitorId)
+
+    for (let attempt = 1; ; attempt++) {
+      const [profile, link] = await Promise.all([
+        this.profiles.findOne({ _id }),
+        this.visitorLinks.findOne({ _id: linkId })
+      ])
+      const linked = link?.profileId.equals(_id) === true
+      const now = new Date()
+
+      if (profile === null) {
+        planMerge({}, input.metadata, input.profileMaxFields)
+        try {
+          await this.profiles.insertOne({
+            _id,
+            websiteId: new ObjectId(input.websiteId),
+            userId: input.userId,
+            metadata: input.metadata,
+            createdAt: now,
+            updatedAt: now
+          })
+        } catch (error) {
+          // Another call created this profile since we read: merge into it.
+          if (isDuplicateKey(error) && attempt < MAX_ATTEMPTS) continue
+          throw error
+        }
+        if (!linked) await this.linkVisitor(linkId, input, _id, now)
+        return { profileId: _id.toHexString(), created: true, changed: true }
+      }
+
+      if (profile.userId !== input.userId || !profile.websiteId.equals(input.websiteId)) {
+        throw new Error('profile id collision: two (website, user_id) pairs derived the same _id')
+      }
+      const { changed } = planMerge(profile.metadata, input.metadata, input.profileMaxFields)
+      if (!changed && linked) return { profileId: _id.toHexString(), created: false, changed: false }
+
+      const set: Record<string, unknown> = { updatedAt: now }
+      for (const [name, value] of Object.entries(input.metadata)) set[`metadata.${name}`] = value
+      await Promise.all([
+        this.profiles.updateOne({ _id }, { $set: set }),
+        linked ? undefined : this.linkVisitor(linkId, input, _id, now)
+      ])
+      return { profileId: _id.toHexString(), created: false, changed: true }
+    }
+  }
+
+  /** Points the visitor at this profile, moving it from any other profile of the website. */
+  private async linkVisitor (linkId: string, input: UpsertProfileInput, profileId: ObjectId, now: Date): Promise<void> {
+    await retryOnDuplicateKey(async () => await this.visitorLinks.updateOne(
+      { _id: linkId },
+      { $set: { websiteId: new ObjectId(input.websiteId), visitorId: input.visitorId, profileId, linkedAt: now } },
+      { upsert: true }
+    ))
+  }
+
+  async findProfile (websiteId: string, userId: string): Promise<Profile | null> {
+    const document = await this.profiles.findOne({ _id: profileIdFor(websiteId, userId) })
+    if (document === null) return null
+    const links = await this.visitorLinks
+      .find({ profileId: document._id }, { sort: { linkedAt: 1, _id: 1 } })
+      .toArray()
+    return {
+      id: document._id.toHexString(),
+      websiteId: document.websiteId.toHexString(),
+      userId: document.userId,
+      metadata: document.metadata,
+      visitorIds: links.map((link) => link.visitorId),
+      createdAt: document.createdAt,
+      updatedAt: document.updatedAt
+    }
+  }
+}

@@ -1,0 +1,20 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+/** The one shape of every error, from every route. */
+export const ErrorEnvelope = Type.Object({
+  status: Type.Literal('error'),
+  error: Type.Object({
+    code: Type.Integer({ minimum: 400, maximum: 599, description: 'the HTTP status, repeated' }),
+    message: Type.String({ description: 'what went wrong, naming the field and the rule it broke' })
+  }, { additionalProperties: false })
+}, {
+  $id: 'ErrorEnvelope',
+  additionalProperties: false,
+  examples: [{ status: 'error', error: { code: 400, message: 'user_id must be a string of 1 to 255 characters with at least one that is not white space' } }]
+})
+
+export type ErrorEnvelope = Static<typeof ErrorEnvelope>
+
+export function errorEnvelope (code: number, message: string): ErrorEnvelope {
+  return { status: 'error', error: { code, message } }
+}

@@ -1,0 +1,65 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+export const OBJECT_ID_PATTERN = '^[0-9a-fA-F]{24}$'
+const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+
+/** The message for each rule a field can break, shared by validation errors and the OpenAPI text. */
+export const fieldRules = {
+  user_id: 'user_id must be a string of 1 to 255 characters with at least one that is not white space',
+  datafast_visitor_id: 'datafast_visitor_id must be a UUID string in the 8-4-4-4-12 hexadecimal form',
+  websiteId: 'websiteId must be 24 hexadecimal characters'
+} as const
+
+export const IdentifyBody = Type.Object({
+  user_id: Type.String({ minLength: 1, maxLength: 255, pattern: '\\S', description: fieldRules.user_id }),
+  datafast_visitor_id: Type.String({ pattern: UUID_PATTERN, description: `${fieldRules.datafast_visitor_id}; stored lowercase` })
+}, {
+  additionalProperties: true,
+  description: 'Every other top-level field is profile metadata, shallow-merged into the profile. ' +
+    'A field name is 1 to 128 characters, does not start with "$" and holds no "." or NUL, at every depth; ' +
+    '__proto__, constructor and prototype are refused. Objects and arrays nest at most 5 deep counting the body, ' +
+    'at most 100 fields and 32 KiB of metadata per request, at most 500 fields per profile. ' +
+    'A string that is empty or only the words undefined and null is ignored; null clears a field.',
+  examples: [{
+    user_id: 'user_12345',
+    datafast_visitor_id: '3f2b8c1e-9a4d-4f6b-8e2a-1c5d7e9f0a1b',
+    name: 'Ada Lovelace',
+    email: 'ada@example.com',
+    plan: 'pro',
+    seats: 3
+  }]
+})
+
+export type IdentifyBody = Static<typeof IdentifyBody>
+
+export const IdentifyQuery = Type.Object({
+  websiteId: Type.Optional(Type.String({
+    pattern: OBJECT_ID_PATTERN,
+    description: 'The website to identify on: required with a dft_ account token; optional with a df_ website key, and then it must be the key\'s own website'
+  }))
+})
+
+export const IdentifyAction = Type.Union([
+  Type.Literal('created'),
+  Type.Literal('updated'),
+  Type.Literal('unchanged'),
+  Type.Literal('skipped')
+])
+
+export type IdentifyAction = Static<typeof IdentifyAction>
+
+export const IdentifySuccess = Type.Object({
+  status: Type.Literal('success'),
+  data: Type.Object({
+    message: Type.String(),
+    profileId: Type.Union([Type.String({ pattern: OBJECT_ID_PATTERN }), Type.Null()], {
+      description: 'the profile\'s ObjectId; null when the website uses cookieless tracking'
+    }),
+    action: IdentifyAction
+  }, { additionalProperties: false })
+}, {
+  additionalProperties: false,
+  examples: [{ status: 'success', data: { message: 'User profile created successfully', profileId: '665f0b3c4d2e1a0012345678', action: 'created' } }]
+})
+
+export type IdentifySuccess = Static<typeof IdentifySuccess>

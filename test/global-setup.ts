@@ -1,0 +1,15 @@
+import type { TestProject } from 'vitest/node'
+import { startDatabase } from '../scripts/local-database.js'
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    mongoUrl: string
+  }
+}
+
+/** One database server for the whole run; each test file works in a database of its own on it. */
+export default async function setup (project: TestProject): Promise<() => Promise<void>> {
+  const database = await startDatabase()
+  project.provide('mongoUrl', database.url)
+  return async () => { await database.close() }
+}

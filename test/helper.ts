@@ -1,0 +1,79 @@
+import { randomUUID } from 'node:crypto'
+import { inject } from 'vitest'
+import { buildApp, type App, type BuildAppOptions } from '../src/app.js'
+import { loadConfig, type Config } from '../src/config.js'
+import { withDatabaseName } from '../scripts/local-database.js'
+
+/** A connection string to a fresh, uniquely named database on the test server. */
+export function testDatabaseUrl (): string {
+  return withDatabaseName(inject('mongoUrl'), `test_${randomUUID().replaceAll('-', '').slice(0, 12)}`)
+}
+
+export function testConfig (overrides: Partial<Config> = {}): Config {
+  return loadConfig({}, {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    MONGO_URL: testDatabaseUrl(),
+    // Revocation and suspension take effect at once unless a test turns the cache on.
+    AUTH_CACHE_TTL_MS: 0,
+    ...overrides
+  })
+}
+
+/**
+ * Builds the same app as the server, on a database of its own that is
+ * dropped when the app closes.
+ */
+export async function buildTestApp (overrides: Partial<Config> = {}, options: BuildAppOptions = {}): Promise<App> {
+  const app = await buildApp(testConfig(overrides), options)
+  app.addHook('preClose', async () => { await app.mongo.db.dropDatabase() })
+  await app.ready()
+  return app
+}
+
+export interface TestWebsite {
+  accountId: string
+  websiteId: string
+  key: string
+  keyId: string
+}
+
+/** An account with one website and one website key, made through the repositories like the CLI does. */
+export async function createTestWebsite (app: App, options: { cookieless?: boolean, accountId?: string } = {}): Promise<TestWebsite> {
+  const { websites, credentials } = app.repositories
+  const accountId = options.accountId ?? await websites.createAccount('Test account')
+  const websiteId = await websites.createWebsite({ accountId, domain: 'example.com', cookieless: options.cookieless ?? false })
+  const { id: keyId, key } = await credentials.createWebsiteKey({ websiteId, name: 'test' })
+  return { accountId, websiteId, key, keyId }
+}
+
+export async function createTestToken (app: App, input: {
+  accountId: string
+  permissions?: string[]
+  websiteIds?: string[]
+  expiresAt?: Date | null
+}): Promise<{ id: string, token: string }> {
+  return await app.repositories.credentials.createAccountToken({
+    accountId: input.accountId,
+    permissions: input.permissions ?? ['identify:write'],
+    websiteIds: input.websiteIds ?? [],
+    name: 'test',
+    expiresAt: input.expiresAt ?? null
+  })
+}
+
+export const visitorId = (): string => randomUUID()
+
+/** POST /api/v1/identify through app.inject(). */
+export async function identify (app: App, options: { auth?: string, websiteId?: string, body?: unknown, headers?: Record<string, string> }) {
+  return await app.inject({
+    method: 'POST',
+    url: '/api/v1/identify',
+    query: options.websiteId === undefined ? {} : { websiteId: options.websiteId },
+    headers: {
+      ...(options.auth === undefined ? {} : { authorization: `Bearer ${options.auth}` }),
+      ...options.headers
+    },
+    ...(options.body === undefined ? {} : { payload: options.body as object })
+  })
+}
