@@ -91,11 +91,13 @@ export interface StartDatabaseOptions {
   /** Keep the data here (development); a temporary directory otherwise, removed by close(). */
   dataDir?: string
   log?: Log
+  /** Start FerretDB even when MONGO_URL is set, for tests that must stop their own server. */
+  embedded?: boolean
 }
 
 export async function startDatabase (options: StartDatabaseOptions = {}): Promise<LocalDatabase> {
   const external = process.env.MONGO_URL
-  if (external !== undefined && external !== '') {
+  if (options.embedded !== true && external !== undefined && external !== '') {
     const noop = async (): Promise<void> => {}
     return { url: external, embedded: false, stop: noop, start: noop, close: noop }
   }

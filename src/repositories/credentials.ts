@@ -64,8 +64,8 @@ export class CredentialsRepository {
   }
 
   async ensureIndexes (): Promise<void> {
-    await this.websiteKeys.createIndex({ hash: 1 }, { name: 'hash', unique: true })
-    await this.accountTokens.createIndex({ hash: 1 }, { name: 'hash', unique: true })
+    await this.websiteKeys.createIndex({ hash: 1 }, { name: 'hash', unique: true }, undefined)
+    await this.accountTokens.createIndex({ hash: 1 }, { name: 'hash', unique: true }, undefined)
   }
 
   /** Returns the new key's id and the raw `df_` key, which is never stored. */

@@ -82,8 +82,8 @@ export class ProfilesRepository {
   }
 
   async ensureIndexes (): Promise<void> {
-    await this.profiles.createIndex({ websiteId: 1, userId: 1 }, { name: 'websiteId_userId', unique: true })
-    await this.visitorLinks.createIndex({ profileId: 1 }, { name: 'profileId' })
+    await this.profiles.createIndex({ websiteId: 1, userId: 1 }, { name: 'websiteId_userId', unique: true }, undefined)
+    await this.visitorLinks.createIndex({ profileId: 1 }, { name: 'profileId' }, undefined)
   }
 
   /**

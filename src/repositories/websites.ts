@@ -34,7 +34,7 @@ export class WebsitesRepository {
   }
 
   async ensureIndexes (): Promise<void> {
-    await this.websites.createIndex({ accountId: 1 }, { name: 'accountId' })
+    await this.websites.createIndex({ accountId: 1 }, { name: 'accountId' }, undefined)
   }
 
   async createAccount (name: string): Promise<string> {

@@ -41,7 +41,7 @@ export default fp(async (fastify) => {
     const status = error.statusCode ?? 500
     if (status === 413) return sendError(reply, 413, `The request body is larger than ${BODY_LIMIT_BYTES} bytes`)
     if (status === 415) return sendError(reply, 415, 'Content-Type must be application/json')
-    if (status >= 400 && status < 500 && error.code?.startsWith('FST_') === true) {
+    if (status >= 400 && status < 500 && (error.code as string | undefined)?.startsWith('FST_') === true) {
       return sendError(reply, status, error.message)
     }
     // Neither the driver's message nor the stack reaches the caller: they can hold stored values.
