@@ -32,6 +32,11 @@ export const ConfigSchema = Type.Object({
   METADATA_MAX_BYTES: Integer({ default: 32768, minimum: 1, description: 'largest metadata of one request, as JSON' }),
   METADATA_MAX_DEPTH: Integer({ default: 5, minimum: 1, maximum: 100, description: 'deepest nesting of objects and arrays, counting the metadata object itself' }),
   PROFILE_MAX_FIELDS: Integer({ default: 500, minimum: 1, description: 'most metadata fields one profile holds after merging' }),
+  SHUTDOWN_GRACE_MS: Integer({
+    default: 10000,
+    minimum: 0,
+    description: 'on SIGTERM or SIGINT, how long requests in flight may take before the process exits anyway'
+  }),
   AUTH_CACHE_TTL_MS: Integer({
     default: 30000,
     minimum: 0,

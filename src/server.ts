@@ -1,15 +1,19 @@
+import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
 
+/** Production start: configuration from the environment, listen, close gracefully on a signal. */
 async function main (): Promise<void> {
   const config = loadConfig()
   if (config.MONGO_URL === '') {
-    throw new ConfigError('MONGO_URL is not set: point it at your MongoDB, e.g. MONGO_URL=mongodb://localhost:27017/identify (npm run dev starts a local database for you)')
+    throw new ConfigError('MONGO_URL is not set: point it at your MongoDB, e.g. MONGO_URL=mongodb://localhost:27017/identify (npm run dev starts a local database instead)')
   }
   const app = await buildApp(config)
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => { void app.close().then(() => process.exit(0)) })
-  }
+  closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
+    if (err !== undefined) app.log.error({ err }, 'closing after an uncaught error')
+    else app.log.info({ signal }, 'closing')
+    await app.close()
+  })
   await app.listen({ host: config.HOST, port: config.PORT })
 }
 
