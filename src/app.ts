@@ -1,12 +1,18 @@
-import Fastify, { type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
+import metrics from './plugins/external/metrics.js'
 import mongo from './plugins/external/mongo.js'
+import rateLimit from './plugins/external/rate-limit.js'
+import swagger from './plugins/external/swagger.js'
+import underPressure from './plugins/external/under-pressure.js'
 import auth from './plugins/app/auth.js'
 import errors from './plugins/app/errors.js'
 import jsonBody from './plugins/app/json-body.js'
 import repositories from './plugins/app/repositories.js'
+import requestLog, { requestIdOf } from './plugins/app/request-log.js'
 import identifyRoutes from './routes/api/v1/identify.js'
+import healthRoutes from './routes/health.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -34,7 +40,10 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
   const app = Fastify({
     logger: options.logger ?? loggerOptions(config),
     bodyLimit: config.BODY_LIMIT_BYTES,
-    requestIdHeader: 'x-request-id',
+    // request-log.ts writes the one line per request.
+    logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: false,
+    genReqId: requestIdOf,
     ajv: {
       // The contract rejects numbers or booleans where strings belong instead of coercing them.
       customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false }
@@ -43,10 +52,16 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
 
   app.decorate('config', config)
   await app.register(errors)
+  await app.register(requestLog)
+  await app.register(underPressure)
   await app.register(jsonBody)
+  await app.register(swagger)
   await app.register(mongo)
   await app.register(repositories)
   await app.register(auth)
+  await app.register(rateLimit)
+  await app.register(metrics)
+  await app.register(healthRoutes)
   await app.register(identifyRoutes, { prefix: '/api/v1' })
   return app
 }

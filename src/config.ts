@@ -37,6 +37,20 @@ export const ConfigSchema = Type.Object({
     minimum: 0,
     description: 'on SIGTERM or SIGINT, how long requests in flight may take before the process exits anyway'
   }),
+  RATE_LIMIT_MAX: Integer({ default: 6000, minimum: 1, description: 'identify calls one key or token may make per RATE_LIMIT_WINDOW_MS; more get 429' }),
+  RATE_LIMIT_WINDOW_MS: Integer({ default: 60000, minimum: 1000, description: 'the window of RATE_LIMIT_MAX' }),
+  AUTH_FAILURE_MAX: Integer({
+    default: 30,
+    minimum: 1,
+    description: 'failed authentications one client address may make per AUTH_FAILURE_WINDOW_MS; then every call from it gets 429 until the window ends'
+  }),
+  AUTH_FAILURE_WINDOW_MS: Integer({ default: 60000, minimum: 1000, description: 'the window of AUTH_FAILURE_MAX' }),
+  PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Integer({
+    default: 1000,
+    minimum: 0,
+    description: 'event loop delay above which calls get 503 with Retry-After instead of queueing (0 turns load shedding off)'
+  }),
+  METRICS_ENABLED: Type.Boolean({ default: true, description: 'serve Prometheus metrics at GET /metrics' }),
   AUTH_CACHE_TTL_MS: Integer({
     default: 30000,
     minimum: 0,
@@ -52,6 +66,8 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>
+
+const booleans: Record<string, boolean> = { true: true, false: false, 1: true, 0: false, yes: true, no: false }
 
 /** Reads and validates the settings; a bad value throws a ConfigError naming the variable. */
 export function loadConfig (env: Env = process.env, overrides: Partial<Config> = {}): Config {
@@ -70,6 +86,11 @@ export function loadConfig (env: Env = process.env, overrides: Partial<Config> =
 }
 
 function convert (name: string, text: string, schema: TSchema): unknown {
+  if (schema.type === 'boolean') {
+    const flag = booleans[text.trim().toLowerCase()]
+    if (flag === undefined) throw new ConfigError(`${name}=${JSON.stringify(text)} is invalid: expected true or false`)
+    return flag
+  }
   if (schema.type !== 'integer') return text
   if (!/^-?\d+$/.test(text.trim())) {
     throw new ConfigError(`${name}=${JSON.stringify(text)} is invalid: ${describe(name)}`)

@@ -9,7 +9,7 @@ import {
   parseBearer,
   type CredentialKind
 } from '../../domain/credentials.js'
-import { badRequest, forbidden, notFound, unauthorized } from '../../errors.js'
+import { ApiError, badRequest, forbidden, notFound, unauthorized } from '../../errors.js'
 import type { AccountToken, WebsiteKey } from '../../repositories/credentials.js'
 import type { Website } from '../../repositories/websites.js'
 import { OBJECT_ID_PATTERN, fieldRules } from '../../schemas/identify.js'
@@ -104,10 +104,27 @@ export default fp(async (fastify) => {
     return checkTracking({ website, credential: { kind: 'accountToken', id: token.id } })
   }
 
+  // Failed attempts per client address, in fixed windows, so that keys cannot be guessed at speed.
+  const { AUTH_FAILURE_MAX, AUTH_FAILURE_WINDOW_MS } = fastify.config
+  const failures = new LRUCache<string, { count: number }>({ max: 100_000, ttl: AUTH_FAILURE_WINDOW_MS })
+
   fastify.decorateRequest('caller', null)
   fastify.decorate('authenticate', async (request: FastifyRequest) => {
+    const failed = failures.get(request.ip)
+    if (failed !== undefined && failed.count >= AUTH_FAILURE_MAX) {
+      const retryAfter = Math.max(1, Math.ceil(failures.getRemainingTTL(request.ip) / 1000))
+      throw new ApiError(429, 'Too many failed authentications from this address; try again later', { 'retry-after': String(retryAfter) })
+    }
     const query = request.query as Record<string, unknown>
-    request.caller = await resolveCaller(request.headers.authorization, query.websiteId)
+    try {
+      request.caller = await resolveCaller(request.headers.authorization, query.websiteId)
+    } catch (error) {
+      if (error instanceof ApiError && error.statusCode === 401) {
+        if (failed === undefined) failures.set(request.ip, { count: 1 })
+        else failed.count++
+      }
+      throw error
+    }
   })
 }, { name: 'auth', dependencies: ['repositories'] })
 

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import { checkMetadata } from '../../../domain/metadata.js'
 import { ApiError } from '../../../errors.js'
 import { ErrorEnvelope } from '../../../schemas/errors.js'
@@ -27,6 +28,7 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/identify', {
     onRequest: fastify.authenticate,
+    config: { rateLimit: {} },
     schema: {
       summary: 'Link a visitor to a known user and store the user\'s profile metadata',
       operationId: 'identify',
@@ -42,7 +44,7 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const { user_id: userId, datafast_visitor_id: visitorId, ...metadata } = request.body
     const fields = checkMetadata(metadata, limits)
 
-    if (caller.website.cookieless) return success('skipped', null)
+    if (caller.website.cookieless) return success(request, 'skipped', null)
 
     const result = await profiles.upsertProfile({
       websiteId: caller.website.id,
@@ -52,12 +54,13 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       profileMaxFields: limits.profileMaxFields
     })
     const action: IdentifyAction = result.created ? 'created' : result.changed ? 'updated' : 'unchanged'
-    return success(action, result.profileId)
+    return success(request, action, result.profileId)
   })
 
   fastify.route({
     method: ['GET', 'PUT', 'PATCH', 'DELETE'],
     url: '/identify',
+    schema: { hide: true },
     handler: async (_request, reply) => {
       reply.header('allow', 'POST')
       throw new ApiError(405, 'Method not allowed: use POST /api/v1/identify')
@@ -65,7 +68,8 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 }
 
-function success (action: IdentifyAction, profileId: string | null): IdentifySuccess {
+function success (request: FastifyRequest, action: IdentifyAction, profileId: string | null): IdentifySuccess {
+  request.identifyAction = action
   return { status: 'success', data: { message: messages[action], profileId, action } }
 }
 

@@ -1,0 +1,49 @@
+import fp from 'fastify-plugin'
+import { MongoError } from 'mongodb'
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+/**
+ * Prometheus metrics at GET /metrics: requests and latency by route and
+ * status, identify outcomes by action, database errors, and the default
+ * process metrics. Off when METRICS_ENABLED is false.
+ */
+export default fp(async (fastify) => {
+  if (!fastify.config.METRICS_ENABLED) return
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+
+  const labelNames = ['method', 'route', 'status_code'] as const
+  const requests = new Counter({ name: 'http_requests_total', help: 'HTTP requests by route and status', labelNames, registers: [registry] })
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request latency by route and status',
+    labelNames,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry]
+  })
+  const identifyActions = new Counter({
+    name: 'identify_actions_total',
+    help: 'Successful identify calls by action',
+    labelNames: ['action'],
+    registers: [registry]
+  })
+  for (const action of ['created', 'updated', 'unchanged', 'skipped']) identifyActions.inc({ action }, 0)
+  const databaseErrors = new Counter({ name: 'database_errors_total', help: 'Errors raised by the database driver', registers: [registry] })
+  databaseErrors.inc(0)
+
+  fastify.addHook('onError', async (_request, _reply, error) => {
+    if (error instanceof MongoError) databaseErrors.inc()
+  })
+  fastify.addHook('onResponse', async (request, reply) => {
+    // Unmatched URLs share one label, so that scanning for paths cannot grow the series without bound.
+    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: reply.statusCode }
+    requests.inc(labels)
+    duration.observe(labels, reply.elapsedTime / 1000)
+    if (request.identifyAction !== null) identifyActions.inc({ action: request.identifyAction })
+  })
+
+  fastify.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    reply.type(registry.contentType)
+    return await registry.metrics()
+  })
+}, { name: 'metrics', dependencies: ['request-log'] })

@@ -1,0 +1,33 @@
+import fp from 'fastify-plugin'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+
+/**
+ * The OpenAPI 3.1 document, generated from the routes' own TypeBox schemas,
+ * at GET /openapi.json, and the interactive docs at GET /docs with assets
+ * served from this process (no CDN). 3.1 because TypeBox writes `null` as a
+ * JSON Schema type, which 3.0 cannot express.
+ */
+export default fp(async (fastify) => {
+  await fastify.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Identify service',
+        version: '1.0.0',
+        description: 'A self-hostable reimplementation of DataFast\'s identify endpoint: link an anonymous visitor to a known user and store the user\'s profile metadata.'
+      },
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'A df_ website key, or a dft_ account token with the identify:write permission (then websiteId is required)'
+          }
+        }
+      }
+    }
+  })
+  await fastify.register(swaggerUi, { routePrefix: '/docs' })
+  fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
+}, { name: 'swagger' })

@@ -1,0 +1,21 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { ErrorEnvelope } from '../schemas/errors.js'
+
+const Healthy = Type.Object({ status: Type.Literal('ok') })
+
+/** Liveness (the process answers) and readiness (the database answers a ping). */
+const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/healthz', {
+    schema: { summary: 'The process is alive', tags: ['health'], response: { 200: Healthy } }
+  }, async () => ({ status: 'ok' as const }))
+
+  fastify.get('/readyz', {
+    schema: { summary: 'The database answers a ping', tags: ['health'], response: { 200: Healthy, 503: ErrorEnvelope } }
+  }, async () => {
+    await fastify.mongo.db.command({ ping: 1 })
+    return { status: 'ok' as const }
+  })
+}
+
+export default healthRoutes

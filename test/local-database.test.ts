@@ -1,0 +1,61 @@
+import { execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { MongoClient } from 'mongodb'
+import { describe, expect, it } from 'vitest'
+import { startDatabase, withDatabaseName } from '../scripts/local-database.js'
+
+function ferretdbPids (dataDir: string): number[] {
+  try {
+    return execFileSync('pgrep', ['-f', `ferretdb --dir ${dataDir}`], { encoding: 'utf8' }).trim().split('\n').map(Number)
+  } catch {
+    return []
+  }
+}
+
+async function waitFor (condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (condition()) return true
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return condition()
+}
+
+describe('local database', () => {
+  it('starts FerretDB on a loopback port, answers, and leaves no process after close', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'identify-test-'))
+    const database = await startDatabase({ dataDir, embedded: true })
+    expect(database.url).toMatch(/^mongodb:\/\/127\.0\.0\.1:\d+\/\?maxPoolSize=1$/)
+    const client = new MongoClient(withDatabaseName(database.url, 'probe'), { serverSelectionTimeoutMS: 3000 })
+    await client.db().collection('things').insertOne({ ok: 1 })
+    expect(await client.db().collection('things').countDocuments()).toBe(1)
+    await client.close()
+    expect(ferretdbPids(dataDir)).toHaveLength(1)
+    await database.close()
+    expect(ferretdbPids(dataDir)).toEqual([])
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
+  it('stops FerretDB when the process that started it is killed outright', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'identify-test-'))
+    const script = `import { startDatabase } from './scripts/local-database.ts'
+await startDatabase({ dataDir: ${JSON.stringify(dataDir)}, embedded: true })
+console.log('up')
+setInterval(() => {}, 1000)`
+    const parent = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    await once(parent.stdout, 'data')
+    expect(ferretdbPids(dataDir)).toHaveLength(1)
+    parent.kill('SIGKILL')
+    expect(await waitFor(() => ferretdbPids(dataDir).length === 0, 5000)).toBe(true)
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
+  it('puts a database name into a connection string and keeps its options', () => {
+    expect(withDatabaseName('mongodb://127.0.0.1:1234/?maxPoolSize=1', 'x')).toBe('mongodb://127.0.0.1:1234/x?maxPoolSize=1')
+    expect(withDatabaseName('mongodb://h/old', 'new')).toBe('mongodb://h/new')
+    expect(withDatabaseName('mongodb+srv://u:p@cluster.example.net/db?w=majority', 'y')).toBe('mongodb+srv://u:p@cluster.example.net/y?w=majority')
+  })
+})

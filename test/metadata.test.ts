@@ -1,0 +1,292 @@
+import { describe, expect, it } from 'vitest'
+import { checkMetadata, isPlaceholder, isStorableString, jsonEqual, planMerge, type Metadata, type MetadataLimits } from '../src/domain/metadata.js'
+import { ApiError } from '../src/errors.js'
+
+/* Unit tests of the metadata rules of docs/identify-contract.md, as pure functions. */
+
+const defaults: MetadataLimits = { maxFields: 100, maxBytes: 32 * 1024, maxDepth: 5, profileMaxFields: 500 }
+
+/** Parses JSON text, so that keys like __proto__ become own keys as they do in a request body. */
+const parse = (text: string): Metadata => JSON.parse(text) as Metadata
+
+function rejection (run: () => unknown): ApiError {
+  try {
+    run()
+  } catch (error) {
+    expect(error).toBeInstanceOf(ApiError)
+    expect((error as ApiError).statusCode).toBe(400)
+    return error as ApiError
+  }
+  throw new Error('expected a 400 ApiError, but nothing was thrown')
+}
+
+const fields = (count: number, value: unknown = 1): Metadata =>
+  Object.fromEntries(Array.from({ length: count }, (_, index) => [`f${String(index)}`, value]))
+
+describe('isPlaceholder', () => {
+  it.each(['', ' ', '   ', '\t\n', 'undefined', 'null', 'undefined undefined', 'null undefined', 'undefined null',
+    'null null null', 'undefined\tnull', ' undefined ', 'null\nundefined'])('%j is a placeholder', (value) => {
+    expect(isPlaceholder(value)).toBe(true)
+  })
+
+  it.each(['nullable', 'undefined-ish', 'undefinednull', 'null,undefined', 'null.', 'Ada null', 'null Ada', 'none', 'nil',
+    '0', 'false', 'NaN', 'x', '"null"'])('%j is not a placeholder', (value) => {
+    expect(isPlaceholder(value)).toBe(false)
+  })
+
+  it.each([null, undefined, 0, false, [], {}, ['']])('the non-string %j is not a placeholder', (value) => {
+    expect(isPlaceholder(value)).toBe(false)
+  })
+})
+
+describe('isStorableString', () => {
+  it.each(['', 'Ada', 'é', '😀', 'a😀b', '\u{10FFFF}', '\uffff', 'line\nbreak', '\u0001'])('%j is storable', (value) => {
+    expect(isStorableString(value)).toBe(true)
+  })
+
+  it.each([
+    ['NUL alone', '\u0000'],
+    ['NUL inside', 'a\u0000b'],
+    ['an unpaired high surrogate at the end', 'a\ud800'],
+    ['an unpaired high surrogate before a letter', '\ud83dx'],
+    ['an unpaired low surrogate at the start', '\udc00a'],
+    ['an unpaired low surrogate after a letter', 'a\udfff'],
+    ['surrogates in the wrong order', '\udc00\ud800'],
+    ['two high surrogates', '\ud800\ud800'],
+    ['a pair followed by a lone low surrogate', '😀\ude00']
+  ])('a string with %s is not storable', (_case, value) => {
+    expect(isStorableString(value)).toBe(false)
+  })
+})
+
+describe('jsonEqual', () => {
+  it.each([
+    [1, 1],
+    ['a', 'a'],
+    [null, null],
+    [true, true],
+    [[], []],
+    [{}, {}],
+    [[1, [2, { a: null }]], [1, [2, { a: null }]]],
+    [{ a: 1, b: { c: 2, d: [3] } }, { b: { d: [3], c: 2 }, a: 1 }]
+  ])('%j equals %j', (a, b) => {
+    expect(jsonEqual(a, b)).toBe(true)
+    expect(jsonEqual(b, a)).toBe(true)
+  })
+
+  it.each([
+    [1, '1'],
+    [0, false],
+    ['', null],
+    [null, {}],
+    [null, []],
+    [[], {}],
+    [[1, 2], [2, 1]],
+    [[1], [1, 1]],
+    [{ a: 1 }, { a: 1, b: 2 }],
+    [{ a: null }, {}],
+    [{ a: undefined }, { b: undefined }],
+    [{ a: { b: 1 } }, { a: { b: '1' } }],
+    [{ 0: 'x' }, ['x']]
+  ])('%j differs from %j', (a, b) => {
+    expect(jsonEqual(a, b)).toBe(false)
+    expect(jsonEqual(b, a)).toBe(false)
+  })
+})
+
+describe('checkMetadata', () => {
+  it('returns the fields to store with the placeholders dropped, values untouched', () => {
+    const sent = { name: 'Ada', image: '', blank: '   ', u: 'undefined', n: 'null undefined', cleared: null, zero: 0, nested: { empty: '' } }
+    expect(checkMetadata(sent, defaults)).toEqual({ name: 'Ada', cleared: null, zero: 0, nested: { empty: '' } })
+    expect(sent.image).toBe('')
+  })
+
+  it('returns an empty object for an all-placeholder or empty metadata', () => {
+    expect(checkMetadata({}, defaults)).toEqual({})
+    expect(checkMetadata({ a: '', b: 'null' }, defaults)).toEqual({})
+  })
+
+  describe('field names', () => {
+    it.each([
+      ['empty', '', /1 to 128/],
+      ['129 characters long', 'k'.repeat(129), /1 to 128/],
+      ['starting with $', '$inc', /"\$"/],
+      ['holding a dot', 'a.b', /"\."/],
+      ['holding NUL', 'a\u0000', /NUL/],
+      ['holding an unpaired surrogate', 'a\ud800', /surrogate/],
+      ['__proto__', '__proto__', /reserved/],
+      ['constructor', 'constructor', /reserved/],
+      ['prototype', 'prototype', /reserved/]
+    ])('rejects a key that is %s at the top level, inside an object and inside an array', (_case, key, rule) => {
+      const encoded = JSON.stringify(key)
+      for (const text of [
+        `{${encoded}:1}`,
+        `{"profile":{${encoded}:1}}`,
+        `{"list":[1,{${encoded}:1}]}`,
+        `{"a":{"b":[{"c":{${encoded}:1}}]}}`
+      ]) {
+        expect(rejection(() => checkMetadata(parse(text), defaults)).message, text).toMatch(rule)
+      }
+    })
+
+    it('names the field at the top level and the path of a nested key', () => {
+      expect(rejection(() => checkMetadata({ $set: 1 }, defaults)).message).toBe('metadata field "$set" must not start with "$"')
+      expect(rejection(() => checkMetadata({ profile: { list: [{ 'a.b': 1 }] } }, defaults)).message)
+        .toBe('key in profile.list[0] "a.b" must not contain "."')
+    })
+
+    it('shortens a long key in the message', () => {
+      const message = rejection(() => checkMetadata({ ['k'.repeat(5000)]: 1 }, defaults)).message
+      expect(message.length).toBeLessThan(200)
+    })
+
+    it('accepts keys of 1 and 128 characters, a $ or a reserved word that is only part of a key', () => {
+      const metadata = { k: 1, ['k'.repeat(128)]: 2, price$: 3, __proto__x: 4, Constructor: 5, nested: { ['n'.repeat(128)]: [{ a$: 1 }] } }
+      expect(checkMetadata(metadata, defaults)).toEqual(metadata)
+    })
+  })
+
+  describe('values', () => {
+    it.each([
+      ['NUL at the top level', { a: '\u0000' }],
+      ['NUL nested', { a: { b: 'x\u0000' } }],
+      ['NUL inside an array', { a: ['ok', 'x\u0000y'] }],
+      ['an unpaired surrogate', { a: '\ud800' }],
+      ['an unpaired surrogate deep inside', { a: [{ b: ['\udc00'] }] }]
+    ])('rejects a string with %s', (_case, metadata) => {
+      expect(rejection(() => checkMetadata(metadata, defaults)).message).toMatch(/\ba\b.*NUL characters or unpaired surrogates/)
+    })
+
+    it('rejects NUL even in a placeholder position: a placeholder check does not skip the rules', () => {
+      expect(rejection(() => checkMetadata({ a: 'null\u0000' }, defaults)).message).toMatch(/NUL/)
+    })
+
+    it('accepts every kind of JSON value', () => {
+      const metadata = { s: 'x', n: -1.5, i: 2 ** 40, t: true, f: false, z: null, a: [1, 'x', null, [2]], o: { p: { q: [] } } }
+      expect(checkMetadata(metadata, defaults)).toEqual(metadata)
+    })
+  })
+
+  describe('depth', () => {
+    it('accepts the contract\'s example {"a":{"b":{"c":{"d":{"e":1}}}}} and rejects one more level', () => {
+      expect(checkMetadata(parse('{"a":{"b":{"c":{"d":{"e":1}}}}}'), defaults)).toEqual({ a: { b: { c: { d: { e: 1 } } } } })
+      const message = rejection(() => checkMetadata(parse('{"a":{"b":{"c":{"d":{"e":{"f":1}}}}}}'), defaults)).message
+      expect(message).toMatch(/^a\.b\.c\.d\.e /)
+      expect(message).toMatch(/\b5\b/)
+      expect(message).toMatch(/METADATA_MAX_DEPTH/)
+    })
+
+    it('counts arrays as levels', () => {
+      expect(checkMetadata({ a: [[[[1]]]] }, defaults)).toEqual({ a: [[[[1]]]] })
+      expect(checkMetadata({ a: [{ b: [{ c: 1 }] }] }, defaults)).toEqual({ a: [{ b: [{ c: 1 }] }] })
+      expect(rejection(() => checkMetadata({ a: [[[[[1]]]]] }, defaults)).message).toMatch(/^a\[0\]\[0\]\[0\]\[0\] /)
+      rejection(() => checkMetadata({ a: [{ b: [{ c: [1] }] }] }, defaults))
+    })
+
+    it('counts an empty object or array as a level', () => {
+      expect(checkMetadata({ a: { b: { c: { d: [] } } } }, defaults)).toEqual({ a: { b: { c: { d: [] } } } })
+      rejection(() => checkMetadata({ a: { b: { c: { d: { e: {} } } } } }, defaults))
+      rejection(() => checkMetadata({ a: [[[[[]]]]] }, defaults))
+    })
+
+    it('follows maxDepth, the metadata object being level 1', () => {
+      const one = { ...defaults, maxDepth: 1 }
+      expect(checkMetadata({ a: 1, b: 'x', c: null }, one)).toEqual({ a: 1, b: 'x', c: null })
+      rejection(() => checkMetadata({ a: {} }, one))
+      rejection(() => checkMetadata({ a: [] }, one))
+      const three = { ...defaults, maxDepth: 3 }
+      expect(checkMetadata({ a: { b: [1] } }, three)).toEqual({ a: { b: [1] } })
+      expect(rejection(() => checkMetadata({ a: { b: [[1]] } }, three)).message).toMatch(/\b3\b/)
+    })
+  })
+
+  describe('fields per request', () => {
+    it('accepts maxFields fields and rejects one more, naming the limit', () => {
+      expect(Object.keys(checkMetadata(fields(100), defaults))).toHaveLength(100)
+      const message = rejection(() => checkMetadata(fields(101), defaults)).message
+      expect(message).toMatch(/\b101\b/)
+      expect(message).toMatch(/\b100\b/)
+      expect(message).toMatch(/METADATA_MAX_FIELDS/)
+    })
+
+    it('counts placeholder fields too', () => {
+      rejection(() => checkMetadata({ ...fields(100), extra: '' }, defaults))
+    })
+
+    it('follows a configured maxFields', () => {
+      const limits = { ...defaults, maxFields: 2 }
+      expect(checkMetadata(fields(2), limits)).toEqual(fields(2))
+      expect(rejection(() => checkMetadata(fields(3), limits)).message).toMatch(/\b2\b/)
+    })
+  })
+
+  describe('bytes per request', () => {
+    const sized = (bytes: number, filler = 'x'): Metadata => {
+      const overhead = Buffer.byteLength('{"blob":""}')
+      const unit = Buffer.byteLength(filler)
+      const metadata = { blob: filler.repeat(Math.floor((bytes - overhead) / unit)) + 'x'.repeat((bytes - overhead) % unit) }
+      expect(Buffer.byteLength(JSON.stringify(metadata))).toBe(bytes)
+      return metadata
+    }
+
+    it('accepts exactly maxBytes of metadata as JSON and rejects one byte more, naming the limit', () => {
+      expect(checkMetadata(sized(32768), defaults)).toEqual(sized(32768))
+      const message = rejection(() => checkMetadata(sized(32769), defaults)).message
+      expect(message).toMatch(/\b32768\b/)
+      expect(message).toMatch(/METADATA_MAX_BYTES/)
+    })
+
+    it('counts UTF-8 bytes, not UTF-16 units', () => {
+      rejection(() => checkMetadata(sized(32769, 'é'), defaults))
+      rejection(() => checkMetadata(sized(32769, '😀'), defaults))
+    })
+
+    it('follows a configured maxBytes', () => {
+      const limits = { ...defaults, maxBytes: 100 }
+      expect(checkMetadata(sized(100), limits)).toEqual(sized(100))
+      expect(rejection(() => checkMetadata(sized(101), limits)).message).toMatch(/\b100\b/)
+    })
+  })
+})
+
+describe('planMerge', () => {
+  it('is unchanged when every sent field already holds an equal value', () => {
+    const stored = { name: 'Ada', address: { city: 'London', zip: 'N1' }, tags: ['a'], gone: null }
+    expect(planMerge(stored, {}, 500)).toEqual({ changed: false })
+    expect(planMerge(stored, { name: 'Ada' }, 500)).toEqual({ changed: false })
+    expect(planMerge(stored, { address: { zip: 'N1', city: 'London' }, gone: null, tags: ['a'] }, 500)).toEqual({ changed: false })
+  })
+
+  it('is changed by a new value, a new field, or null over a value', () => {
+    const stored = { name: 'Ada', address: { city: 'London' } }
+    expect(planMerge(stored, { name: 'Bob' }, 500)).toEqual({ changed: true })
+    expect(planMerge(stored, { plan: 'pro' }, 500)).toEqual({ changed: true })
+    expect(planMerge(stored, { plan: null }, 500)).toEqual({ changed: true })
+    expect(planMerge(stored, { name: null }, 500)).toEqual({ changed: true })
+    expect(planMerge(stored, { address: { city: 'London', zip: 'N1' } }, 500)).toEqual({ changed: true })
+    expect(planMerge(stored, { address: {} }, 500)).toEqual({ changed: true })
+  })
+
+  it('allows a profile of exactly profileMaxFields fields and rejects one more, naming the limit', () => {
+    expect(planMerge(fields(499), { extra: 1 }, 500)).toEqual({ changed: true })
+    expect(planMerge({}, fields(500), 500)).toEqual({ changed: true })
+    const message = rejection(() => planMerge(fields(500), { extra: 1 }, 500)).message
+    expect(message).toMatch(/\b501\b/)
+    expect(message).toMatch(/\b500\b/)
+    expect(message).toMatch(/PROFILE_MAX_FIELDS/)
+  })
+
+  it('does not count replaced fields as new ones', () => {
+    expect(planMerge(fields(500), { f0: 2, f499: null }, 500)).toEqual({ changed: true })
+    expect(planMerge(fields(500), fields(500), 500)).toEqual({ changed: false })
+  })
+
+  it('counts stored null values as fields', () => {
+    rejection(() => planMerge({ a: null, b: null }, { c: 1 }, 2))
+  })
+
+  it('does not treat inherited names as stored fields', () => {
+    expect(planMerge({}, parse('{"constructor":1}'), 500)).toEqual({ changed: true })
+    expect(planMerge({}, { toString: 'x' }, 500)).toEqual({ changed: true })
+  })
+})
