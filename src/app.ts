@@ -1,5 +1,6 @@
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
 import metrics from './plugins/external/metrics.js'
 import mongo from './plugins/external/mongo.js'
@@ -21,24 +22,27 @@ declare module 'fastify' {
 }
 
 export interface BuildAppOptions {
-  /** Overrides the logger built from the config, e.g. a stream a test reads. */
-  logger?: FastifyServerOptions['logger']
+  /** Where JSON log lines go instead of stdout, e.g. a stream a test reads. */
+  logStream?: DestinationStream
 }
 
-function loggerOptions (config: Config): FastifyServerOptions['logger'] {
-  return {
+function loggerOptions (config: Config, stream: DestinationStream | undefined): FastifyServerOptions['logger'] {
+  const base = {
     level: config.LOG_LEVEL,
-    redact: { paths: ['req.headers.authorization'], censor: '[redacted]' },
-    ...(config.NODE_ENV === 'development'
-      ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
-      : {})
+    // Nothing logs headers today; this guards any future line that does.
+    redact: { paths: ['req.headers.authorization', 'headers.authorization'], censor: '[redacted]' }
   }
+  if (stream !== undefined) return { ...base, stream }
+  if (config.NODE_ENV === 'development') {
+    return { ...base, transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
+  }
+  return base
 }
 
 /** Builds the whole service from its plugins, without listening: server.ts and the tests share it. */
 export async function buildApp (config: Config, options: BuildAppOptions = {}) {
   const app = Fastify({
-    logger: options.logger ?? loggerOptions(config),
+    logger: loggerOptions(config, options.logStream),
     bodyLimit: config.BODY_LIMIT_BYTES,
     // request-log.ts writes the one line per request.
     logController: new LogController({ disableRequestLogging: true }),

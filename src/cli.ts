@@ -40,6 +40,7 @@ const parseFutureDate = (value: string): Date => {
 const program = new Command('cli')
   .description('Administer accounts, websites, website keys, account tokens and profiles.')
   .option('--json', 'print exactly one JSON object on stdout')
+  .configureHelp({ showGlobalOptions: true })
   // Throw instead of exiting so that every way out goes through main(), which sets the exit code once.
   .exitOverride()
   .showHelpAfterError('(add --help for usage)')
@@ -114,11 +115,11 @@ const keys = program.command('keys').description('manage website keys (df_…)')
 keys.command('create')
   .description('create a key for one website')
   .requiredOption('--website <id>', 'website id', parseId)
-  .option('--name <name>', 'a label to tell keys apart', parseText, '')
-  .action(async (options: { website: string, name: string }) => {
+  .option('--name <name>', 'a label to tell keys apart', parseText)
+  .action(async (options: { website: string, name?: string }) => {
     await withRepositories({ write: true }, async ({ websites, credentials }) => {
       if (await websites.findWebsite(options.website) === null) throw new CliError(`website ${options.website} does not exist`)
-      const { id, key } = await credentials.createWebsiteKey({ websiteId: options.website, name: options.name })
+      const { id, key } = await credentials.createWebsiteKey({ websiteId: options.website, name: options.name ?? '' })
       print({ id, key }, `Created website key ${id}:`, key, 'Store it now: it is shown only once.')
     })
   })
@@ -139,13 +140,13 @@ tokens.command('create')
   .description('create a token for an account')
   .requiredOption('--account <id>', 'account id', parseId)
   .requiredOption('--permissions <list>', 'comma-separated permissions, e.g. identify:write or *', parseList)
-  .option('--websites <ids>', 'comma-separated website ids of the account (default: all its websites)', parseIds, [])
-  .option('--name <name>', 'a label to tell tokens apart', parseText, '')
+  .option('--websites <ids>', 'comma-separated website ids of the account (default: all its websites)', parseIds)
+  .option('--name <name>', 'a label to tell tokens apart', parseText)
   .option('--expires <date>', 'ISO 8601 expiry date in the future (default: never)', parseFutureDate)
-  .action(async (options: { account: string, permissions: string[], websites: string[], name: string, expires?: Date }) => {
+  .action(async (options: { account: string, permissions: string[], websites?: string[], name?: string, expires?: Date }) => {
     await withRepositories({ write: true }, async (repositories) => {
       await requireAccount(repositories, options.account)
-      for (const websiteId of options.websites) {
+      for (const websiteId of options.websites ?? []) {
         const website = await repositories.websites.findWebsite(websiteId)
         if (website === null) throw new CliError(`website ${websiteId} does not exist`)
         if (website.accountId !== options.account) throw new CliError(`website ${websiteId} does not belong to account ${options.account}`)
@@ -153,8 +154,8 @@ tokens.command('create')
       const { id, token } = await repositories.credentials.createAccountToken({
         accountId: options.account,
         permissions: options.permissions,
-        websiteIds: options.websites,
-        name: options.name,
+        websiteIds: options.websites ?? [],
+        name: options.name ?? '',
         expiresAt: options.expires ?? null
       })
       print({ id, token }, `Created account token ${id}:`, token, 'Store it now: it is shown only once.')
@@ -198,11 +199,12 @@ async function main (): Promise<void> {
       process.exitCode = error.exitCode
       return
     }
-    const message = error instanceof CliError ? error.message
-      : error instanceof ConfigError ? `configuration error: ${error.message}`
-        : isDatabaseUnavailable(error) ? `cannot reach the database: ${(error as Error).message}`
-        : error instanceof Error ? error.message : String(error)
-    process.stderr.write(`error: ${message}\n`)
+    const detail = error instanceof Error ? error.message : String(error)
+    if (error instanceof CliError) process.stderr.write(`error: ${detail}\n`)
+    else if (error instanceof ConfigError) process.stderr.write(`error: configuration: ${detail}\n`)
+    else if (isDatabaseUnavailable(error)) process.stderr.write(`error: cannot reach the database: ${detail}\n`)
+    // Anything else is a bug: the stack trace is what its report needs.
+    else process.stderr.write(`error: ${error instanceof Error ? String(error.stack) : detail}\n`)
     process.exitCode = 1
   }
 }

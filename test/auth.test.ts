@@ -262,43 +262,60 @@ describe('suspended tracking', () => {
   })
 })
 
-describe('with the default auth cache (as deployed)', () => {
-  // The helper turns the cache off; the contract allows no window in which a
-  // revoked key, an expired token or a suspended website still works.
-  const defaultTtl = loadConfig({}).AUTH_CACHE_TTL_MS
+describe('with the auth cache on', () => {
+  // Issue 4 (which wins over the contract) allows a cache of resolved keys,
+  // tokens and websites with a bounded lifetime: a revocation or a suspension
+  // takes effect within AUTH_CACHE_TTL_MS. The tests use a short one.
+  const ttl = 1000
+  const afterTtl = async () => { await new Promise((resolve) => setTimeout(resolve, ttl + 200)) }
   let cached: Awaited<ReturnType<typeof buildTestApp>>
-  beforeAll(async () => { cached = await buildTestApp({ AUTH_CACHE_TTL_MS: defaultTtl }) })
+  beforeAll(async () => { cached = await buildTestApp({ AUTH_CACHE_TTL_MS: ttl }) })
   afterAll(async () => { await cached.close() })
 
-  it('a revoked df_ key is refused at once', async () => {
+  it('defaults to a lifetime of at most 60 s', () => {
+    const defaultTtl = loadConfig({}).AUTH_CACHE_TTL_MS
+    expect(defaultTtl).toBeGreaterThan(0)
+    expect(defaultTtl).toBeLessThanOrEqual(60_000)
+  })
+
+  it('a revoked df_ key is refused within the cache lifetime', async () => {
     const site = await createTestWebsite(cached)
     expectSuccess(await identify(cached, { auth: site.key, body: body() }))
     await cached.repositories.credentials.revokeWebsiteKey(site.keyId)
+    await afterTtl()
     expectError(await identify(cached, { auth: site.key, body: body() }), 401)
   })
 
-  it('a revoked dft_ token is refused at once', async () => {
+  it('a revoked dft_ token is refused within the cache lifetime', async () => {
     const site = await createTestWebsite(cached)
     const { id, token } = await createTestToken(cached, { accountId: site.accountId })
     expectSuccess(await identify(cached, { auth: token, websiteId: site.websiteId, body: body() }))
     await cached.repositories.credentials.revokeAccountToken(id)
+    await afterTtl()
     expectError(await identify(cached, { auth: token, websiteId: site.websiteId, body: body() }), 401)
   })
 
-  it('a dft_ token is refused once it has expired', async () => {
-    const site = await createTestWebsite(cached)
-    const { token } = await createTestToken(cached, { accountId: site.accountId, expiresAt: new Date(Date.now() + 1500) })
-    expectSuccess(await identify(cached, { auth: token, websiteId: site.websiteId, body: body() }))
-    await new Promise((resolve) => setTimeout(resolve, 2000))
-    expectError(await identify(cached, { auth: token, websiteId: site.websiteId, body: body() }), 401)
+  it('a dft_ token is refused as soon as it has expired, cached or not', async () => {
+    const longCache = await buildTestApp({ AUTH_CACHE_TTL_MS: 60_000 })
+    try {
+      const other = await createTestWebsite(longCache)
+      const { token } = await createTestToken(longCache, { accountId: other.accountId, expiresAt: new Date(Date.now() + 1500) })
+      expectSuccess(await identify(longCache, { auth: token, websiteId: other.websiteId, body: body() }))
+      await new Promise((resolve) => setTimeout(resolve, 2000))
+      expectError(await identify(longCache, { auth: token, websiteId: other.websiteId, body: body() }), 401)
+    } finally {
+      await longCache.close()
+    }
   })
 
-  it('a suspended website is refused at once, and accepted again at once when resumed', async () => {
+  it('a suspended website is refused within the cache lifetime, and accepted again after resuming', async () => {
     const site = await createTestWebsite(cached)
     expectSuccess(await identify(cached, { auth: site.key, body: body() }))
     await cached.repositories.websites.setSuspended(site.websiteId, true)
+    await afterTtl()
     expectError(await identify(cached, { auth: site.key, body: body() }), 403)
     await cached.repositories.websites.setSuspended(site.websiteId, false)
+    await afterTtl()
     expectSuccess(await identify(cached, { auth: site.key, body: body() }))
   })
 })

@@ -48,7 +48,7 @@ async function json (args: string[]): Promise<Record<string, unknown>> {
   const run = await cli([...args, '--json'])
   expect(run).toMatchObject({ code: 0, stderr: '' })
   expect(run.stdout.trimEnd().split('\n')).toHaveLength(1)
-  return JSON.parse(run.stdout)
+  return JSON.parse(run.stdout) as Record<string, unknown>
 }
 
 /** Expects a failure: non-zero exit, a message on stderr, nothing on stdout. */

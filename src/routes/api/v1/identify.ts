@@ -12,8 +12,20 @@ const messages: Record<IdentifyAction, string> = {
   skipped: 'Identify skipped: the website uses cookieless tracking'
 }
 
+const errorCases: Record<number, string> = {
+  400: 'The body, a metadata rule or websiteId is invalid, or a dft_ token came without websiteId',
+  401: 'No, a malformed, an unknown, a revoked or an expired key or token',
+  403: 'The key belongs to another website, the token lacks identify:write or the website, or tracking is suspended',
+  404: 'With a dft_ token: the website does not exist or belongs to another account',
+  413: 'The body is larger than the body limit (64 KiB by default)',
+  415: 'The body is not application/json',
+  429: 'Too many calls for this key or token, or too many failed authentications from this address',
+  500: 'An unexpected error; no detail is shown',
+  503: 'The database is unreachable or the service is overloaded; see Retry-After'
+}
+
 const errorResponses = Object.fromEntries(
-  [400, 401, 403, 404, 413, 415, 429, 500, 503].map((code) => [code, ErrorEnvelope])
+  Object.entries(errorCases).map(([code, description]) => [code, { ...ErrorEnvelope, description }])
 )
 
 const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -36,7 +48,7 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       security: [{ bearerAuth: [] }],
       querystring: IdentifyQuery,
       body: IdentifyBody,
-      response: { 200: IdentifySuccess, ...errorResponses }
+      response: { 200: { ...IdentifySuccess, description: 'The profile was created, updated, left unchanged, or skipped for a cookieless website' }, ...errorResponses }
     }
   }, async (request) => {
     const caller = request.caller
