@@ -26,7 +26,8 @@ const parseList = (value: string): string[] => {
 const parseIds = (value: string): string[] => [...new Set(parseList(value).map(parseId))]
 
 const parseFutureDate = (value: string): Date => {
-  // Date.parse also takes free-form text and rolls 2030-02-30 over into March, so check the shape and the calendar too.
+  // Date.parse also takes free-form text and rolls 2030-02-30 over into March, so check the shape and the calendar too;
+  // a time must carry its zone, or the expiry would depend on the machine that ran the command.
   const match = /^(\d{4})-(\d{2})-(\d{2})(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2}))?$/.exec(value)
   const date = new Date(value)
   const calendarDay = match === null ? null : new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])))

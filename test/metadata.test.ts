@@ -162,8 +162,13 @@ describe('checkMetadata', () => {
     })
 
     it('accepts every kind of JSON value', () => {
-      const metadata = { s: 'x', n: -1.5, i: 2 ** 40, t: true, f: false, z: null, a: [1, 'x', null, [2]], o: { p: { q: [] } } }
+      const metadata = { s: 'x', n: -1.5, i: 2 ** 40, t: true, f: false, z: null, a: [1, 'x', null, { b: [2] }], o: { p: { q: [] } } }
       expect(checkMetadata(metadata, defaults)).toEqual(metadata)
+    })
+
+    it('refuses an array directly inside an array, at any depth, naming where', () => {
+      expect(rejection(() => checkMetadata({ a: [1, [2]] }, defaults)).message).toMatch(/^a\[1\] is an array inside an array/)
+      expect(rejection(() => checkMetadata({ o: { p: [{ q: [[]] }] } }, defaults)).message).toMatch(/^o\.p\[0\]\.q\[0\] /)
     })
   })
 
@@ -177,16 +182,14 @@ describe('checkMetadata', () => {
     })
 
     it('counts arrays as levels', () => {
-      expect(checkMetadata({ a: [[[[1]]]] }, defaults)).toEqual({ a: [[[[1]]]] })
       expect(checkMetadata({ a: [{ b: [{ c: 1 }] }] }, defaults)).toEqual({ a: [{ b: [{ c: 1 }] }] })
-      expect(rejection(() => checkMetadata({ a: [[[[[1]]]]] }, defaults)).message).toMatch(/^a\[0\]\[0\]\[0\]\[0\] /)
-      rejection(() => checkMetadata({ a: [{ b: [{ c: [1] }] }] }, defaults))
+      expect(rejection(() => checkMetadata({ a: [{ b: [{ c: [1] }] }] }, defaults)).message).toMatch(/^a\[0\]\.b\[0\]\.c .*\b5\b/)
     })
 
     it('counts an empty object or array as a level', () => {
       expect(checkMetadata({ a: { b: { c: { d: [] } } } }, defaults)).toEqual({ a: { b: { c: { d: [] } } } })
       rejection(() => checkMetadata({ a: { b: { c: { d: { e: {} } } } } }, defaults))
-      rejection(() => checkMetadata({ a: [[[[[]]]]] }, defaults))
+      rejection(() => checkMetadata({ a: [{ b: [{ c: [] }] }] }, defaults))
     })
 
     it('follows maxDepth, the metadata object being level 1', () => {
@@ -196,7 +199,7 @@ describe('checkMetadata', () => {
       rejection(() => checkMetadata({ a: [] }, one))
       const three = { ...defaults, maxDepth: 3 }
       expect(checkMetadata({ a: { b: [1] } }, three)).toEqual({ a: { b: [1] } })
-      expect(rejection(() => checkMetadata({ a: { b: [[1]] } }, three)).message).toMatch(/\b3\b/)
+      expect(rejection(() => checkMetadata({ a: { b: [{}] } }, three)).message).toMatch(/\b3\b/)
     })
   })
 

@@ -6,7 +6,8 @@ import { testDatabaseUrl } from './helper.js'
 
 /** Runs src/server.ts the way `npm start` runs dist/server.js, with exactly this environment. */
 function startServer (env: Record<string, string>) {
-  const { MONGO_URL: _ignored, ...inherited } = process.env
+  const inherited = { ...process.env }
+  delete inherited.MONGO_URL
   return spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     env: { ...inherited, NODE_ENV: 'production', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe']

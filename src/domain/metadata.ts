@@ -38,7 +38,9 @@ function quote (key: string): string {
 
 function checkKey (key: string, path: string): void {
   const where = path === '' ? 'metadata field' : `key in ${path}`
-  if (key.length < 1 || key.length > MAX_KEY_LENGTH) {
+  // Characters are code points, as for user_id, so an emoji counts once.
+  const length = Array.from(key).length
+  if (length < 1 || length > MAX_KEY_LENGTH) {
     throw badRequest(`${where} ${quote(key)} must be 1 to ${MAX_KEY_LENGTH} characters long`)
   }
   if (key.startsWith('$')) throw badRequest(`${where} ${quote(key)} must not start with "$"`)
@@ -58,7 +60,11 @@ function checkValue (value: unknown, path: string, depth: number, maxDepth: numb
     throw badRequest(`${path} nests objects or arrays more than ${maxDepth} deep, counting the metadata object (METADATA_MAX_DEPTH)`)
   }
   if (Array.isArray(value)) {
-    value.forEach((item, index) => { checkValue(item, `${path}[${index}]`, depth + 1, maxDepth) })
+    value.forEach((item, index) => {
+      // The stand-in cannot store an array directly inside an array; refusing it everywhere keeps both databases alike.
+      if (Array.isArray(item)) throw badRequest(`${path}[${index}] is an array inside an array, which is not supported`)
+      checkValue(item, `${path}[${index}]`, depth + 1, maxDepth)
+    })
     return
   }
   for (const [key, item] of Object.entries(value)) {

@@ -139,8 +139,6 @@ export class CredentialsRepository {
 
 async function revoke (collection: Collection<Revocable>, id: string): Promise<boolean> {
   const _id = new ObjectId(id)
-  const document = await collection.findOne({ _id })
-  if (document === null) return false
-  if (document.revokedAt === null) await collection.updateOne({ _id }, { $set: { revokedAt: new Date() } })
-  return true
+  const { matchedCount } = await collection.updateOne({ _id, revokedAt: null }, { $set: { revokedAt: new Date() } })
+  return matchedCount === 1 || (await collection.countDocuments({ _id }, { limit: 1 })) === 1
 }

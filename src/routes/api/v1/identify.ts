@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { checkMetadata } from '../../../domain/metadata.js'
-import { ApiError } from '../../../errors.js'
+import { checkMetadata, isStorableString } from '../../../domain/metadata.js'
+import { ApiError, badRequest } from '../../../errors.js'
 import { ErrorEnvelope } from '../../../schemas/errors.js'
 import { IdentifyBody, IdentifyQuery, IdentifySuccess, type IdentifyAction } from '../../../schemas/identify.js'
 
@@ -54,6 +54,7 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const caller = request.caller
     if (caller === null) throw new ApiError(500, 'Internal server error')
     const { user_id: userId, datafast_visitor_id: visitorId, ...metadata } = request.body
+    if (!isStorableString(userId)) throw badRequest('user_id must not contain NUL characters or unpaired surrogates')
     const fields = checkMetadata(metadata, limits)
 
     if (caller.website.cookieless) return success(request, 'skipped', null)
