@@ -44,6 +44,10 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
   const app = Fastify({
     logger: loggerOptions(config, options.logStream),
     bodyLimit: config.BODY_LIMIT_BYTES,
+    // Slow clients (headers sent byte by byte) are cut off instead of holding a socket forever;
+    // Node checks these deadlines every connectionsCheckingInterval.
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    http: { headersTimeout: config.HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
     // request-log.ts writes the one line per request.
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,

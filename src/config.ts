@@ -32,6 +32,16 @@ export const ConfigSchema = Type.Object({
   METADATA_MAX_BYTES: Integer({ default: 32768, minimum: 1, description: 'largest metadata of one request, as JSON' }),
   METADATA_MAX_DEPTH: Integer({ default: 5, minimum: 1, maximum: 100, description: 'deepest nesting of objects and arrays, counting the metadata object itself' }),
   PROFILE_MAX_FIELDS: Integer({ default: 500, minimum: 1, description: 'most metadata fields one profile holds after merging' }),
+  HEADERS_TIMEOUT_MS: Integer({
+    default: 10000,
+    minimum: 1000,
+    description: 'how long a client may take to send the request headers; a slower one is answered 408 and disconnected'
+  }),
+  REQUEST_TIMEOUT_MS: Integer({
+    default: 30000,
+    minimum: 1000,
+    description: 'how long a client may take to send the whole request (at least HEADERS_TIMEOUT_MS)'
+  }),
   SHUTDOWN_GRACE_MS: Integer({
     default: 10000,
     minimum: 0,
@@ -82,7 +92,11 @@ export function loadConfig (env: Env = process.env, overrides: Partial<Config> =
     const name = error.path.replace(/^\//, '')
     throw new ConfigError(`${name}=${JSON.stringify(env[name] ?? (config as Record<string, unknown>)[name])} is invalid: ${describe(name)}`)
   }
-  return config as Config
+  const valid = config as Config
+  if (valid.REQUEST_TIMEOUT_MS < valid.HEADERS_TIMEOUT_MS) {
+    throw new ConfigError(`REQUEST_TIMEOUT_MS=${String(valid.REQUEST_TIMEOUT_MS)} is invalid: it must be at least HEADERS_TIMEOUT_MS (${String(valid.HEADERS_TIMEOUT_MS)})`)
+  }
+  return valid
 }
 
 function convert (name: string, text: string, schema: TSchema): unknown {
