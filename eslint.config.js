@@ -12,6 +12,8 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
       '@typescript-eslint/no-confusing-void-expression': 'off',
+      // Destructuring a few fields away from the rest is how the metadata is split off the body.
+      '@typescript-eslint/no-unused-vars': ['error', { ignoreRestSiblings: true, argsIgnorePattern: '^_' }],
       // Fastify plugins and hooks are async functions by convention, awaited or not.
       '@typescript-eslint/require-await': 'off'
     }

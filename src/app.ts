@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { DestinationStream } from 'pino'
+import { clientErrorHandler } from './client-errors.js'
 import type { Config } from './config.js'
 import metrics from './plugins/external/metrics.js'
 import mongo from './plugins/external/mongo.js'
@@ -48,6 +49,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
     // Node checks these deadlines every connectionsCheckingInterval.
     requestTimeout: config.REQUEST_TIMEOUT_MS,
     http: { headersTimeout: config.HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
+    clientErrorHandler,
     // request-log.ts writes the one line per request.
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,

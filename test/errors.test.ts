@@ -297,3 +297,19 @@ describe('the database is down', () => {
     expectSuccess(last!)
   }, 60_000)
 })
+
+describe('405 on every known path', () => {
+  it('answers another method on /healthz with 405, Allow and the envelope, even with an unparsable body', async () => {
+    const app = await buildTestApp()
+    try {
+      for (const method of ['POST', 'DELETE'] as const) {
+        const response = await app.inject({ method, url: '/healthz', headers: { 'content-type': 'text/plain' }, payload: 'x' })
+        expect(response.statusCode).toBe(405)
+        expect(response.headers.allow).toBe('GET, HEAD')
+        expect(response.json()).toEqual({ status: 'error', error: { code: 405, message: expect.stringContaining('GET, HEAD') } })
+      }
+    } finally {
+      await app.close()
+    }
+  })
+})

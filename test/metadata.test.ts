@@ -293,3 +293,15 @@ describe('planMerge', () => {
     expect(planMerge({}, { toString: 'x' }, 500)).toEqual({ changed: true })
   })
 })
+
+describe('top-level field names and white space', () => {
+  const limits = { maxFields: 100, maxBytes: 32768, maxDepth: 5, profileMaxFields: 500 }
+
+  it.each([' name', 'name ', '\u000b', '\tplan', 'plan\u00a0', 'x\u0085'])('refuses the field name %j, which the stand-in cannot update', (name) => {
+    expect(() => checkMetadata({ [name]: 1 }, limits)).toThrow(/must not start or end with white space/)
+  })
+
+  it('accepts white space inside a field name and at the edges of nested keys', () => {
+    expect(checkMetadata({ 'first name': 1, nested: { ' padded ': 2 } }, limits)).toEqual({ 'first name': 1, nested: { ' padded ': 2 } })
+  })
+})

@@ -17,6 +17,8 @@ const MAX_KEY_LENGTH = 128
 const forbiddenKeys = new Set(['__proto__', 'constructor', 'prototype'])
 /** Empty, blank, or only the words undefined and null: what templating an unset value produces. */
 const placeholderPattern = /^\s*(?:(?:undefined|null)(?:\s+(?:undefined|null))*)?\s*$/
+/** White space as JavaScript and Go (the stand-in) define it; see checkKey. */
+const edgeSpace = /^[\s\u0085]|[\s\u0085]$/
 const unpairedSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 
 export function isPlaceholder (value: unknown): boolean {
@@ -47,6 +49,8 @@ function checkKey (key: string, path: string): void {
   if (key.includes('.')) throw badRequest(`${where} ${quote(key)} must not contain "."`)
   if (!isStorableString(key)) throw badRequest(`${where} ${quote(key)} must not contain NUL characters or unpaired surrogates`)
   if (forbiddenKeys.has(key)) throw badRequest(`${where} ${quote(key)} is a reserved name (__proto__, constructor and prototype are never accepted)`)
+  // A field name becomes an update path ("metadata.<name>"), which the stand-in refuses when it starts or ends with white space.
+  if (path === '' && edgeSpace.test(key)) throw badRequest(`${where} ${quote(key)} must not start or end with white space`)
 }
 
 /** Walks one value; `depth` is the nesting level of the container that holds it. */
@@ -83,16 +87,17 @@ export function checkMetadata (metadata: Metadata, limits: MetadataLimits): Meta
   if (names.length > limits.maxFields) {
     throw badRequest(`metadata has ${names.length} fields; at most ${limits.maxFields} are allowed in one request (METADATA_MAX_FIELDS)`)
   }
-  const bytes = Buffer.byteLength(JSON.stringify(metadata))
-  if (bytes > limits.maxBytes) {
-    throw badRequest(`metadata is ${bytes} bytes as JSON; at most ${limits.maxBytes} are allowed in one request (METADATA_MAX_BYTES)`)
-  }
   const kept: Metadata = {}
   for (const name of names) {
     const value = metadata[name]
     checkKey(name, '')
     checkValue(value, name, 1, limits.maxDepth)
     if (!isPlaceholder(value)) kept[name] = value
+  }
+  // Measured after the depth check: JSON.stringify recurses, and a body nested thousands deep would overflow the stack.
+  const bytes = Buffer.byteLength(JSON.stringify(metadata))
+  if (bytes > limits.maxBytes) {
+    throw badRequest(`metadata is ${bytes} bytes as JSON; at most ${limits.maxBytes} are allowed in one request (METADATA_MAX_BYTES)`)
   }
   return kept
 }

@@ -1,11 +1,13 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { MongoError } from 'mongodb'
 import { ApiError } from '../../errors.js'
 import { isDatabaseUnavailable } from '../../repositories/errors.js'
 import { errorEnvelope } from '../../schemas/errors.js'
 import { fieldRules } from '../../schemas/identify.js'
 
 const DATABASE_RETRY_AFTER_SECONDS = '5'
+const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 
 type ValidationIssue = NonNullable<FastifyError['validation']>[number]
 
@@ -29,7 +31,19 @@ function sendError (reply: FastifyReply, code: number, message: string, headers:
 export default fp(async (fastify) => {
   const { BODY_LIMIT_BYTES } = fastify.config
 
+  /** 404, or 405 with Allow for a known path asked with another method. */
+  function routeNotFound (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    const path = (request.url.split('?')[0] ?? '').slice(0, 200)
+    const allowed = HTTP_METHODS.filter((method) => fastify.hasRoute({ method, url: path }))
+    if (allowed.length > 0) {
+      return sendError(reply, 405, `Method ${request.method} is not allowed on ${path}: use ${allowed.join(', ')}`, { allow: allowed.join(', ') })
+    }
+    return sendError(reply, 404, `Route ${request.method} ${path} not found`)
+  }
+
   fastify.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    // An unknown route stays a 404 (or 405) even when its body could not be parsed.
+    if (request.is404) return routeNotFound(request, reply)
     if (error instanceof ApiError) return sendError(reply, error.statusCode, error.message, error.headers)
     if (error.validation !== undefined) {
       return sendError(reply, 400, describeValidation(error.validation[0], error.validationContext))
@@ -44,13 +58,11 @@ export default fp(async (fastify) => {
     if (status >= 400 && status < 500 && (error.code as string | undefined)?.startsWith('FST_') === true) {
       return sendError(reply, status, error.message)
     }
-    // Neither the driver's message nor the stack reaches the caller: they can hold stored values.
-    request.log.error({ err: { type: error.name, code: error.code } }, 'unexpected error')
+    // Nothing of it reaches the caller. A driver's message can quote stored values, so only its code is logged.
+    const detail = error instanceof MongoError ? {} : { stack: error.stack }
+    request.log.error({ err: { type: error.name, code: error.code, ...detail } }, 'unexpected error')
     return sendError(reply, 500, 'Internal server error')
   })
 
-  fastify.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0] ?? ''
-    return sendError(reply, 404, `Route ${request.method} ${path.slice(0, 200)} not found`)
-  })
+  fastify.setNotFoundHandler(routeNotFound)
 }, { name: 'errors' })

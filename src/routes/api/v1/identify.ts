@@ -1,9 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
-import { checkMetadata, isStorableString } from '../../../domain/metadata.js'
+import type { FastifyRequest, FastifySchemaValidationError } from 'fastify'
+
+type InvalidRequest = Error & { validation: FastifySchemaValidationError[], validationContext: string }
+import { checkMetadata, isStorableString, type Metadata, type MetadataLimits } from '../../../domain/metadata.js'
 import { ApiError, badRequest } from '../../../errors.js'
 import { ErrorEnvelope } from '../../../schemas/errors.js'
-import { IdentifyBody, IdentifyQuery, IdentifySuccess, type IdentifyAction } from '../../../schemas/identify.js'
+import { fieldRules, identifyBodySchema, IdentifyQuery, IdentifySuccess, type IdentifyAction } from '../../../schemas/identify.js'
 
 const messages: Record<IdentifyAction, string> = {
   created: 'User profile created successfully',
@@ -41,20 +43,22 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/identify', {
     onRequest: fastify.authenticate,
     config: { rateLimit: {} },
+    attachValidation: true,
     schema: {
       summary: 'Link a visitor to a known user and store the user\'s profile metadata',
       operationId: 'identify',
       tags: ['identify'],
       security: [{ bearerAuth: [] }],
       querystring: IdentifyQuery,
-      body: IdentifyBody,
+      body: identifyBodySchema(limits),
       response: { 200: { ...IdentifySuccess, description: 'The profile was created, updated, left unchanged, or skipped for a cookieless website' }, ...errorResponses }
     }
   }, async (request) => {
+    if (request.validationError !== undefined) throw explainInvalidBody(request.validationError, request.body, limits)
     const caller = request.caller
     if (caller === null) throw new ApiError(500, 'Internal server error')
     const { user_id: userId, datafast_visitor_id: visitorId, ...metadata } = request.body
-    if (!isStorableString(userId)) throw badRequest('user_id must not contain NUL characters or unpaired surrogates')
+    if (!isStorableString(userId)) throw badRequest(fieldRules.user_id)
     const fields = checkMetadata(metadata, limits)
 
     if (caller.website.cookieless) return success(request, 'skipped', null)
@@ -69,16 +73,21 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const action: IdentifyAction = result.created ? 'created' : result.changed ? 'updated' : 'unchanged'
     return success(request, action, result.profileId)
   })
+}
 
-  fastify.route({
-    method: ['GET', 'PUT', 'PATCH', 'DELETE'],
-    url: '/identify',
-    schema: { hide: true },
-    handler: async (_request, reply) => {
-      reply.header('allow', 'POST')
-      throw new ApiError(405, 'Method not allowed: use POST /api/v1/identify')
-    }
-  })
+/**
+ * The schema states the metadata rules for clients; the domain check names
+ * the rule that was broken, so a metadata failure gets the domain's message.
+ */
+function explainInvalidBody (error: InvalidRequest, body: unknown, limits: MetadataLimits): Error {
+  const field = error.validation[0]?.instancePath.split('/')[1]
+  const isMetadata = error.validationContext === 'body' && typeof body === 'object' && body !== null && !Array.isArray(body) &&
+    !(field === 'user_id' || field === 'datafast_visitor_id')
+  if (isMetadata) {
+    const { user_id: _userId, datafast_visitor_id: _visitorId, ...metadata } = body as Metadata
+    checkMetadata(metadata, limits)
+  }
+  return error
 }
 
 function success (request: FastifyRequest, action: IdentifyAction, profileId: string | null): IdentifySuccess {

@@ -1,0 +1,271 @@
+import { ObjectId } from 'mongodb'
+import { afterAll, describe, expect, it } from 'vitest'
+import { profileIdFor } from '../src/repositories/profiles.js'
+import { buildTestApp, createTestWebsite, identify, visitorId, type TestWebsite } from './helper.js'
+
+/*
+ * "Concurrent calls for the same profile all succeed and leave exactly one
+ * profile with every visitor linked and the metadata of some serial order"
+ * (docs/identify-contract.md), and "a visitor belongs to at most one profile
+ * per website at a time", under real concurrency against the database.
+ */
+
+const app = await buildTestApp()
+afterAll(async () => { await app.close() })
+
+type Reply = Awaited<ReturnType<typeof identify>>
+type Metadata = Record<string, unknown>
+
+const profiles = app.mongo.db.collection('profiles')
+const visitorLinks = app.mongo.db.collection('visitorLinks')
+
+let userCounter = 0
+const newUserId = (): string => `race_${String(++userCounter)}_${visitorId().slice(0, 8)}`
+
+async function call (site: TestWebsite, userId: string, vid: string, metadata: Metadata = {}): Promise<Reply> {
+  return await identify(app, { auth: site.key, body: { user_id: userId, datafast_visitor_id: vid, ...metadata } })
+}
+
+function expectOk (reply: Reply): { profileId: string, action: string } {
+  expect(reply.statusCode, reply.body).toBe(200)
+  const { data } = reply.json<{ data: { profileId: string, action: string } }>()
+  expect(data.profileId).toMatch(/^[0-9a-f]{24}$/)
+  return data
+}
+
+/** Equality of JSON values, object keys in any order. */
+function jsonEqual (a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((item, index) => jsonEqual(item, b[index]))
+  }
+  const left = a as Metadata
+  const right = b as Metadata
+  return Object.keys(left).length === Object.keys(right).length &&
+    Object.keys(left).every((key) => Object.hasOwn(right, key) && jsonEqual(left[key], right[key]))
+}
+
+/** One request's metadata, as a shallow merge applies it. */
+interface Write {
+  id: number
+  fields: Metadata
+}
+
+const applyWrites = (initial: Metadata, writes: readonly Write[]): Metadata =>
+  writes.reduce<Metadata>((state, write) => ({ ...state, ...write.fields }), { ...initial })
+
+/**
+ * Looks for a serial order of `writes` that turns `initial` into `final` by
+ * shallow merges; returns the ids in that order, or null when none exists.
+ *
+ * Each field's final value names its last writer (every write must give each
+ * of its fields a value no other write gives that field, so that the writer
+ * is known). Every other write of that field must come before it: an order
+ * exists exactly when these "comes before" edges have no cycle. A field no
+ * write sent must still hold its initial value. The order found is replayed
+ * as a last check.
+ */
+function findSerialOrder (initial: Metadata, writes: readonly Write[], final: Metadata): number[] | null {
+  const byId = new Map(writes.map((write) => [write.id, write]))
+  if (byId.size !== writes.length) throw new Error('write ids must be unique')
+  const before = new Map<number, Set<number>>(writes.map((write) => [write.id, new Set<number>()]))
+  const names = new Set([...Object.keys(initial), ...Object.keys(final), ...writes.flatMap((write) => Object.keys(write.fields))])
+
+  for (const name of names) {
+    const writers = writes.filter((write) => Object.hasOwn(write.fields, name))
+    if (writers.length === 0) {
+      if (Object.hasOwn(initial, name) !== Object.hasOwn(final, name) || !jsonEqual(initial[name], final[name])) return null
+      continue
+    }
+    for (const [index, writer] of writers.entries()) {
+      if (writers.slice(index + 1).some((other) => jsonEqual(other.fields[name], writer.fields[name]))) {
+        throw new Error(`two writes send the same value for ${name}: the last writer cannot be told`)
+      }
+    }
+    if (!Object.hasOwn(final, name)) return null
+    const last = writers.find((write) => jsonEqual(write.fields[name], final[name]))
+    if (last === undefined) return null
+    for (const writer of writers) if (writer !== last) before.get(last.id)!.add(writer.id)
+  }
+
+  // Kahn's algorithm: repeatedly take a write whose predecessors are all placed.
+  const order: number[] = []
+  const placed = new Set<number>()
+  while (order.length < writes.length) {
+    const next = writes.find((write) => !placed.has(write.id) && [...before.get(write.id)!].every((id) => placed.has(id)))
+    if (next === undefined) return null
+    placed.add(next.id)
+    order.push(next.id)
+  }
+  const replayed = applyWrites(initial, order.map((id) => byId.get(id)!))
+  if (!jsonEqual(replayed, final)) throw new Error('internal: the order found does not replay to the final state')
+  return order
+}
+
+describe('the serial-order checker itself', () => {
+  const full = (id: number): Write => ({ id, fields: { a: id, b: id, c: id } })
+
+  it('accepts full overwrites that all come from one request, and names that request last', () => {
+    const writes = [full(1), full(2), full(3)]
+    const order = findSerialOrder({ a: 0, b: 0, c: 0, keep: 'x' }, writes, { a: 2, b: 2, c: 2, keep: 'x' })
+    expect(order).not.toBeNull()
+    expect(order!.at(-1)).toBe(2)
+  })
+
+  it('rejects full overwrites mixed from two requests (a lost or torn update)', () => {
+    expect(findSerialOrder({}, [full(1), full(2)], { a: 1, b: 2, c: 2 })).toBeNull()
+    expect(findSerialOrder({}, [full(1), full(2)], { a: 1, b: 1 })).toBeNull()
+  })
+
+  it('rejects a value no request sent, a field lost, and an untouched field that changed', () => {
+    expect(findSerialOrder({ a: 0 }, [full(1)], { a: 0, b: 1, c: 1 })).toBeNull()
+    expect(findSerialOrder({ keep: 'x' }, [full(1)], { a: 1, b: 1, c: 1 })).toBeNull()
+    expect(findSerialOrder({ keep: 'x' }, [full(1)], { a: 1, b: 1, c: 1, keep: 'y' })).toBeNull()
+    expect(findSerialOrder({}, [full(1)], { a: 1, b: 1, c: 1, extra: 1 })).toBeNull()
+  })
+
+  it('accepts subsets whose last writers respect one order, and rejects a cycle', () => {
+    const writes: Write[] = [full(1), { id: 2, fields: { a: 2, b: 2 } }, { id: 3, fields: { b: 3, c: 3 } }]
+    // 1, 2, 3: a from 2, b and c from 3.
+    expect(findSerialOrder({}, writes, { a: 2, b: 3, c: 3 })).toEqual([1, 2, 3])
+    // 3, 1, 2: a and b from 2, c from 1.
+    expect(findSerialOrder({}, writes, { a: 2, b: 2, c: 1 })).toEqual([3, 1, 2])
+    // a from 2 needs 1 before 2; b from 3 needs 2 before 3; c from 1 needs 3 before 1: a cycle.
+    expect(findSerialOrder({}, writes, { a: 2, b: 3, c: 1 })).toBeNull()
+  })
+})
+
+describe('concurrent identifies of one new user', () => {
+  it('200 visitors at once: all 200, one profile, every visitor linked, one profileId, exactly one created', async () => {
+    const site = await createTestWebsite(app)
+    const userId = newUserId()
+    const vids = Array.from({ length: 200 }, () => visitorId())
+    const replies = await Promise.all(vids.map(async (vid) => await call(site, userId, vid)))
+
+    const results = replies.map(expectOk)
+    expect(new Set(results.map((result) => result.profileId)).size).toBe(1)
+    const actions = results.map((result) => result.action)
+    expect(actions.filter((action) => action === 'created'), actions.join(',')).toHaveLength(1)
+    expect(actions.filter((action) => action !== 'created' && action !== 'updated'), actions.join(',')).toHaveLength(0)
+
+    expect(await profiles.countDocuments({ websiteId: new ObjectId(site.websiteId), userId })).toBe(1)
+    expect(await profiles.countDocuments({ websiteId: new ObjectId(site.websiteId) })).toBe(1)
+    const profile = await app.repositories.profiles.findProfile(site.websiteId, userId)
+    expect(profile).not.toBeNull()
+    expect(profile!.id).toBe(results[0]!.profileId)
+    expect([...profile!.visitorIds].sort()).toEqual([...vids].sort())
+    // One link document per visitor, each pointing at the profile.
+    const links = await visitorLinks.find({ websiteId: new ObjectId(site.websiteId) }).toArray()
+    expect(links).toHaveLength(200)
+    expect(new Set(links.map((link) => String(link.visitorId))).size).toBe(200)
+    for (const link of links) expect((link.profileId as ObjectId).toHexString()).toBe(profile!.id)
+  }, 120_000)
+})
+
+describe('one visitor identified as two users at once', () => {
+  it('ends linked to exactly one of them, round after round', async () => {
+    const site = await createTestWebsite(app)
+    const vid = visitorId()
+    const earlier: string[] = []
+    for (let round = 0; round < 20; round++) {
+      const [first, second] = [newUserId(), newUserId()]
+      const replies = await Promise.all([call(site, first, vid, { round }), call(site, second, vid, { round })])
+      const [firstId, secondId] = replies.map((reply) => expectOk(reply).profileId)
+
+      const links = await visitorLinks.find({ websiteId: new ObjectId(site.websiteId), visitorId: vid }).toArray()
+      expect(links, `round ${String(round)}`).toHaveLength(1)
+      const holder = (links[0]!.profileId as ObjectId).toHexString()
+      expect([firstId, secondId], `round ${String(round)}`).toContain(holder)
+
+      const [firstProfile, secondProfile] = await Promise.all([
+        app.repositories.profiles.findProfile(site.websiteId, first),
+        app.repositories.profiles.findProfile(site.websiteId, second)
+      ])
+      const listing = [firstProfile, secondProfile].filter((profile) => profile?.visitorIds.includes(vid) === true)
+      expect(listing, `round ${String(round)}`).toHaveLength(1)
+      expect(listing[0]!.id).toBe(holder)
+      // The users of earlier rounds lost the visitor for good.
+      for (const userId of earlier) {
+        const profile = await app.repositories.profiles.findProfile(site.websiteId, userId)
+        expect(profile?.visitorIds, `${userId} in round ${String(round)}`).not.toContain(vid)
+      }
+      earlier.push(first, second)
+    }
+  }, 120_000)
+
+  it('ends linked to exactly one when both users already exist and the visitor is on a third', async () => {
+    const site = await createTestWebsite(app)
+    for (let round = 0; round < 10; round++) {
+      const vid = visitorId()
+      const [owner, first, second] = [newUserId(), newUserId(), newUserId()]
+      expectOk(await call(site, owner, vid))
+      expectOk(await call(site, first, visitorId()))
+      expectOk(await call(site, second, visitorId()))
+      const replies = await Promise.all([call(site, first, vid), call(site, second, vid)])
+      for (const reply of replies) expect(expectOk(reply).action).toBe('updated')
+
+      const links = await visitorLinks.find({ websiteId: new ObjectId(site.websiteId), visitorId: vid }).toArray()
+      expect(links).toHaveLength(1)
+      const holder = (links[0]!.profileId as ObjectId).toHexString()
+      expect([profileIdFor(site.websiteId, first).toHexString(), profileIdFor(site.websiteId, second).toHexString()]).toContain(holder)
+      let listing = 0
+      for (const userId of [owner, first, second]) {
+        const profile = await app.repositories.profiles.findProfile(site.websiteId, userId)
+        if (profile!.visitorIds.includes(vid)) listing++
+      }
+      expect(listing, `round ${String(round)}`).toBe(1)
+    }
+  }, 120_000)
+})
+
+describe('concurrent metadata updates of one profile', () => {
+  /** 20 full overwrites {a, b, c} and 12 subsets, each giving every field it sends its own id as the value. */
+  function makeWrites (): Write[] {
+    const subsets = [['a'], ['b'], ['c'], ['a', 'b'], ['b', 'c'], ['a', 'c'], ['a', 'd'], ['d'], ['c', 'd'], ['a', 'b', 'd'], ['b'], ['a', 'c', 'd']]
+    const writes: Write[] = Array.from({ length: 20 }, (_, index) => ({ id: index, fields: { a: index, b: index, c: index } }))
+    subsets.forEach((names, index) => {
+      const id = 100 + index
+      writes.push({ id, fields: Object.fromEntries(names.map((name) => [name, id])) })
+    })
+    // Interleave the subsets among the full writes.
+    return writes.sort((x, y) => (x.id % 7) - (y.id % 7) || x.id - y.id)
+  }
+
+  const rounds = 5
+
+  it(`an existing profile: the final metadata is that of some serial order (${String(rounds)} rounds)`, async () => {
+    const site = await createTestWebsite(app)
+    for (let round = 0; round < rounds; round++) {
+      const userId = newUserId()
+      const vid = visitorId()
+      const initial: Metadata = { a: -1, b: -1, c: -1, keep: 'me' }
+      expect(expectOk(await call(site, userId, vid, initial)).action).toBe('created')
+      const writes = makeWrites()
+      const replies = await Promise.all(writes.map(async (write) => await call(site, userId, vid, write.fields)))
+      // Every request sends values no other holds, so every one changes something.
+      for (const reply of replies) expect(expectOk(reply).action).toBe('updated')
+
+      const { metadata } = (await app.repositories.profiles.findProfile(site.websiteId, userId))!
+      const order = findSerialOrder(initial, writes, metadata)
+      expect(order, `round ${String(round)}: no serial order gives ${JSON.stringify(metadata)}`).not.toBeNull()
+    }
+  }, 120_000)
+
+  it(`a new profile created by the concurrent calls themselves: some serial order (${String(rounds)} rounds)`, async () => {
+    const site = await createTestWebsite(app)
+    for (let round = 0; round < rounds; round++) {
+      const userId = newUserId()
+      const writes = makeWrites()
+      const vids = writes.map(() => visitorId())
+      const replies = await Promise.all(writes.map(async (write, index) => await call(site, userId, vids[index]!, write.fields)))
+      const actions = replies.map((reply) => expectOk(reply).action)
+      expect(actions.filter((action) => action === 'created')).toHaveLength(1)
+
+      const profile = (await app.repositories.profiles.findProfile(site.websiteId, userId))!
+      expect([...profile.visitorIds].sort()).toEqual([...vids].sort())
+      const order = findSerialOrder({}, writes, profile.metadata)
+      expect(order, `round ${String(round)}: no serial order gives ${JSON.stringify(profile.metadata)}`).not.toBeNull()
+    }
+  }, 120_000)
+})
