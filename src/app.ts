@@ -9,6 +9,7 @@ import rateLimit from './plugins/external/rate-limit.js'
 import swagger from './plugins/external/swagger.js'
 import underPressure from './plugins/external/under-pressure.js'
 import auth from './plugins/app/auth.js'
+import connectionClose from './plugins/app/connection-close.js'
 import errors from './plugins/app/errors.js'
 import jsonBody from './plugins/app/json-body.js'
 import repositories from './plugins/app/repositories.js'
@@ -50,6 +51,9 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
     requestTimeout: config.REQUEST_TIMEOUT_MS,
     http: { headersTimeout: config.HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
     clientErrorHandler,
+    // Requests on open connections are still served while closing (see connection-close.ts), not answered 503.
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
     // request-log.ts writes the one line per request.
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
@@ -63,6 +67,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
   app.decorate('config', config)
   await app.register(errors)
   await app.register(requestLog)
+  await app.register(connectionClose)
   await app.register(underPressure)
   await app.register(jsonBody)
   await app.register(swagger)

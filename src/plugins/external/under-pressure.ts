@@ -16,6 +16,8 @@ export default fp(async (fastify) => {
   if (maxEventLoopDelay === 0) return
   await fastify.register(underPressure, {
     maxEventLoopDelay,
+    // The delay is averaged per sample; short samples keep one long stall from being averaged away.
+    sampleInterval: 250,
     retryAfter: RETRY_AFTER_SECONDS,
     customError: Overloaded
   })

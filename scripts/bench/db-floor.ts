@@ -1,0 +1,73 @@
+import { connectDatabase } from '../../src/database.js'
+import { loadConfig } from '../../src/config.js'
+import { profileIdFor } from '../../src/repositories/profiles.js'
+import { LatencyRecorder, receiveInput, replyToParent, type Measurement } from './measure.js'
+import { splitBody, updateBody, type Layout } from './scenarios.js'
+
+/**
+ * The db-floor reference: what the database alone sustains for the one write
+ * an update needs, with no HTTP and no reads. Each call is the
+ * `updateOne({ _id }, { $set })` that ProfilesRepository issues for a merge,
+ * with the same body as an `update` call, through the same connection
+ * settings and URL (so one connection on the stand-in), from `connections`
+ * concurrent loops. Runs in a process of its own, forked by run.ts.
+ */
+export interface DbFloorInput {
+  mongoUrl: string
+  layout: Layout
+  connections: number
+  durationSeconds: number
+}
+
+interface ProfileFields {
+  _id: ReturnType<typeof profileIdFor>
+  [field: string]: unknown
+}
+
+async function main (): Promise<void> {
+  const input = await receiveInput<DbFloorInput>()
+  const { client, db } = await connectDatabase(input.mongoUrl, loadConfig({}).MONGO_TIMEOUT_MS)
+  const profiles = db.collection<ProfileFields>('profiles')
+  const latencies = new LatencyRecorder()
+  let next = 0
+  let successes = 0
+  let errors = 0
+
+  const started = performance.now()
+  const deadline = started + input.durationSeconds * 1000
+  const loop = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const { userId, metadata } = splitBody(updateBody(input.layout, next++, 'db-floor'))
+      const set: Record<string, unknown> = { updatedAt: new Date() }
+      for (const [name, value] of Object.entries(metadata)) set[`metadata.${name}`] = value
+      const begin = performance.now()
+      try {
+        await profiles.updateOne({ _id: profileIdFor(input.layout.websiteId, userId) }, { $set: set }, { upsert: true })
+        successes++
+      } catch {
+        errors++
+      }
+      latencies.record(performance.now() - begin)
+    }
+  }
+  await Promise.all(Array.from({ length: input.connections }, loop))
+  const durationSeconds = (performance.now() - started) / 1000
+  await client.close()
+
+  const measurement: Measurement = {
+    calls: successes + errors,
+    durationSeconds,
+    rps: successes / durationSeconds,
+    ...latencies.percentiles(),
+    non2xx: 0,
+    errors,
+    statusCodes: {},
+    actions: {}
+  }
+  await replyToParent(measurement)
+}
+
+main().catch((error: unknown) => {
+  console.error('bench db-floor process failed:', error)
+  process.exit(1)
+})

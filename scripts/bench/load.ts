@@ -1,0 +1,71 @@
+import autocannon from 'autocannon'
+import { LatencyRecorder, increment, receiveInput, replyToParent, type Measurement } from './measure.js'
+import { scenarioBody, type Layout, type ScenarioName } from './scenarios.js'
+
+/**
+ * One HTTP load run, in a process of its own (forked by run.ts) so that the
+ * load generator's CPU is not the orchestrator's. Input: a LoadInput, output:
+ * one Measurement, both over IPC.
+ */
+export interface LoadInput {
+  baseUrl: string
+  /** Path and query, e.g. /api/v1/identify?websiteId=… */
+  path: string
+  authorization: string
+  /** Whose bodies to send. */
+  scenario: ScenarioName
+  layout: Layout
+  connections: number
+  durationSeconds: number
+}
+
+const actionPattern = /"action":"([a-z]+)"/
+
+async function main (): Promise<void> {
+  const input = await receiveInput<LoadInput>()
+  let next = 0
+  const actions: Record<string, number> = {}
+  const latencies = new LatencyRecorder()
+
+  const instance = autocannon({
+    url: input.baseUrl,
+    connections: input.connections,
+    duration: input.durationSeconds,
+    timeout: 10,
+    method: 'POST',
+    headers: { authorization: input.authorization, 'content-type': 'application/json' },
+    requests: [{
+      path: input.path,
+      // A new body per call from one counter shared by every connection: deterministic, never cached.
+      setupRequest: (request) => ({ ...request, body: JSON.stringify(scenarioBody(input.scenario, input.layout, next++)) }),
+      onResponse: (status, body) => {
+        if (status >= 200 && status < 300) increment(actions, actionPattern.exec(body)?.[1] ?? 'unknown')
+      }
+    }]
+  })
+  instance.on('response', (_client, _status, _bytes, responseTime) => { latencies.record(responseTime) })
+  const result = await instance
+
+  const statusCodes: Record<string, number> = {}
+  let successes = 0
+  for (const [code, { count }] of Object.entries(result.statusCodeStats)) {
+    statusCodes[code] = count
+    if (code.startsWith('2')) successes += count
+  }
+  const measurement: Measurement = {
+    calls: Object.values(statusCodes).reduce((sum, count) => sum + count, 0),
+    durationSeconds: result.duration,
+    rps: successes / result.duration,
+    ...latencies.percentiles(),
+    non2xx: result.non2xx,
+    errors: result.errors,
+    statusCodes,
+    actions
+  }
+  await replyToParent(measurement)
+}
+
+main().catch((error: unknown) => {
+  console.error('bench load process failed:', error)
+  process.exit(1)
+})

@@ -1,0 +1,217 @@
+import type { Measurement } from './measure.js'
+import { expectedAction, type RunName } from './scenarios.js'
+
+export interface RunResult {
+  name: RunName
+  kind: 'scenario' | 'reference'
+  measurement: Measurement
+  /** Peak resident memory of the process that served the run, MiB; null for db-floor (no server). */
+  peakRssMb: number | null
+}
+
+export interface Machine {
+  cpu: string
+  cores: number
+  memoryGb: number
+  node: string
+  database: string
+  /** 1-minute load average when the bench started: other work on the machine skews every figure. */
+  loadAverage: number
+}
+
+export interface Target {
+  label: string
+  /** null: not measured in this run. */
+  pass: boolean | null
+  detail: string
+}
+
+export interface BenchReport {
+  date: string
+  command: string
+  options: { durationSeconds: number, connections: number, profiles: number }
+  machine: Machine
+  /** How many replayed seeded bodies the server found unchanged: proof that bulk seeding matches the repository's shapes. */
+  seedCheck: { sent: number, unchanged: number }
+  runs: RunResult[]
+  targets: Target[]
+  notes: string[]
+}
+
+const WRITE_SCENARIOS: RunName[] = ['create', 'update', 'new-device', 'token']
+
+const find = (runs: RunResult[], name: RunName): RunResult | undefined => runs.find((run) => run.name === name)
+const fixed = (value: number, digits = 2): string => value.toFixed(digits)
+const rate = (value: number): string => Math.round(value).toLocaleString('en-US')
+const ms = (value: number): string => value.toFixed(value < 10 ? 2 : 1)
+
+/** The lead's targets, judged on this run's figures. */
+export function evaluateTargets (runs: RunResult[]): Target[] {
+  const floor = find(runs, 'db-floor')?.measurement
+  const scenarios = runs.filter((run) => run.kind === 'scenario')
+
+  const throughput = (label: string, names: RunName[], minimum: number): Target => {
+    const judged = runs.filter((run) => names.includes(run.name))
+    if (floor === undefined || judged.length === 0) return { label, pass: null, detail: 'not measured (needs db-floor and the scenario)' }
+    const ratios = judged.map((run) => ({ name: run.name, ratio: run.measurement.rps / floor.rps }))
+    return {
+      label,
+      pass: ratios.every(({ ratio }) => ratio >= minimum),
+      detail: ratios.map(({ name, ratio }) => `${name} ${fixed(ratio)}`).join(', ')
+    }
+  }
+
+  const latency: Target = floor === undefined || scenarios.length === 0
+    ? { label: 'p99 ≤ 3 × db-floor p99', pass: null, detail: 'not measured (needs db-floor and a scenario)' }
+    : {
+        label: 'p99 ≤ 3 × db-floor p99',
+        pass: scenarios.every((run) => run.measurement.p99Ms <= 3 * floor.p99Ms),
+        detail: `db-floor p99 ${ms(floor.p99Ms)} ms; ` + scenarios.map((run) => `${run.name} ${fixed(run.measurement.p99Ms / floor.p99Ms)}×`).join(', ')
+      }
+
+  const http = runs.filter((run) => run.name !== 'db-floor')
+  const failures = http.filter((run) => run.measurement.non2xx + run.measurement.errors > 0)
+  const errors: Target = {
+    label: 'zero non-2xx',
+    pass: http.length === 0 ? null : failures.length === 0,
+    detail: failures.length === 0
+      ? 'every answer was 2xx'
+      : failures.map((run) => `${run.name}: ${run.measurement.non2xx} non-2xx ${JSON.stringify(run.measurement.statusCodes)}, ${run.measurement.errors} without answer`).join('; ')
+  }
+
+  const peaks = scenarios.map((run) => run.peakRssMb).filter((peak) => peak !== null)
+  const peak = Math.max(...peaks)
+  const memory: Target = {
+    label: 'server peak RSS < 200 MB',
+    pass: peaks.length === 0 ? null : peak < 200,
+    detail: peaks.length === 0 ? 'no scenario measured' : `${fixed(peak, 0)} MiB at most (dist/server.js over the scenarios)`
+  }
+
+  return [
+    throughput('write scenarios ≥ 0.6 × db-floor req/s', WRITE_SCENARIOS, 0.6),
+    throughput('unchanged ≥ 0.8 × db-floor req/s', ['unchanged'], 0.8),
+    latency,
+    errors,
+    memory
+  ]
+}
+
+/** Where a run's answers were not the action it exists to measure. */
+export function actionNotes (runs: RunResult[]): string[] {
+  return runs.flatMap((run) => {
+    const expected = expectedAction[run.name]
+    if (expected === null) return []
+    const total = Object.values(run.measurement.actions).reduce((sum, count) => sum + count, 0)
+    const share = total === 0 ? 0 : (run.measurement.actions[expected] ?? 0) / total
+    return share >= 0.99 ? [] : [`${run.name}: only ${fixed(share * 100, 1)}% of the successful calls answered "${expected}" (${JSON.stringify(run.measurement.actions)})`]
+  })
+}
+
+function actionsCell (measurement: Measurement): string {
+  const total = Object.values(measurement.actions).reduce((sum, count) => sum + count, 0)
+  if (total === 0) return '–'
+  return Object.entries(measurement.actions)
+    .sort(([, a], [, b]) => b - a)
+    .map(([action, count]) => `${action} ${fixed((count / total) * 100, count === total ? 0 : 1)}%`)
+    .join(', ')
+}
+
+export function markdownTable (runs: RunResult[]): string {
+  const floor = find(runs, 'db-floor')?.measurement
+  const ceiling = find(runs, 'http-ceiling')?.measurement
+  const ratio = (value: number, base: number | undefined): string => base === undefined || base === 0 ? '–' : fixed(value / base)
+  const header = [
+    '| run | req/s | p50 ms | p99 ms | non-2xx | peak RSS MiB | ÷ db-floor req/s | ÷ http-ceiling req/s | p99 ÷ db-floor p99 | answers |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |'
+  ]
+  const rows = runs.map(({ name, kind, measurement: m, peakRssMb }) => {
+    const failures = m.errors > 0 ? `${m.non2xx} (+${m.errors} errors)` : String(m.non2xx)
+    return `| ${kind === 'reference' ? `*${name}*` : name} | ${rate(m.rps)} | ${ms(m.p50Ms)} | ${ms(m.p99Ms)} | ${failures} | ` +
+      `${peakRssMb === null ? '–' : fixed(peakRssMb, 0)} | ${ratio(m.rps, floor?.rps)} | ${ratio(m.rps, ceiling?.rps)} | ` +
+      `${ratio(m.p99Ms, floor?.p99Ms)} | ${actionsCell(m)} |`
+  })
+  return [...header, ...rows].join('\n')
+}
+
+export function targetLines (targets: Target[]): string {
+  return targets.map(({ label, pass, detail }) => `- **${pass === null ? 'N/A' : pass ? 'PASS' : 'MISS'}** ${label}: ${detail}`).join('\n')
+}
+
+/** What run.ts prints on stdout without --json. */
+export function textReport (report: BenchReport): string {
+  const { durationSeconds, connections, profiles } = report.options
+  return [
+    `Identify benchmark: ${durationSeconds} s per run, ${connections} connections, ${profiles.toLocaleString('en-US')} seeded profiles, ${report.machine.database}`,
+    '',
+    markdownTable(report.runs),
+    '',
+    targetLines(report.targets),
+    ...(report.notes.length === 0 ? [] : ['', ...report.notes.map((note) => `Note: ${note}`)]),
+    ''
+  ].join('\n')
+}
+
+/** docs/benchmarks.md, rewritten whole by `--write-docs`. */
+export function docsMarkdown (report: BenchReport, chartFile: string): string {
+  const { machine, options } = report
+  return `# Benchmarks
+
+<!-- Generated by scripts/bench/run.ts with --write-docs: change the script, not this file. -->
+
+\`npm run bench\` seeds a database, starts the built server (\`node dist/server.js\`, production
+mode) and drives \`POST /api/v1/identify\` with autocannon from another process. Each
+scenario's figures sit next to two reference points measured in the same run at the same
+concurrency: what the database alone sustains (db-floor) and what the HTTP stack sustains
+without a database (http-ceiling).
+
+Last full run: ${report.date}, with \`${report.command}\`.
+
+| | |
+| --- | --- |
+| CPU | ${machine.cpu}, ${machine.cores} cores |
+| memory | ${fixed(machine.memoryGb, 1)} GB |
+| Node.js | ${machine.node} |
+| database | ${machine.database} |
+| load | ${options.connections} connections, ${options.durationSeconds} s per run, ${options.profiles.toLocaleString('en-US')} seeded profiles |
+| 1-minute load average at start | ${fixed(machine.loadAverage)} |
+
+![Requests per second per scenario and reference point](${chartFile})
+
+${markdownTable(report.runs)}
+
+Seed check: ${report.seedCheck.unchanged} of ${report.seedCheck.sent} seeded bodies replayed before the runs were answered \`unchanged\`
+(the bulk-inserted documents match what the server writes).
+
+## Targets
+
+${targetLines(report.targets)}
+${report.notes.length === 0 ? '' : `\n${report.notes.map((note) => `Note: ${note}`).join('\n')}\n`}
+## What each row measures
+
+- **create**: every call a new user with a new visitor (a profile insert and a visitor-link upsert).
+- **update**: a seeded user (spread over all of them) with its linked visitor; one metadata field (\`visits\`) changes per call.
+- **unchanged**: 1,000 seeded users replayed with their exact stored body (visitor already linked): reads only.
+- **new-device**: a seeded user with a new visitor and no metadata change: one visitor-link write.
+- **token**: \`update\` authenticated with a \`dft_\` account token and \`?websiteId=\`.
+- ***db-floor***: the driver alone, in its own process, through \`connectDatabase\` with the server's URL and settings:
+  one \`updateOne({ _id }, { $set: metadata fields, updatedAt }, { upsert: true })\` per call, the write an update
+  makes, from as many concurrent loops as there are connections. No HTTP, no reads.
+- ***http-ceiling***: the real app in its own process (\`scripts/bench/ceiling-server.ts\`) with \`upsertProfile\`
+  answering at once: authentication (cached), rate limiting, validation and serialization, no database call.
+  It runs under tsx rather than from dist/.
+
+Bodies carry 6 to 8 metadata fields (strings, numbers, booleans, a nested object, an array), a
+different body per call from a counter, so nothing is trivially cached. Latencies are measured per call
+by the load process (autocannon's response times, the driver's round trips for db-floor), p50 and p99 by
+nearest rank. Peak RSS is the serving process's kernel high-water mark (VmHWM) over the run.
+
+## Caveats
+
+- Everything shares one machine: the load generator, the server and the database compete for the
+  same ${machine.cores} cores, and other work running at the same time moves every figure.
+  Compare ratios within one run rather than absolute numbers across runs.
+- On the FerretDB stand-in the connection string carries \`maxPoolSize=1\` (its updates are not atomic
+  across connections), so every database call of the server, and of db-floor, is serialized over one
+  connection. Real MongoDB has no such limit; the ratios there will differ.
+`
+}

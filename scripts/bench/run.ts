@@ -1,0 +1,270 @@
+import { readFileSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { ConfigSchema } from '../../src/config.js'
+import { startDatabase, withDatabaseName, type LocalDatabase } from '../local-database.js'
+import { barChart } from './chart.js'
+import type { DbFloorInput } from './db-floor.js'
+import type { LoadInput } from './load.js'
+import { increment, type Measurement } from './measure.js'
+import {
+  BenchError, PeakMemory, freePort, root, runCommand, runWorker, startServer, stopAllChildren, stopChild, type RunningServer
+} from './processes.js'
+import { actionNotes, docsMarkdown, evaluateTargets, textReport, type BenchReport, type Machine, type RunResult } from './report.js'
+import { REFERENCES, SCENARIOS, layoutFor, seedBody, type Layout, type RunName, type ScenarioName } from './scenarios.js'
+import { describeDatabase, seedDatabase, type Seeded } from './seed.js'
+
+/**
+ * `npm run bench`: seed, build, start the server, drive every scenario and
+ * reference point, print the table (and rewrite docs/benchmarks.md with
+ * --write-docs). Progress goes to stderr; stdout carries only the report.
+ */
+const usage = `Usage: npm run bench -- [options]
+  --duration <s>      seconds per scenario and reference point (default 15)
+  --connections <n>   concurrent connections / loops (default 16)
+  --profiles <n>      seeded profiles (default 100000)
+  --scenarios <list>  comma-separated subset of: ${[...SCENARIOS, ...REFERENCES].join(', ')}
+  --json              print the report as JSON instead of a Markdown table
+  --write-docs        rewrite docs/benchmarks.md and docs/benchmarks.svg (full runs only)
+  --cpu-prof          write a V8 CPU profile of the server to .cache/bench-profiles/ (open it in Chrome DevTools)`
+
+const log = (line: string): void => { process.stderr.write(`${line}\n`) }
+
+interface Options {
+  durationSeconds: number
+  connections: number
+  profiles: number
+  runs: RunName[]
+  json: boolean
+  writeDocs: boolean
+  cpuProf: boolean
+}
+
+function parseOptions (): Options {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '15' },
+      connections: { type: 'string', default: '16' },
+      profiles: { type: 'string', default: '100000' },
+      scenarios: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      'write-docs': { type: 'boolean', default: false },
+      'cpu-prof': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false }
+    }
+  })
+  if (values.help) {
+    console.log(usage)
+    process.exit(0)
+  }
+  const positive = (name: string, text: string, minimum: number): number => {
+    const value = Number(text)
+    if (!Number.isInteger(value) || value < minimum) throw new BenchError(`--${name} must be a whole number of at least ${minimum}\n${usage}`)
+    return value
+  }
+  const all: RunName[] = [...SCENARIOS, ...REFERENCES]
+  const asked = values.scenarios?.split(',').map((name) => name.trim()).filter((name) => name !== '') ?? all
+  const unknown = asked.filter((name) => !all.includes(name as RunName))
+  if (unknown.length > 0) throw new BenchError(`unknown scenario ${unknown.join(', ')}\n${usage}`)
+  return {
+    durationSeconds: positive('duration', values.duration, 1),
+    connections: positive('connections', values.connections, 1),
+    profiles: positive('profiles', values.profiles, 100),
+    // Always in the documented order, whatever order they were asked in.
+    runs: all.filter((name) => asked.includes(name)),
+    json: values.json,
+    writeDocs: values['write-docs'],
+    cpuProf: values['cpu-prof']
+  }
+}
+
+function machine (database: string): Machine {
+  const cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown'
+  return { cpu, cores: cpus().length, memoryGb: totalmem() / 1e9, node: process.version, database, loadAverage: loadavg()[0] ?? 0 }
+}
+
+/** The server's environment: defaults for every setting but the ones the bench needs, whatever the caller's shell holds. */
+function serverEnv (port: number, mongoUrl: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  for (const name of Object.keys(ConfigSchema.properties)) Reflect.deleteProperty(env, name)
+  return {
+    ...env,
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    MONGO_URL: mongoUrl,
+    // The bench sends far more than a real client's budget; the limiter itself still runs on every call.
+    RATE_LIMIT_MAX: '1000000000'
+  }
+}
+
+/**
+ * Replays the exact seeded body of every user of the `unchanged` pool: it
+ * warms the server up, and every answer must be `unchanged`, which shows the
+ * bulk-seeded documents are the ones the repository would have written.
+ */
+async function preIdentify (server: RunningServer, seeded: Seeded, layout: Layout, connections: number): Promise<{ sent: number, unchanged: number }> {
+  const actions: Record<string, number> = {}
+  let next = 0
+  const worker = async (): Promise<void> => {
+    for (let n = next++; n < layout.poolSize; n = next++) {
+      const response = await fetch(`${server.baseUrl}/api/v1/identify`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${seeded.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify(seedBody(n))
+      })
+      const answer = await response.json() as { data?: { action?: string } }
+      increment(actions, response.ok ? answer.data?.action ?? 'unknown' : `HTTP ${response.status}`)
+    }
+  }
+  await Promise.all(Array.from({ length: connections }, worker))
+  const unchanged = actions.unchanged ?? 0
+  if (unchanged !== layout.poolSize) {
+    log(`  WARNING: only ${unchanged} of ${layout.poolSize} seeded bodies came back unchanged (${JSON.stringify(actions)}): the seeded documents differ from what the server writes`)
+  }
+  return { sent: layout.poolSize, unchanged }
+}
+
+interface Context {
+  options: Options
+  seeded: Seeded
+  layout: Layout
+  mongoUrl: string
+}
+
+/** One autocannon run against a serving process, its peak memory sampled meanwhile. */
+async function httpRun (context: Context, server: RunningServer, scenario: ScenarioName, credential: 'key' | 'token'): Promise<{ measurement: Measurement, peakRssMb: number | null }> {
+  const { options, seeded, layout } = context
+  const input: LoadInput = {
+    baseUrl: server.baseUrl,
+    path: credential === 'token' ? `/api/v1/identify?websiteId=${seeded.websiteId}` : '/api/v1/identify',
+    authorization: `Bearer ${credential === 'token' ? seeded.token : seeded.key}`,
+    scenario,
+    layout,
+    connections: options.connections,
+    durationSeconds: options.durationSeconds
+  }
+  const memory = new PeakMemory(server.pid)
+  memory.start()
+  const measurement = await runWorker<Measurement>('load.ts', input)
+  return { measurement, peakRssMb: memory.stop() }
+}
+
+async function measure (context: Context, server: RunningServer, name: RunName): Promise<RunResult> {
+  const { options, layout, mongoUrl } = context
+  if (name === 'db-floor') {
+    const input: DbFloorInput = { mongoUrl, layout, connections: options.connections, durationSeconds: options.durationSeconds }
+    return { name, kind: 'reference', measurement: await runWorker<Measurement>('db-floor.ts', input), peakRssMb: null }
+  }
+  if (name === 'http-ceiling') {
+    const ceiling = await startServer('ceiling server', ['--import', 'tsx', 'scripts/bench/ceiling-server.ts'], serverEnv(await freePort(), mongoUrl))
+    try {
+      return { name, kind: 'reference', ...await httpRun(context, ceiling, 'update', 'key') }
+    } finally {
+      await stopChild(ceiling.child)
+    }
+  }
+  return { name, kind: 'scenario', ...await httpRun(context, server, name, name === 'token' ? 'token' : 'key') }
+}
+
+function summary ({ name, measurement: m, peakRssMb }: RunResult): string {
+  const memory = peakRssMb === null ? '' : `, peak RSS ${peakRssMb.toFixed(0)} MiB`
+  return `  ${name}: ${Math.round(m.rps)} req/s, p50 ${m.p50Ms.toFixed(2)} ms, p99 ${m.p99Ms.toFixed(2)} ms, ${m.non2xx} non-2xx, ${m.errors} errors${memory}`
+}
+
+async function writeDocs (report: BenchReport): Promise<void> {
+  const bars = report.runs.map((run) => ({ label: run.name, value: run.measurement.rps, reference: run.kind === 'reference' }))
+  const title = `Requests per second (${report.options.connections} connections, ${report.options.durationSeconds} s each; higher is better)`
+  writeFileSync(join(root, 'docs', 'benchmarks.svg'), barChart(title, bars))
+  writeFileSync(join(root, 'docs', 'benchmarks.md'), docsMarkdown(report, 'benchmarks.svg'))
+  log('Wrote docs/benchmarks.md and docs/benchmarks.svg')
+}
+
+let database: LocalDatabase | null = null
+let cleaning: Promise<void> | null = null
+let interrupted = false
+
+/** Stops whatever is still running; safe to call twice (Ctrl-C during cleanup). */
+async function cleanup (): Promise<void> {
+  cleaning ??= (async () => {
+    await stopAllChildren()
+    await database?.close()
+  })()
+  await cleaning
+}
+
+async function main (): Promise<void> {
+  const options = parseOptions()
+  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
+  const loadAverage = loadavg()[0] ?? 0
+  const eta = options.runs.length * (options.durationSeconds + 3)
+  log(`Benchmark: ${options.runs.join(', ')}; ${options.durationSeconds} s each at ${options.connections} connections (about ${eta} s of load after seeding)`)
+  if (loadAverage > 0.5) log(`  note: the machine is already busy (load average ${loadAverage.toFixed(2)}); figures will be noisy`)
+
+  log('Starting the database...')
+  database = await startDatabase({ log })
+  const mongoUrl = withDatabaseName(database.url, 'bench')
+  log(`Seeding ${options.profiles.toLocaleString('en-US')} profiles into ${mongoUrl} ...`)
+  const seeded = await seedDatabase(mongoUrl, options.profiles, log)
+  const pool = /[?&]maxPoolSize=(\d+)/.exec(mongoUrl)?.[1]
+  const databaseKind = `${await describeDatabase(mongoUrl, database.embedded)}${pool === undefined ? '' : `, maxPoolSize=${pool}`}`
+
+  log('Building the server (npm run build)...')
+  await runCommand('npm run build', 'npm', ['run', 'build', '--silent'])
+  log('Starting node dist/server.js ...')
+  // The profile is written when the server exits, which it does gracefully on the SIGTERM at the end.
+  const profiling = options.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${join(root, '.cache', 'bench-profiles')}`] : []
+  const server = await startServer('server (node dist/server.js)', [...profiling, 'dist/server.js'], serverEnv(await freePort(), mongoUrl))
+
+  const layout = layoutFor(seeded.websiteId, options.profiles)
+  log(`Replaying ${layout.poolSize} seeded bodies (warm-up and seed check)...`)
+  const seedCheck = await preIdentify(server, seeded, layout, options.connections)
+
+  const context: Context = { options, seeded, layout, mongoUrl }
+  const runs: RunResult[] = []
+  for (const name of options.runs) {
+    log(`Running ${name} for ${options.durationSeconds} s...`)
+    const result = await measure(context, server, name)
+    log(summary(result))
+    runs.push(result)
+  }
+  await stopChild(server.child, 15_000)
+  if (options.cpuProf) log(`Server CPU profile written to ${join(root, '.cache', 'bench-profiles')}/`)
+
+  const report: BenchReport = {
+    date: new Date().toISOString(),
+    command,
+    options: { durationSeconds: options.durationSeconds, connections: options.connections, profiles: options.profiles },
+    machine: { ...machine(databaseKind), loadAverage },
+    seedCheck,
+    runs,
+    targets: evaluateTargets(runs),
+    notes: actionNotes(runs)
+  }
+  process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : textReport(report))
+
+  if (options.writeDocs) {
+    const full = [...SCENARIOS, ...REFERENCES].every((name) => options.runs.includes(name))
+    if (full) await writeDocs(report)
+    else log('Not writing docs/benchmarks.md: it shows full runs only (drop --scenarios)')
+  }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    interrupted = true
+    log(`\n${signal}: stopping the server, the load processes and the database...`)
+    void cleanup().finally(() => process.exit(130))
+  })
+}
+
+main()
+  .then(async () => { await cleanup() })
+  .catch(async (error: unknown) => {
+    if (interrupted) return
+    log(error instanceof BenchError ? `\nBenchmark failed: ${error.message}` : `\nBenchmark failed with an unexpected error:\n${error instanceof Error ? error.stack ?? error.message : String(error)}`)
+    await cleanup()
+    process.exitCode = 1
+  })

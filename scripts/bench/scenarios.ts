@@ -1,0 +1,131 @@
+import { createHash } from 'node:crypto'
+import type { Metadata } from '../../src/domain/metadata.js'
+
+/**
+ * The bench's users and request bodies. Everything is derived from a
+ * counter, so the seeding script, the load generator, the ceiling and the
+ * db-floor all address the same users and visitors without sharing state.
+ */
+
+export const SCENARIOS = ['create', 'update', 'unchanged', 'new-device', 'token'] as const
+export const REFERENCES = ['db-floor', 'http-ceiling'] as const
+export type ScenarioName = typeof SCENARIOS[number]
+export type ReferenceName = typeof REFERENCES[number]
+export type RunName = ScenarioName | ReferenceName
+
+/** The action each run's calls should answer; anything else is reported. */
+export const expectedAction: Record<RunName, string | null> = {
+  create: 'created',
+  update: 'updated',
+  unchanged: 'unchanged',
+  'new-device': 'updated',
+  token: 'updated',
+  'db-floor': null,
+  'http-ceiling': 'updated'
+}
+
+/** How the seeded users are split up, so that scenarios never disturb each other's users. */
+export interface Layout {
+  websiteId: string
+  profiles: number
+  /** Users 0 .. poolSize-1 are only ever sent their exact seeded body (the `unchanged` pool). */
+  poolSize: number
+  /** Walks the other users in a scattered order, each once per lap. */
+  stride: number
+}
+
+export function layoutFor (websiteId: string, profiles: number): Layout {
+  const poolSize = Math.min(1000, Math.floor(profiles / 10))
+  const others = profiles - poolSize
+  // A large step coprime with the range visits every user once per lap, spread over the whole collection.
+  let stride = 48_271 % others
+  while (gcd(stride, others) !== 1) stride++
+  return { websiteId, profiles, poolSize, stride }
+}
+
+function gcd (a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b)
+}
+
+/** A version-4-shaped UUID derived from a label, as random-looking as the SDK's. */
+export function uuidFrom (label: string): string {
+  const hex = createHash('sha256').update(label).digest('hex')
+  const variant = ((parseInt(hex.charAt(16), 16) & 0x3) | 0x8).toString(16)
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`
+}
+
+export const seedUserId = (n: number): string => `seed-user-${n}`
+export const seedVisitorId = (n: number): string => uuidFrom(`seed-visitor-${n}`)
+
+const plans = ['free', 'starter', 'pro', 'business']
+
+/** 6 to 8 fields of mixed types: strings, numbers, booleans, a nested object, an array. */
+export function seedMetadata (n: number): Metadata {
+  const metadata: Metadata = {
+    name: `User ${n}`,
+    email: `user${n}@example.com`,
+    plan: plans[n % plans.length],
+    seats: 1 + (n % 50),
+    active: n % 3 !== 0,
+    visits: 0
+  }
+  if (n % 4 !== 0) metadata.company = { name: `Company ${n % 997}`, size: 10 * (1 + (n % 20)), verified: n % 2 === 0 }
+  if (n % 5 !== 0) metadata.tags = ['beta', `cohort-${n % 12}`, ...(n % 2 === 0 ? ['newsletter'] : [])]
+  return metadata
+}
+
+export interface IdentifyRequest {
+  user_id: string
+  datafast_visitor_id: string
+  [field: string]: unknown
+}
+
+/** The seeded user at a position of a scenario's walk; `start` (0 to 1) keeps scenarios apart. */
+function knownUser (layout: Layout, i: number, start: number): number {
+  const others = layout.profiles - layout.poolSize
+  const position = Math.floor(start * others) + i
+  return layout.poolSize + ((position % others) * layout.stride) % others
+}
+
+/** Each writer adds its own offset to the changed field, so that no call ever repeats a stored value. */
+const visitsBase = { update: 1e9, token: 2e9, 'db-floor': 3e9 } as const
+
+export function seedBody (n: number): IdentifyRequest {
+  return { user_id: seedUserId(n), datafast_visitor_id: seedVisitorId(n), ...seedMetadata(n) }
+}
+
+/** A known user with its linked visitor and one changed field (`visits`). */
+export function updateBody (layout: Layout, i: number, writer: keyof typeof visitsBase): IdentifyRequest {
+  const start = { update: 0, token: 0.5, 'db-floor': 0.75 }[writer]
+  const n = knownUser(layout, i, start)
+  return { ...seedBody(n), visits: visitsBase[writer] + i + 1 }
+}
+
+/** The body of call `i` of a scenario. */
+export function scenarioBody (scenario: ScenarioName, layout: Layout, i: number): IdentifyRequest {
+  switch (scenario) {
+    case 'create':
+      return { user_id: `bench-new-${i}`, datafast_visitor_id: uuidFrom(`create-visitor-${i}`), ...seedMetadata(layout.profiles + i) }
+    case 'update':
+    case 'token':
+      return updateBody(layout, i, scenario)
+    case 'unchanged':
+      return seedBody(i % layout.poolSize)
+    case 'new-device': {
+      const n = knownUser(layout, i, 0.25)
+      // Without `visits`, which update and token change, the metadata always equals what is stored: only the link is new.
+      const metadata = seedMetadata(n)
+      delete metadata.visits
+      return { user_id: seedUserId(n), datafast_visitor_id: uuidFrom(`device-visitor-${i}`), ...metadata }
+    }
+  }
+}
+
+/** The parts of a body, as the identify route splits them. */
+export function splitBody (body: IdentifyRequest): { userId: string, visitorId: string, metadata: Metadata } {
+  const metadata: Metadata = {}
+  for (const [name, value] of Object.entries(body)) {
+    if (name !== 'user_id' && name !== 'datafast_visitor_id') metadata[name] = value
+  }
+  return { userId: body.user_id, visitorId: body.datafast_visitor_id, metadata }
+}

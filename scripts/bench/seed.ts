@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ObjectId } from 'mongodb'
+import { connectDatabase } from '../../src/database.js'
+import { IDENTIFY_WRITE } from '../../src/domain/credentials.js'
+import { createRepositories, ensureIndexes } from '../../src/repositories/index.js'
+import { profileIdFor } from '../../src/repositories/profiles.js'
+import { root } from './processes.js'
+import { seedMetadata, seedUserId, seedVisitorId } from './scenarios.js'
+
+export interface Seeded {
+  accountId: string
+  websiteId: string
+  /** Raw `df_` key of the website. */
+  key: string
+  /** Raw `dft_` token with identify:write on the website. */
+  token: string
+}
+
+/** The document shapes of src/repositories/profiles.ts, which does not export them. */
+interface ProfileDocument {
+  _id: ObjectId
+  websiteId: ObjectId
+  userId: string
+  metadata: Record<string, unknown>
+  createdAt: Date
+  updatedAt: Date
+}
+
+interface VisitorLinkDocument {
+  _id: string
+  websiteId: ObjectId
+  visitorId: string
+  profileId: ObjectId
+  linkedAt: Date
+}
+
+const BATCH = 1000
+
+/**
+ * Drops the bench database and fills it: credentials through the
+ * repositories, then the profiles and their visitor links in bulk. The bulk
+ * documents copy the shapes ProfilesRepository writes (field for field), so
+ * the server cannot tell them from profiles it created itself; run.ts checks
+ * this by replaying seeded bodies, which must come back `unchanged`.
+ */
+export async function seedDatabase (url: string, profiles: number, log: (line: string) => void): Promise<Seeded> {
+  // A long timeout: a batch of a thousand inserts can take a while on the stand-in.
+  const { client, db } = await connectDatabase(url, 30_000)
+  try {
+    await db.dropDatabase()
+    const repositories = createRepositories(db)
+    await ensureIndexes(repositories)
+    const { websites, credentials } = repositories
+    const accountId = await websites.createAccount('Bench account')
+    const websiteId = await websites.createWebsite({ accountId, domain: 'bench.example.com', cookieless: false })
+    const { key } = await credentials.createWebsiteKey({ websiteId, name: 'bench' })
+    const { token } = await credentials.createAccountToken({
+      accountId, permissions: [IDENTIFY_WRITE], websiteIds: [websiteId], name: 'bench', expiresAt: null
+    })
+
+    const website = new ObjectId(websiteId)
+    const started = Date.now()
+    for (let first = 0; first < profiles; first += BATCH) {
+      const now = new Date()
+      const users = Array.from({ length: Math.min(BATCH, profiles - first) }, (_, index) => first + index)
+      // Same fields, same order as ProfilesRepository.upsertProfile's insertOne and linkVisitor's upsert.
+      await db.collection<ProfileDocument>('profiles').insertMany(users.map((n) => ({
+        _id: profileIdFor(websiteId, seedUserId(n)),
+        websiteId: website,
+        userId: seedUserId(n),
+        metadata: seedMetadata(n),
+        createdAt: now,
+        updatedAt: now
+      })))
+      await db.collection<VisitorLinkDocument>('visitorLinks').insertMany(users.map((n) => ({
+        _id: `${websiteId}:${seedVisitorId(n)}`,
+        websiteId: website,
+        visitorId: seedVisitorId(n),
+        profileId: profileIdFor(websiteId, seedUserId(n)),
+        linkedAt: now
+      })))
+      const done = first + users.length
+      if (done % 10_000 === 0 || done === profiles) {
+        log(`  seeded ${done.toLocaleString('en-US')} / ${profiles.toLocaleString('en-US')} profiles (${((Date.now() - started) / 1000).toFixed(1)} s)`)
+      }
+    }
+    return { accountId, websiteId, key, token }
+  } finally {
+    await client.close()
+  }
+}
+
+/** What the report calls the database: the stand-in's FerretDB version comes from its Go module, as its build reports "unknown". */
+export async function describeDatabase (url: string, embedded: boolean): Promise<string> {
+  const { client, db } = await connectDatabase(url, 10_000)
+  try {
+    const info = await db.admin().command({ buildInfo: 1 }) as { version?: string, ferretdbVersion?: string }
+    const wire = `MongoDB ${info.version ?? 'unknown'}`
+    if (info.ferretdbVersion === undefined) return `${wire}${embedded ? '' : ' (MONGO_URL)'}`
+    const module = /github\.com\/FerretDB\/FerretDB (v\S+)/.exec(readFileSync(join(root, 'tools', 'ferretdb', 'go.mod'), 'utf8'))?.[1]
+    const version = info.ferretdbVersion !== 'unknown' ? info.ferretdbVersion : module ?? 'unknown version'
+    return `FerretDB ${version} on SQLite (${embedded ? 'started by the bench' : 'MONGO_URL'}; speaks ${wire})`
+  } finally {
+    await client.close()
+  }
+}
