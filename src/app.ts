@@ -68,7 +68,6 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
   await app.register(errors)
   await app.register(requestLog)
   await app.register(connectionClose)
-  await app.register(underPressure)
   await app.register(jsonBody)
   await app.register(swagger)
   await app.register(mongo)
@@ -77,7 +76,11 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
   await app.register(rateLimit)
   await app.register(metrics)
   await app.register(healthRoutes)
-  await app.register(identifyRoutes, { prefix: '/api/v1' })
+  // Load shedding covers the API only: health, metrics and docs keep answering an overloaded process.
+  await app.register(async (api) => {
+    await api.register(underPressure)
+    await api.register(identifyRoutes)
+  }, { prefix: '/api/v1' })
   return app
 }
 

@@ -122,9 +122,9 @@ describe('failed authentications per client address', () => {
 describe('load shedding', () => {
   /**
    * Keeps the event loop busy for `lagMs`, in synchronous slices of 100 ms as
-   * a saturated process would be, calling GET /healthz between slices and
-   * for `pollMs` after; returns the first 503, or undefined when every call
-   * was served.
+   * a saturated process would be, calling the API (without a key, so a
+   * served call is a 401) between slices and for `pollMs` after; returns the
+   * first 503, or undefined when every call was served.
    */
   async function lagAndPoll (app: App, lagMs: number, pollMs: number): Promise<{ overloaded: LightMyRequestResponse | undefined, statuses: Set<number> }> {
     const statuses = new Set<number>()
@@ -140,7 +140,7 @@ describe('load shedding', () => {
       } else {
         await sleep(25)
       }
-      const response = await app.inject({ method: 'GET', url: '/healthz' })
+      const response = await app.inject({ method: 'POST', url: '/api/v1/identify' })
       statuses.add(response.statusCode)
       if (response.statusCode === 503) return { overloaded: response, statuses }
     }
@@ -149,11 +149,13 @@ describe('load shedding', () => {
 
   it('a lagging event loop gets 503 with Retry-After in the envelope', async () => {
     await withApp({ PRESSURE_MAX_EVENT_LOOP_DELAY_MS: 20 }, async (app) => {
-      expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200)
+      expect((await app.inject({ method: 'POST', url: '/api/v1/identify' })).statusCode).toBe(401)
       const { overloaded, statuses } = await lagAndPoll(app, 1500, 3000)
       expect(overloaded, `statuses seen: ${[...statuses].join(', ')}`).toBeDefined()
       expectError(overloaded!, 503)
       expect(String(overloaded!.headers['retry-after'])).toMatch(RETRY_AFTER)
+      // Liveness is not shed: an overloaded process is still alive.
+      expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200)
     })
   })
 
@@ -161,7 +163,7 @@ describe('load shedding', () => {
     await withApp({ PRESSURE_MAX_EVENT_LOOP_DELAY_MS: 0 }, async (app) => {
       const { overloaded, statuses } = await lagAndPoll(app, 1500, 3000)
       expect(overloaded).toBeUndefined()
-      expect([...statuses]).toStrictEqual([200])
+      expect([...statuses]).toStrictEqual([401])
     })
   })
 })
