@@ -1,8 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
-import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../src/config.js'
-import { buildTestApp, createTestToken, createTestWebsite, identify, visitorId } from './helper.js'
+import { buildTestApp, createTestToken, createTestWebsite, expectError, expectSuccess, identify, visitorId } from './helper.js'
 
 /**
  * The "Authentication and authorization" table of docs/identify-contract.md,
@@ -17,20 +16,6 @@ afterAll(async () => { await app.close() })
 
 const body = (userId = 'user_1'): Record<string, unknown> => ({ user_id: userId, datafast_visitor_id: visitorId() })
 
-/** The one error envelope of the contract, with the status repeated as its code. */
-function expectError (response: LightMyRequestResponse, status: number): string {
-  expect(response.statusCode, response.body).toBe(status)
-  expect(String(response.headers['content-type'])).toMatch(/^application\/json/)
-  const json = response.json<{ error: { message: string } }>()
-  expect(json).toStrictEqual({ status: 'error', error: { code: status, message: expect.any(String) } })
-  expect(json.error.message.length).toBeGreaterThan(0)
-  return json.error.message
-}
-
-function expectSuccess (response: LightMyRequestResponse): void {
-  expect(response.statusCode, response.body).toBe(200)
-  expect(response.json().status).toBe('success')
-}
 
 /** A POST with a raw url, headers and payload, for what the identify helper cannot send. */
 async function post (options: { url?: string, authorization?: string, payload?: string | Buffer | object, headers?: Record<string, string> }) {

@@ -2,7 +2,7 @@ import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../src/app.js'
 import { startDatabase, withDatabaseName, type LocalDatabase } from '../scripts/local-database.js'
-import { buildTestApp, createTestWebsite, identify, visitorId, type TestWebsite } from './helper.js'
+import { buildTestApp, createTestWebsite, expectError, expectSuccess, identify, type TestWebsite, visitorId } from './helper.js'
 
 /**
  * The "Responses" section of docs/identify-contract.md: one error envelope on
@@ -15,20 +15,6 @@ afterAll(async () => { await app.close() })
 
 const site = await createTestWebsite(app)
 
-/** The one error envelope of the contract, with the status repeated as its code. */
-function expectError (response: LightMyRequestResponse, status: number): string {
-  expect(response.statusCode, response.body).toBe(status)
-  expect(String(response.headers['content-type'])).toMatch(/^application\/json/)
-  const json = response.json<{ error: { message: string } }>()
-  expect(json).toStrictEqual({ status: 'error', error: { code: status, message: expect.any(String) } })
-  expect(json.error.message.length).toBeGreaterThan(0)
-  return json.error.message
-}
-
-function expectSuccess (response: LightMyRequestResponse): void {
-  expect(response.statusCode, response.body).toBe(200)
-  expect(response.json().status).toBe('success')
-}
 
 /** An authenticated POST /api/v1/identify with a raw payload and headers. */
 async function postRaw (payload: string | Buffer | undefined, headers: Record<string, string> = {}, target: App = app, key = site.key) {

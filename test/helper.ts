@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { inject } from 'vitest'
+import type { LightMyRequestResponse } from 'fastify'
+import { expect, inject } from 'vitest'
 import { buildApp, type App, type BuildAppOptions } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
 import { withDatabaseName } from '../scripts/local-database.js'
@@ -18,6 +19,8 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
     AUTH_CACHE_TTL_MS: 0,
     // Tests send many wrong keys on purpose; the limiter has its own tests with a small budget.
     AUTH_FAILURE_MAX: 100_000,
+    // Load shedding reacts to the machine's load, which parallel test files make noisy; its own tests turn it on.
+    PRESSURE_MAX_EVENT_LOOP_DELAY_MS: 0,
     ...overrides
   })
 }
@@ -79,3 +82,21 @@ export async function identify (app: App, options: { auth?: string, websiteId?: 
     ...(options.body === undefined ? {} : { payload: options.body as object })
   })
 }
+
+/** The one error envelope of the contract, with the status repeated as its code; returns the message. */
+export function expectError (response: LightMyRequestResponse, status: number): string {
+  expect(response.statusCode, response.body).toBe(status)
+  expect(String(response.headers['content-type'])).toMatch(/^application\/json/)
+  const json = response.json<{ error: { message: string } }>()
+  expect(json).toStrictEqual({ status: 'error', error: { code: status, message: expect.any(String) } })
+  expect(json.error.message.length).toBeGreaterThan(0)
+  return json.error.message
+}
+
+export function expectSuccess (response: LightMyRequestResponse): void {
+  expect(response.statusCode, response.body).toBe(200)
+  expect(response.json().status).toBe('success')
+}
+
+/** A Retry-After value: seconds, or an HTTP date. */
+export const RETRY_AFTER = /^\d+$|^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/

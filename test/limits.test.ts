@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { LightMyRequestResponse } from 'fastify'
 import { describe, expect, it } from 'vitest'
 import type { App } from '../src/app.js'
-import { buildTestApp, createTestToken, createTestWebsite, identify, visitorId } from './helper.js'
+import { buildTestApp, createTestToken, createTestWebsite, expectError, expectSuccess, identify, RETRY_AFTER, visitorId } from './helper.js'
 
 /**
  * The service's own protection: a call budget per key or token, a budget of
@@ -10,22 +10,7 @@ import { buildTestApp, createTestToken, createTestWebsite, identify, visitorId }
  * loop lags, and a configurable body limit.
  */
 
-const RETRY_AFTER = /^\d+$|^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/
 
-/** The one error envelope of the contract, with the status repeated as its code. */
-function expectError (response: LightMyRequestResponse, status: number): string {
-  expect(response.statusCode, response.body).toBe(status)
-  expect(String(response.headers['content-type'])).toMatch(/^application\/json/)
-  const json = response.json<{ error: { message: string } }>()
-  expect(json).toStrictEqual({ status: 'error', error: { code: status, message: expect.any(String) } })
-  expect(json.error.message.length).toBeGreaterThan(0)
-  return json.error.message
-}
-
-function expectSuccess (response: LightMyRequestResponse): void {
-  expect(response.statusCode, response.body).toBe(200)
-  expect(response.json().status).toBe('success')
-}
 
 function expect429 (response: LightMyRequestResponse): void {
   expectError(response, 429)

@@ -3,7 +3,7 @@ import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../src/app.js'
 import { startDatabase, withDatabaseName, type LocalDatabase } from '../scripts/local-database.js'
-import { buildTestApp, createTestToken, createTestWebsite, identify, visitorId, type TestWebsite } from './helper.js'
+import { buildTestApp, createTestToken, createTestWebsite, expectError, identify, RETRY_AFTER, type TestWebsite, visitorId } from './helper.js'
 
 /**
  * What an operator sees: liveness and readiness, Prometheus metrics, the
@@ -12,17 +12,7 @@ import { buildTestApp, createTestToken, createTestWebsite, identify, visitorId, 
  */
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-const RETRY_AFTER = /^\d+$|^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/
 
-/** The one error envelope of the contract, with the status repeated as its code. */
-function expectError (response: LightMyRequestResponse, status: number): string {
-  expect(response.statusCode, response.body).toBe(status)
-  expect(String(response.headers['content-type'])).toMatch(/^application\/json/)
-  const json = response.json<{ error: { message: string } }>()
-  expect(json).toStrictEqual({ status: 'error', error: { code: status, message: expect.any(String) } })
-  expect(json.error.message.length).toBeGreaterThan(0)
-  return json.error.message
-}
 
 function expectSuccess (response: LightMyRequestResponse, action?: string): void {
   expect(response.statusCode, response.body).toBe(200)
