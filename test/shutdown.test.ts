@@ -33,7 +33,7 @@ async function startServer (env: Record<string, string>): Promise<Running> {
   const inherited = { ...process.env }
   delete inherited.MONGO_URL
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { ...inherited, NODE_ENV: 'production', LOG_LEVEL: 'info', PORT: '0', HOST: '127.0.0.1', ...env },
+    env: { ...inherited, NODE_ENV: 'production', LOG_LEVEL: 'info', PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0', PORT: '0', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   children.push(child)
