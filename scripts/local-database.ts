@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -32,9 +32,15 @@ const START_TIMEOUT_MS = 30_000
 type Log = (message: string) => void
 const stderrLog: Log = (message) => { process.stderr.write(`${message}\n`) }
 
-/** Builds the FerretDB stand-in when the binary is missing; the Go build cache makes later builds fast. */
+/** True when the binary is older than any source of tools/ferretdb. */
+function isStale (): boolean {
+  const built = statSync(ferretdbBinary).mtimeMs
+  return readdirSync(sourceDir).some((name) => statSync(join(sourceDir, name)).mtimeMs > built)
+}
+
+/** Builds the FerretDB stand-in when the binary is missing or stale; the Go build cache makes later builds fast. */
 export function ensureFerretdbBinary (log: Log = stderrLog): string {
-  if (existsSync(ferretdbBinary)) return ferretdbBinary
+  if (existsSync(ferretdbBinary) && !isStale()) return ferretdbBinary
   log('Building FerretDB v1.24.2 from the Go module proxy (the first build compiles SQLite and takes a few minutes)...')
   const partial = `${ferretdbBinary}.${process.pid}.tmp`
   mkdirSync(dirname(ferretdbBinary), { recursive: true })

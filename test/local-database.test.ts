@@ -59,3 +59,32 @@ setInterval(() => {}, 1000)`
     expect(withDatabaseName('mongodb+srv://u:p@cluster.example.net/db?w=majority', 'y')).toBe('mongodb+srv://u:p@cluster.example.net/y?w=majority')
   })
 })
+
+describe('the stand-in\'s lookups by _id', () => {
+  it('search an index instead of scanning the table', async () => {
+    const database = await startDatabase({ embedded: true })
+    const client = new MongoClient(withDatabaseName(database.url, 'plans'), { serverSelectionTimeoutMS: 3000 })
+    try {
+      const profiles = client.db().collection('profiles')
+      await profiles.insertMany(Array.from({ length: 100 }, (_, index) => ({ n: index })))
+      // The stand-in's connections see the added index from their next write on.
+      const plan = async () => {
+        await profiles.insertOne({ n: -1 })
+        return JSON.stringify(await client.db().command({ explain: { find: 'profiles', filter: { _id: 'some-id' } } }))
+      }
+      expect(await waitForAsync(async () => (await plan()).includes('USING INDEX'), 5000)).toBe(true)
+    } finally {
+      await client.close()
+      await database.close()
+    }
+  })
+})
+
+async function waitForAsync (condition: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await condition()) return true
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return false
+}

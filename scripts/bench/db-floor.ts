@@ -1,3 +1,4 @@
+import type { ObjectId } from 'mongodb'
 import { connectDatabase } from '../../src/database.js'
 import { loadConfig } from '../../src/config.js'
 import { profileIdFor } from '../../src/repositories/profiles.js'
@@ -19,8 +20,9 @@ export interface DbFloorInput {
   durationSeconds: number
 }
 
+/** Only the fields this write touches: the rest of the profile document is left as it is. */
 interface ProfileFields {
-  _id: ReturnType<typeof profileIdFor>
+  _id: ObjectId
   [field: string]: unknown
 }
 

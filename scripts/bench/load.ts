@@ -31,7 +31,8 @@ async function main (): Promise<void> {
     url: input.baseUrl,
     connections: input.connections,
     duration: input.durationSeconds,
-    timeout: 10,
+    // Long enough for a slow database: a timed-out call is abandoned by autocannon but still runs on the server.
+    timeout: 30,
     method: 'POST',
     headers: { authorization: input.authorization, 'content-type': 'application/json' },
     requests: [{

@@ -109,6 +109,27 @@ export async function startServer (label: string, args: string[], env: NodeJS.Pr
   }
 }
 
+/**
+ * Waits until the server has finished the calls the load generator left in
+ * flight when it stopped, so that they do not slow the next run down:
+ * /readyz pings the database, and the ping queues behind them in the driver.
+ * Returns the seconds it took.
+ */
+export async function drain (server: RunningServer, timeoutMs = 180_000): Promise<number> {
+  const started = Date.now()
+  for (;;) {
+    try {
+      const response = await fetch(`${server.baseUrl}/readyz`, { signal: AbortSignal.timeout(timeoutMs) })
+      if (response.ok) return (Date.now() - started) / 1000
+    } catch {
+      // Timed out or refused: judged below.
+    }
+    if (exited(server.child)) throw new BenchError(`the server exited (code ${String(server.child.exitCode ?? server.child.signalCode)}) during the run`)
+    if (Date.now() - started > timeoutMs) throw new BenchError(`the server was still busy ${timeoutMs / 1000} s after the run ended (GET /readyz did not answer 200)`)
+    await new Promise((resolveWait) => setTimeout(resolveWait, 500))
+  }
+}
+
 /** Runs a command to completion, its output shown only if it fails. */
 export async function runCommand (label: string, command: string, args: string[]): Promise<void> {
   const child = track(spawn(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] }))
@@ -179,10 +200,13 @@ export class PeakMemory {
     }
     this.polled = statusField(this.pid, 'VmRSS') ?? 0
     this.timer = setInterval(() => { this.polled = Math.max(this.polled, statusField(this.pid, 'VmRSS') ?? 0) }, 200)
+    this.timer.unref()
   }
 
+  /** The peak since start(); stopping twice is harmless. */
   stop (): number | null {
     if (this.timer !== null) clearInterval(this.timer)
+    this.timer = null
     const peak = this.resetWorked ? statusField(this.pid, 'VmHWM') : null
     return peak ?? (this.polled > 0 ? this.polled : null)
   }

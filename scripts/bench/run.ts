@@ -9,11 +9,11 @@ import type { DbFloorInput } from './db-floor.js'
 import type { LoadInput } from './load.js'
 import { increment, type Measurement } from './measure.js'
 import {
-  BenchError, PeakMemory, freePort, root, runCommand, runWorker, startServer, stopAllChildren, stopChild, type RunningServer
+  BenchError, PeakMemory, drain, freePort, root, runCommand, runWorker, startServer, stopAllChildren, stopChild, type RunningServer
 } from './processes.js'
-import { actionNotes, docsMarkdown, evaluateTargets, textReport, type BenchReport, type Machine, type RunResult } from './report.js'
-import { REFERENCES, SCENARIOS, layoutFor, seedBody, type Layout, type RunName, type ScenarioName } from './scenarios.js'
-import { describeDatabase, seedDatabase, type Seeded } from './seed.js'
+import { actionNotes, docsMarkdown, evaluateTargets, rate, textReport, type BenchReport, type Machine, type RunResult } from './report.js'
+import { REFERENCES, SCENARIOS, layoutFor, scenarioBody, type Layout, type RunName, type ScenarioName } from './scenarios.js'
+import { describeDatabase, seedDatabase, timeIdLookups, type Seeded } from './seed.js'
 
 /**
  * `npm run bench`: seed, build, start the server, drive every scenario and
@@ -27,7 +27,7 @@ const usage = `Usage: npm run bench -- [options]
   --scenarios <list>  comma-separated subset of: ${[...SCENARIOS, ...REFERENCES].join(', ')}
   --json              print the report as JSON instead of a Markdown table
   --write-docs        rewrite docs/benchmarks.md and docs/benchmarks.svg (full runs only)
-  --cpu-prof          write a V8 CPU profile of the server to .cache/bench-profiles/ (open it in Chrome DevTools)`
+  --cpu-prof          write V8 CPU profiles of both servers to .cache/bench-profiles/ (open them in Chrome DevTools)`
 
 const log = (line: string): void => { process.stderr.write(`${line}\n`) }
 
@@ -79,9 +79,9 @@ function parseOptions (): Options {
   }
 }
 
-function machine (database: string): Machine {
+function machine (database: string, loadAverage: number, idLookupMs: number): Machine {
   const cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown'
-  return { cpu, cores: cpus().length, memoryGb: totalmem() / 1e9, node: process.version, database, loadAverage: loadavg()[0] ?? 0 }
+  return { cpu, cores: cpus().length, memoryGb: totalmem() / 1e9, node: process.version, database, loadAverage, idLookupMs }
 }
 
 /** The server's environment: defaults for every setting but the ones the bench needs, whatever the caller's shell holds. */
@@ -109,13 +109,20 @@ async function preIdentify (server: RunningServer, seeded: Seeded, layout: Layou
   const actions: Record<string, number> = {}
   let next = 0
   const worker = async (): Promise<void> => {
-    for (let n = next++; n < layout.poolSize; n = next++) {
-      const response = await fetch(`${server.baseUrl}/api/v1/identify`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${seeded.key}`, 'content-type': 'application/json' },
-        body: JSON.stringify(seedBody(n))
-      })
-      const answer = await response.json() as { data?: { action?: string } }
+    for (let k = next++; k < layout.poolSize; k = next++) {
+      let answer: { data?: { action?: string } }
+      let response: Response
+      try {
+        response = await fetch(`${server.baseUrl}/api/v1/identify`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${seeded.key}`, 'content-type': 'application/json' },
+          body: JSON.stringify(scenarioBody('unchanged', layout, k)),
+          signal: AbortSignal.timeout(60_000)
+        })
+        answer = await response.json() as typeof answer
+      } catch (error) {
+        throw new BenchError(`the server did not answer a replayed seeded body: ${error instanceof Error ? error.message : String(error)}`)
+      }
       increment(actions, response.ok ? answer.data?.action ?? 'unknown' : `HTTP ${response.status}`)
     }
   }
@@ -129,6 +136,8 @@ async function preIdentify (server: RunningServer, seeded: Seeded, layout: Layou
 
 interface Context {
   options: Options
+  /** Node flags that make a server write a CPU profile on exit (--cpu-prof), or none. */
+  profiling: string[]
   seeded: Seeded
   layout: Layout
   mongoUrl: string
@@ -148,8 +157,12 @@ async function httpRun (context: Context, server: RunningServer, scenario: Scena
   }
   const memory = new PeakMemory(server.pid)
   memory.start()
-  const measurement = await runWorker<Measurement>('load.ts', input)
-  return { measurement, peakRssMb: memory.stop() }
+  try {
+    const measurement = await runWorker<Measurement>('load.ts', input)
+    return { measurement, peakRssMb: memory.stop() }
+  } finally {
+    memory.stop()
+  }
 }
 
 async function measure (context: Context, server: RunningServer, name: RunName): Promise<RunResult> {
@@ -159,19 +172,23 @@ async function measure (context: Context, server: RunningServer, name: RunName):
     return { name, kind: 'reference', measurement: await runWorker<Measurement>('db-floor.ts', input), peakRssMb: null }
   }
   if (name === 'http-ceiling') {
-    const ceiling = await startServer('ceiling server', ['--import', 'tsx', 'scripts/bench/ceiling-server.ts'], serverEnv(await freePort(), mongoUrl))
+    const args = [...context.profiling, '--import', 'tsx', 'scripts/bench/ceiling-server.ts']
+    const ceiling = await startServer('ceiling server', args, serverEnv(await freePort(), mongoUrl))
     try {
       return { name, kind: 'reference', ...await httpRun(context, ceiling, 'update', 'key') }
     } finally {
       await stopChild(ceiling.child)
     }
   }
-  return { name, kind: 'scenario', ...await httpRun(context, server, name, name === 'token' ? 'token' : 'key') }
+  const result = await httpRun(context, server, name, name === 'token' ? 'token' : 'key')
+  const seconds = await drain(server)
+  if (seconds > 1) log(`  (the server took ${seconds.toFixed(1)} s more to finish the calls left in flight)`)
+  return { name, kind: 'scenario', ...result }
 }
 
 function summary ({ name, measurement: m, peakRssMb }: RunResult): string {
   const memory = peakRssMb === null ? '' : `, peak RSS ${peakRssMb.toFixed(0)} MiB`
-  return `  ${name}: ${Math.round(m.rps)} req/s, p50 ${m.p50Ms.toFixed(2)} ms, p99 ${m.p99Ms.toFixed(2)} ms, ${m.non2xx} non-2xx, ${m.errors} errors${memory}`
+  return `  ${name}: ${rate(m.rps)} req/s, p50 ${m.p50Ms.toFixed(2)} ms, p99 ${m.p99Ms.toFixed(2)} ms, ${m.non2xx} non-2xx, ${m.errors} errors${memory}`
 }
 
 async function writeDocs (report: BenchReport): Promise<void> {
@@ -207,10 +224,18 @@ async function main (): Promise<void> {
   database = await startDatabase({ log })
   const mongoUrl = withDatabaseName(database.url, 'bench')
   log(`Seeding ${options.profiles.toLocaleString('en-US')} profiles into ${mongoUrl} ...`)
-  const seeded = await seedDatabase(mongoUrl, options.profiles, log)
+  const seeded = await seedDatabase(mongoUrl, options.profiles, log).catch((error: unknown) => {
+    throw new BenchError(`seeding the database at ${mongoUrl} failed: ${error instanceof Error ? error.message : String(error)}`)
+  })
   const pool = /[?&]maxPoolSize=(\d+)/.exec(mongoUrl)?.[1]
   const databaseKind = `${await describeDatabase(mongoUrl, database.embedded)}${pool === undefined ? '' : `, maxPoolSize=${pool}`}`
 
+  const idLookupMs = await timeIdLookups(mongoUrl, seeded.websiteId, options.profiles)
+  if (idLookupMs > 20) {
+    log(`  WARNING: a findOne by _id takes ${idLookupMs.toFixed(0)} ms here: the database scans the collection instead of using the _id index,`)
+    const hint = options.profiles > 5000 ? '; try --profiles 5000' : ''
+    log(`  so every figure shrinks as --profiles grows and the run takes long (FerretDB v1.24.2 on SQLite does this${hint}).`)
+  }
   log('Building the server (npm run build)...')
   await runCommand('npm run build', 'npm', ['run', 'build', '--silent'])
   log('Starting node dist/server.js ...')
@@ -222,7 +247,7 @@ async function main (): Promise<void> {
   log(`Replaying ${layout.poolSize} seeded bodies (warm-up and seed check)...`)
   const seedCheck = await preIdentify(server, seeded, layout, options.connections)
 
-  const context: Context = { options, seeded, layout, mongoUrl }
+  const context: Context = { options, profiling, seeded, layout, mongoUrl }
   const runs: RunResult[] = []
   for (const name of options.runs) {
     log(`Running ${name} for ${options.durationSeconds} s...`)
@@ -231,13 +256,13 @@ async function main (): Promise<void> {
     runs.push(result)
   }
   await stopChild(server.child, 15_000)
-  if (options.cpuProf) log(`Server CPU profile written to ${join(root, '.cache', 'bench-profiles')}/`)
+  if (options.cpuProf) log(`CPU profiles of the server (and of the ceiling server) written to ${join(root, '.cache', 'bench-profiles')}/`)
 
   const report: BenchReport = {
     date: new Date().toISOString(),
     command,
     options: { durationSeconds: options.durationSeconds, connections: options.connections, profiles: options.profiles },
-    machine: { ...machine(databaseKind), loadAverage },
+    machine: machine(databaseKind, loadAverage, idLookupMs),
     seedCheck,
     runs,
     targets: evaluateTargets(runs),
@@ -252,8 +277,11 @@ async function main (): Promise<void> {
   }
 }
 
+// `on`, not `once`: Ctrl-C reaches this process twice (from the terminal and relayed by tsx), and
+// tsx exits at once on a signal nobody listens to, which would cut the cleanup short.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (interrupted) return
     interrupted = true
     log(`\n${signal}: stopping the server, the load processes and the database...`)
     void cleanup().finally(() => process.exit(130))
@@ -266,5 +294,6 @@ main()
     if (interrupted) return
     log(error instanceof BenchError ? `\nBenchmark failed: ${error.message}` : `\nBenchmark failed with an unexpected error:\n${error instanceof Error ? error.stack ?? error.message : String(error)}`)
     await cleanup()
-    process.exitCode = 1
+    // Exit now: a failure may have left a timer or a socket that would keep the process alive.
+    process.exit(1)
   })

@@ -28,19 +28,21 @@ export const expectedAction: Record<RunName, string | null> = {
 export interface Layout {
   websiteId: string
   profiles: number
-  /** Users 0 .. poolSize-1 are only ever sent their exact seeded body (the `unchanged` pool). */
+  /** Every poolStep-th user, poolSize of them, is only ever sent its exact seeded body (the `unchanged` pool). */
   poolSize: number
-  /** Walks the other users in a scattered order, each once per lap. */
+  poolStep: number
+  /** Walks the users in a scattered order, each once per lap. */
   stride: number
 }
 
 export function layoutFor (websiteId: string, profiles: number): Layout {
   const poolSize = Math.min(1000, Math.floor(profiles / 10))
-  const others = profiles - poolSize
-  // A large step coprime with the range visits every user once per lap, spread over the whole collection.
-  let stride = 48_271 % others
-  while (gcd(stride, others) !== 1) stride++
-  return { websiteId, profiles, poolSize, stride }
+  // Spread over the whole collection, like every walk: where a document sits must not favour one scenario.
+  const poolStep = Math.floor(profiles / poolSize)
+  // A large step coprime with the count visits every user once per lap, scattered over the collection.
+  let stride = 48_271 % profiles
+  while (gcd(stride, profiles) !== 1) stride++
+  return { websiteId, profiles, poolSize, poolStep, stride }
 }
 
 function gcd (a: number, b: number): number {
@@ -80,11 +82,15 @@ export interface IdentifyRequest {
   [field: string]: unknown
 }
 
-/** The seeded user at a position of a scenario's walk; `start` (0 to 1) keeps scenarios apart. */
+const poolUser = (layout: Layout, k: number): number => (k % layout.poolSize) * layout.poolStep
+
+/** The seeded user at a position of a scenario's walk, never one of the pool; `start` (0 to 1) keeps scenarios apart. */
 function knownUser (layout: Layout, i: number, start: number): number {
-  const others = layout.profiles - layout.poolSize
-  const position = Math.floor(start * others) + i
-  return layout.poolSize + ((position % others) * layout.stride) % others
+  const position = (Math.floor(start * layout.profiles) + i) % layout.profiles
+  const n = (position * layout.stride) % layout.profiles
+  const inPool = n % layout.poolStep === 0 && n / layout.poolStep < layout.poolSize
+  // The next user is never in the pool too (poolStep is at least 10).
+  return inPool ? (n + 1) % layout.profiles : n
 }
 
 /** Each writer adds its own offset to the changed field, so that no call ever repeats a stored value. */
@@ -110,7 +116,7 @@ export function scenarioBody (scenario: ScenarioName, layout: Layout, i: number)
     case 'token':
       return updateBody(layout, i, scenario)
     case 'unchanged':
-      return seedBody(i % layout.poolSize)
+      return seedBody(poolUser(layout, i))
     case 'new-device': {
       const n = knownUser(layout, i, 0.25)
       // Without `visits`, which update and token change, the metadata always equals what is stored: only the link is new.

@@ -105,3 +105,24 @@ export async function describeDatabase (url: string, embedded: boolean): Promise
     await client.close()
   }
 }
+
+/**
+ * Median time of a findOne by `_id` of profiles spread over the collection.
+ * It should not depend on --profiles; on a database that scans instead of
+ * using the `_id` index, it grows with the collection and so does every figure.
+ */
+export async function timeIdLookups (url: string, websiteId: string, profiles: number): Promise<number> {
+  const { client, db } = await connectDatabase(url, 60_000)
+  try {
+    const collection = db.collection<ProfileDocument>('profiles')
+    const times: number[] = []
+    for (const share of [0.1, 0.3, 0.5, 0.7, 0.9]) {
+      const started = performance.now()
+      await collection.findOne({ _id: profileIdFor(websiteId, seedUserId(Math.floor(share * profiles))) })
+      times.push(performance.now() - started)
+    }
+    return times.sort((a, b) => a - b)[2] ?? 0
+  } finally {
+    await client.close()
+  }
+}

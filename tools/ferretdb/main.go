@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -64,6 +65,8 @@ func run(dir, listen string, watchStdin bool) error {
 			stop()
 		}()
 	}
+
+	go indexIDLookups(ctx, abs, 200*time.Millisecond, logger)
 
 	line, err := json.Marshal(map[string]string{"uri": db.MongoDBURI()})
 	if err != nil {
