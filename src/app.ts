@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { DestinationStream } from 'pino'
-import { clientErrorHandler } from './client-errors.js'
+import { clientErrorHandler, frameworkErrors } from './client-errors.js'
 import type { Config } from './config.js'
 import metrics from './plugins/external/metrics.js'
 import mongo from './plugins/external/mongo.js'
@@ -51,6 +51,9 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
     requestTimeout: config.REQUEST_TIMEOUT_MS,
     http: { headersTimeout: config.HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
     clientErrorHandler,
+    frameworkErrors,
+    // Behind a proxy or load balancer, client addresses (for the failed-authentication limit) come from X-Forwarded-For.
+    trustProxy: config.TRUST_PROXY,
     // Requests on open connections are still served while closing (see connection-close.ts), not answered 503.
     return503OnClosing: false,
     forceCloseConnections: 'idle',

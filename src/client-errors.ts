@@ -1,5 +1,6 @@
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { errorEnvelope } from './schemas/errors.js'
 
 const answers: Record<string, [number, string]> = {
@@ -21,4 +22,10 @@ export function clientErrorHandler (error: Error & { code?: string }, socket: So
       `Content-Length: ${String(Buffer.byteLength(body))}\r\nConnection: close\r\n\r\n${body}`)
   }
   socket.destroy()
+}
+
+/** Errors Fastify raises before routing (a URL that cannot be decoded, say), in the same envelope. */
+export function frameworkErrors (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const code = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400
+  void reply.code(code).type('application/json; charset=utf-8').send(errorEnvelope(code, code === 400 ? 'The request URL is malformed' : error.message))
 }

@@ -30,8 +30,15 @@ export const ConfigSchema = Type.Object({
   BODY_LIMIT_BYTES: Integer({ default: 65536, minimum: 1024, description: 'largest request body; a larger one gets 413' }),
   METADATA_MAX_FIELDS: Integer({ default: 100, minimum: 1, description: 'most metadata fields in one request' }),
   METADATA_MAX_BYTES: Integer({ default: 32768, minimum: 1, description: 'largest metadata of one request, as JSON' }),
-  METADATA_MAX_DEPTH: Integer({ default: 5, minimum: 1, maximum: 100, description: 'deepest nesting of objects and arrays, counting the metadata object itself' }),
+  // At most 8: the body schema spells out every level, so it doubles with each one.
+  METADATA_MAX_DEPTH: Integer({ default: 5, minimum: 1, maximum: 8, description: 'deepest nesting of objects and arrays inside one metadata field\'s value' }),
   PROFILE_MAX_FIELDS: Integer({ default: 500, minimum: 1, description: 'most metadata fields one profile holds after merging' }),
+  PROFILE_MAX_BYTES: Integer({
+    default: 1048576,
+    minimum: 1024,
+    maximum: 15 * 1024 * 1024,
+    description: 'largest metadata of one profile after merging, as stored (BSON); MongoDB refuses documents over 16 MiB'
+  }),
   HEADERS_TIMEOUT_MS: Integer({
     default: 10000,
     minimum: 1000,
@@ -59,6 +66,10 @@ export const ConfigSchema = Type.Object({
     default: 1000,
     minimum: 0,
     description: 'event loop delay above which calls get 503 with Retry-After instead of queueing (0 turns load shedding off)'
+  }),
+  TRUST_PROXY: Type.Boolean({
+    default: false,
+    description: 'take the client address from X-Forwarded-For (behind a proxy or load balancer); it keys the failed-authentication limit'
   }),
   METRICS_ENABLED: Type.Boolean({ default: true, description: 'serve Prometheus metrics at GET /metrics' }),
   AUTH_CACHE_TTL_MS: Integer({

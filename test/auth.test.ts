@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { ObjectId } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../src/config.js'
 import { buildTestApp, createTestToken, createTestWebsite, expectError, expectSuccess, identify, visitorId } from './helper.js'
@@ -261,6 +262,17 @@ describe('with the auth cache on', () => {
     const defaultTtl = loadConfig({}).AUTH_CACHE_TTL_MS
     expect(defaultTtl).toBeGreaterThan(0)
     expect(defaultTtl).toBeLessThanOrEqual(60_000)
+  })
+
+  it('a website created after a 404 works at once: missing websites are not cached', async () => {
+    const site = await createTestWebsite(cached)
+    const { token } = await createTestToken(cached, { accountId: site.accountId })
+    const later = '0123456789abcdef01234567'
+    expectError(await identify(cached, { auth: token, websiteId: later, body: body() }), 404)
+    await cached.mongo.db.collection('websites').insertOne({
+      _id: new ObjectId(later), accountId: new ObjectId(site.accountId), domain: 'later.example', cookieless: false, suspended: false, createdAt: new Date()
+    })
+    expectSuccess(await identify(cached, { auth: token, websiteId: later, body: body() }))
   })
 
   it('a revoked df_ key is refused within the cache lifetime', async () => {

@@ -299,3 +299,29 @@ describe('405 on every known path', () => {
     }
   })
 })
+
+describe('errors raised outside the routes keep the envelope', () => {
+  it('answers a URL that cannot be decoded with a 400 envelope', async () => {
+    const app = await buildTestApp()
+    try {
+      for (const url of ['/api/v1/identify%', '/nope/%zz']) {
+        const response = await app.inject({ method: 'GET', url })
+        expect(response.statusCode, url).toBe(400)
+        expect(response.json()).toEqual({ status: 'error', error: { code: 400, message: expect.any(String) } })
+      }
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('answers a plugin\'s 4xx (an unsatisfiable range on a docs asset) with its status, not a 500', async () => {
+    const app = await buildTestApp()
+    try {
+      const response = await app.inject({ method: 'GET', url: '/docs/static/swagger-ui.css', headers: { range: 'bytes=99999999-' } })
+      expect(response.statusCode).toBe(416)
+      expect(response.json()).toEqual({ status: 'error', error: { code: 416, message: 'Range Not Satisfiable' } })
+    } finally {
+      await app.close()
+    }
+  })
+})

@@ -556,23 +556,26 @@ describe('NUL and unpaired surrogates are rejected everywhere (documented choice
 })
 
 describe('metadata depth', () => {
-  it('accepts the contract\'s example {"a":{"b":{"c":{"d":{"e":1}}}}} as the field a, and stores it whole', async () => {
+  // The contract: objects and arrays nest at most 5 deep inside one field's value,
+  // and {"a":{"b":{"c":{"d":{"e":1}}}}} is 5 deep.
+  const fiveDeep = { a: { b: { c: { d: { e: 1 } } } } }
+
+  it('accepts the contract\'s example {"a":{"b":{"c":{"d":{"e":1}}}}} as a field\'s value, and stores it whole', async () => {
     const site = await createTestWebsite(app)
     const userId = newUserId()
     const vid = visitorId()
-    const a = { b: { c: { d: { e: 1 } } } }
-    expectSuccess(await call(app, site, userId, vid, { a }), 'created')
-    expect((await profileOf(app, site, userId)).metadata).toEqual({ a })
-    expectSuccess(await call(app, site, userId, vid, { a }), 'unchanged')
+    expectSuccess(await call(app, site, userId, vid, { f: fiveDeep }), 'created')
+    expect((await profileOf(app, site, userId)).metadata).toEqual({ f: fiveDeep })
+    expectSuccess(await call(app, site, userId, vid, { f: fiveDeep }), 'unchanged')
   })
 
   it.each([
-    ['an object one level deeper', { a: { b: { c: { d: { e: { f: 1 } } } } } }],
-    ['an empty object one level deeper', { a: { b: { c: { d: { e: {} } } } } }],
-    ['arrays and objects one level deeper', { a: [{ b: [{ c: [1] }] }] }],
-    ['an empty array one level deeper', { a: [{ b: [{ c: [] }] }] }],
-    ['an empty object one level deeper inside arrays', { a: [{ b: [{ c: {} }] }] }],
-    ['a deep value in a later field', { ok: 1, z: { b: { c: { d: { e: { f: 'deep' } } } } } }]
+    ['an object one level deeper', { f: { a: { b: { c: { d: { e: { g: 1 } } } } } } }],
+    ['an empty object one level deeper', { f: { a: { b: { c: { d: { e: {} } } } } } }],
+    ['arrays and objects one level deeper', { a: [{ b: [{ c: [{ d: [1] }] }] }] }],
+    ['an empty array one level deeper', { f: { a: { b: { c: { d: { e: [] } } } } } }],
+    ['an empty object one level deeper inside arrays', { a: [{ b: [{ c: [{}] }] }] }],
+    ['a deep value in a later field', { ok: 1, z: { a: { b: { c: { d: { e: { f: 'deep' } } } } } } }]
   ])('rejects %s with a 400 naming the field and the limit, writing nothing', async (_case, metadata) => {
     const site = await createTestWebsite(app)
     const userId = newUserId()
@@ -583,9 +586,9 @@ describe('metadata depth', () => {
   })
 
   it.each([
-    ['arrays and objects alternating to the limit', { a: [{ b: [{ c: 1 }] }] }],
-    ['arrays and objects ending in an empty one at the limit', { a: [{ b: [{}] }] }],
-    ['many fields each at the limit', { a: { b: { c: { d: { e: 1 } } } }, x: [{ y: [{ z: 'y' }] }], z: { y: [{ x: null }] } }]
+    ['arrays and objects alternating to the limit', { a: [{ b: [{ c: [1] }] }] }],
+    ['arrays and objects ending in an empty one at the limit', { a: [{ b: [{ c: [] }] }] }],
+    ['many fields each at the limit', { a: fiveDeep, x: [{ y: [{ z: 'y' }] }], z: { y: [{ x: [null] }] } }]
   ])('accepts %s', async (_case, metadata) => {
     const site = await createTestWebsite(app)
     const userId = newUserId()
@@ -613,11 +616,11 @@ describe('metadata depth', () => {
     expectSuccess(await call(app, site, userId, vid, metadata), 'unchanged')
   })
 
-  it('is configurable: METADATA_MAX_DEPTH=2 accepts {"a":{"b":1}} and rejects {"a":{"b":{}}}', async () => {
+  it('is configurable: METADATA_MAX_DEPTH=2 accepts {"a":{"b":1}} as a value and rejects {"a":{"b":{}}}', async () => {
     const site = await createTestWebsite(small)
-    expectSuccess(await call(small, site, newUserId(), visitorId(), { a: { b: 1 }, l: [1] }), 'created')
-    expectError(await call(small, site, newUserId(), visitorId(), { a: { b: {} } }), 400, /\b2\b/, /\ba\b/)
-    expectError(await call(small, site, newUserId(), visitorId(), { l: [{}] }), 400, /\b2\b/, /\bl\b/)
+    expectSuccess(await call(small, site, newUserId(), visitorId(), { f: { a: { b: 1 } }, l: [{ a: 1 }] }), 'created')
+    expectError(await call(small, site, newUserId(), visitorId(), { f: { a: { b: {} } } }), 400, /\b2\b/, /\bf\b/)
+    expectError(await call(small, site, newUserId(), visitorId(), { l: [{ a: [] }] }), 400, /\b2\b/, /\bl\b/)
   })
 })
 
@@ -838,7 +841,7 @@ describe('cookieless websites', () => {
     ['a missing user_id', { datafast_visitor_id: visitorId() }],
     ['a bad visitor id', { user_id: 'u1', datafast_visitor_id: 'nope' }],
     ['a key starting with $', { user_id: 'u1', datafast_visitor_id: visitorId(), $set: 1 }],
-    ['too deep a value', { user_id: 'u1', datafast_visitor_id: visitorId(), a: { b: { c: { d: { e: { f: 1 } } } } } }],
+    ['too deep a value', { user_id: 'u1', datafast_visitor_id: visitorId(), a: { b: { c: { d: { e: { f: { g: 1 } } } } } } }],
     ['101 fields', { user_id: 'u1', datafast_visitor_id: visitorId(), ...Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`f${String(i)}`, i])) }]
   ])('still rejects %s with a 400', async (_case, body) => {
     const site = await createTestWebsite(app, { cookieless: true })

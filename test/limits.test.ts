@@ -86,7 +86,7 @@ describe('failed authentications per client address', () => {
       expectSuccess(await identify(app, { auth: site.key, body: body() }))
       expectError(await identify(app, { auth: unknownKey(), body: body() }), 401)
 
-      // The fourth attempt from this address is refused, whatever key it carries.
+      // The fourth attempt from this address is refused, whatever key it carries (the credential cache is off here).
       expect429(await identify(app, { auth: unknownKey(), body: body() }))
       expect429(await identify(app, { auth: site.key, body: body() }))
 
@@ -100,6 +100,19 @@ describe('failed authentications per client address', () => {
       })
       expectError(await elsewhere(unknownKey()), 401)
       expectSuccess(await elsewhere(site.key))
+    })
+  })
+
+  it('a key this process resolved recently keeps working at a locked address; unknown keys do not', async () => {
+    await withApp({ AUTH_FAILURE_MAX: 2, AUTH_CACHE_TTL_MS: 60_000 }, async (app) => {
+      const site = await createTestWebsite(app)
+      const cold = await createTestWebsite(app)
+      expectSuccess(await identify(app, { auth: site.key, body: body() }))
+      expectError(await identify(app, { auth: unknownKey(), body: body() }), 401)
+      expectError(await identify(app, { auth: unknownKey(), body: body() }), 401)
+      expect429(await identify(app, { auth: unknownKey(), body: body() }))
+      expect429(await identify(app, { auth: cold.key, body: body() }))
+      expectSuccess(await identify(app, { auth: site.key, body: body() }))
     })
   })
 })

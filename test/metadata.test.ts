@@ -4,7 +4,8 @@ import { ApiError } from '../src/errors.js'
 
 /* Unit tests of the metadata rules of docs/identify-contract.md, as pure functions. */
 
-const defaults: MetadataLimits = { maxFields: 100, maxBytes: 32 * 1024, maxDepth: 5, profileMaxFields: 500 }
+const defaults: MetadataLimits = { maxFields: 100, maxBytes: 32 * 1024, maxDepth: 5, profileMaxFields: 500, profileMaxBytes: 1024 * 1024 }
+const fieldsUpTo = (profileMaxFields: number) => ({ profileMaxFields, profileMaxBytes: 1024 * 1024 })
 
 /** Parses JSON text, so that keys like __proto__ become own keys as they do in a request body. */
 const parse = (text: string): Metadata => JSON.parse(text) as Metadata
@@ -173,33 +174,38 @@ describe('checkMetadata', () => {
   })
 
   describe('depth', () => {
-    it('accepts the contract\'s example {"a":{"b":{"c":{"d":{"e":1}}}}} and rejects one more level', () => {
-      expect(checkMetadata(parse('{"a":{"b":{"c":{"d":{"e":1}}}}}'), defaults)).toEqual({ a: { b: { c: { d: { e: 1 } } } } })
-      const message = rejection(() => checkMetadata(parse('{"a":{"b":{"c":{"d":{"e":{"f":1}}}}}}'), defaults)).message
-      expect(message).toMatch(/^a\.b\.c\.d\.e /)
+    it('accepts the contract\'s example {"a":{"b":{"c":{"d":{"e":1}}}}} as a field\'s value and rejects one more level', () => {
+      const example = parse('{"a":{"b":{"c":{"d":{"e":1}}}}}')
+      expect(checkMetadata({ f: example }, defaults)).toEqual({ f: example })
+      const message = rejection(() => checkMetadata({ f: parse('{"a":{"b":{"c":{"d":{"e":{"g":1}}}}}}') }, defaults)).message
+      expect(message).toMatch(/^f\.a\.b\.c\.d\.e /)
       expect(message).toMatch(/\b5\b/)
       expect(message).toMatch(/METADATA_MAX_DEPTH/)
     })
 
     it('counts arrays as levels', () => {
-      expect(checkMetadata({ a: [{ b: [{ c: 1 }] }] }, defaults)).toEqual({ a: [{ b: [{ c: 1 }] }] })
-      expect(rejection(() => checkMetadata({ a: [{ b: [{ c: [1] }] }] }, defaults)).message).toMatch(/^a\[0\]\.b\[0\]\.c .*\b5\b/)
+      expect(checkMetadata({ a: [{ b: [{ c: [1] }] }] }, defaults)).toEqual({ a: [{ b: [{ c: [1] }] }] })
+      expect(rejection(() => checkMetadata({ a: [{ b: [{ c: [{}] }] }] }, defaults)).message).toMatch(/^a\[0\]\.b\[0\]\.c\[0\] .*\b5\b/)
     })
 
     it('counts an empty object or array as a level', () => {
-      expect(checkMetadata({ a: { b: { c: { d: [] } } } }, defaults)).toEqual({ a: { b: { c: { d: [] } } } })
-      rejection(() => checkMetadata({ a: { b: { c: { d: { e: {} } } } } }, defaults))
-      rejection(() => checkMetadata({ a: [{ b: [{ c: [] }] }] }, defaults))
+      expect(checkMetadata({ a: { b: { c: { d: { e: [] } } } } }, defaults)).toEqual({ a: { b: { c: { d: { e: [] } } } } })
+      rejection(() => checkMetadata({ f: { a: { b: { c: { d: { e: {} } } } } } }, defaults))
+      rejection(() => checkMetadata({ a: [{ b: [{ c: [{}] }] }] }, defaults))
     })
 
-    it('follows maxDepth, the metadata object being level 1', () => {
+    it('follows maxDepth, a field\'s value being level 1', () => {
       const one = { ...defaults, maxDepth: 1 }
-      expect(checkMetadata({ a: 1, b: 'x', c: null }, one)).toEqual({ a: 1, b: 'x', c: null })
-      rejection(() => checkMetadata({ a: {} }, one))
-      rejection(() => checkMetadata({ a: [] }, one))
+      expect(checkMetadata({ a: 1, b: { x: 'y' }, c: [1, null] }, one)).toEqual({ a: 1, b: { x: 'y' }, c: [1, null] })
+      rejection(() => checkMetadata({ a: { b: {} } }, one))
+      rejection(() => checkMetadata({ a: [{}] }, one))
       const three = { ...defaults, maxDepth: 3 }
-      expect(checkMetadata({ a: { b: [1] } }, three)).toEqual({ a: { b: [1] } })
-      expect(rejection(() => checkMetadata({ a: { b: [{}] } }, three)).message).toMatch(/\b3\b/)
+      expect(checkMetadata({ a: { b: [{ c: 1 }] } }, three)).toEqual({ a: { b: [{ c: 1 }] } })
+      expect(rejection(() => checkMetadata({ a: { b: [{ c: [] }] } }, three)).message).toMatch(/\b3\b/)
+    })
+
+    it('refuses numbers JSON cannot carry back, naming the field', () => {
+      expect(rejection(() => checkMetadata(parse('{"big":1e400}'), defaults)).message).toMatch(/^big must be a finite number/)
     })
   })
 
@@ -255,47 +261,61 @@ describe('checkMetadata', () => {
 describe('planMerge', () => {
   it('is unchanged when every sent field already holds an equal value', () => {
     const stored = { name: 'Ada', address: { city: 'London', zip: 'N1' }, tags: ['a'], gone: null }
-    expect(planMerge(stored, {}, 500)).toEqual({ changed: false })
-    expect(planMerge(stored, { name: 'Ada' }, 500)).toEqual({ changed: false })
-    expect(planMerge(stored, { address: { zip: 'N1', city: 'London' }, gone: null, tags: ['a'] }, 500)).toEqual({ changed: false })
+    expect(planMerge(stored, {}, fieldsUpTo(500))).toEqual({ changed: false })
+    expect(planMerge(stored, { name: 'Ada' }, fieldsUpTo(500))).toEqual({ changed: false })
+    expect(planMerge(stored, { address: { zip: 'N1', city: 'London' }, gone: null, tags: ['a'] }, fieldsUpTo(500))).toEqual({ changed: false })
   })
 
   it('is changed by a new value, a new field, or null over a value', () => {
     const stored = { name: 'Ada', address: { city: 'London' } }
-    expect(planMerge(stored, { name: 'Bob' }, 500)).toEqual({ changed: true })
-    expect(planMerge(stored, { plan: 'pro' }, 500)).toEqual({ changed: true })
-    expect(planMerge(stored, { plan: null }, 500)).toEqual({ changed: true })
-    expect(planMerge(stored, { name: null }, 500)).toEqual({ changed: true })
-    expect(planMerge(stored, { address: { city: 'London', zip: 'N1' } }, 500)).toEqual({ changed: true })
-    expect(planMerge(stored, { address: {} }, 500)).toEqual({ changed: true })
+    expect(planMerge(stored, { name: 'Bob' }, fieldsUpTo(500))).toEqual({ changed: true })
+    expect(planMerge(stored, { plan: 'pro' }, fieldsUpTo(500))).toEqual({ changed: true })
+    expect(planMerge(stored, { plan: null }, fieldsUpTo(500))).toEqual({ changed: true })
+    expect(planMerge(stored, { name: null }, fieldsUpTo(500))).toEqual({ changed: true })
+    expect(planMerge(stored, { address: { city: 'London', zip: 'N1' } }, fieldsUpTo(500))).toEqual({ changed: true })
+    expect(planMerge(stored, { address: {} }, fieldsUpTo(500))).toEqual({ changed: true })
   })
 
   it('allows a profile of exactly profileMaxFields fields and rejects one more, naming the limit', () => {
-    expect(planMerge(fields(499), { extra: 1 }, 500)).toEqual({ changed: true })
-    expect(planMerge({}, fields(500), 500)).toEqual({ changed: true })
-    const message = rejection(() => planMerge(fields(500), { extra: 1 }, 500)).message
+    expect(planMerge(fields(499), { extra: 1 }, fieldsUpTo(500))).toEqual({ changed: true })
+    expect(planMerge({}, fields(500), fieldsUpTo(500))).toEqual({ changed: true })
+    const message = rejection(() => planMerge(fields(500), { extra: 1 }, fieldsUpTo(500))).message
     expect(message).toMatch(/\b501\b/)
     expect(message).toMatch(/\b500\b/)
     expect(message).toMatch(/PROFILE_MAX_FIELDS/)
   })
 
   it('does not count replaced fields as new ones', () => {
-    expect(planMerge(fields(500), { f0: 2, f499: null }, 500)).toEqual({ changed: true })
-    expect(planMerge(fields(500), fields(500), 500)).toEqual({ changed: false })
+    expect(planMerge(fields(500), { f0: 2, f499: null }, fieldsUpTo(500))).toEqual({ changed: true })
+    expect(planMerge(fields(500), fields(500), fieldsUpTo(500))).toEqual({ changed: false })
   })
 
   it('counts stored null values as fields', () => {
-    rejection(() => planMerge({ a: null, b: null }, { c: 1 }, 2))
+    rejection(() => planMerge({ a: null, b: null }, { c: 1 }, fieldsUpTo(2)))
+  })
+
+  it('still takes a call that adds no field to a profile over the limit (a lowered setting)', () => {
+    expect(planMerge(fields(3), { f0: 'changed' }, fieldsUpTo(2))).toEqual({ changed: true })
+    expect(planMerge(fields(3), { f1: 1 }, fieldsUpTo(2))).toEqual({ changed: false })
+    rejection(() => planMerge(fields(3), { extra: 1 }, fieldsUpTo(2)))
+  })
+
+  it('refuses a merge whose stored form would outgrow profileMaxBytes, naming the limit, unless it shrinks', () => {
+    const big = { blob: 'x'.repeat(2000) }
+    const limits = { profileMaxFields: 500, profileMaxBytes: 3000 }
+    expect(planMerge(big, { more: 'y'.repeat(500) }, limits)).toEqual({ changed: true })
+    expect(rejection(() => planMerge(big, { more: 'y'.repeat(1500) }, limits)).message).toMatch(/PROFILE_MAX_BYTES/)
+    expect(planMerge({ blob: 'x'.repeat(4000) }, { blob: 'short' }, limits)).toEqual({ changed: true })
   })
 
   it('does not treat inherited names as stored fields', () => {
-    expect(planMerge({}, parse('{"constructor":1}'), 500)).toEqual({ changed: true })
-    expect(planMerge({}, { toString: 'x' }, 500)).toEqual({ changed: true })
+    expect(planMerge({}, parse('{"constructor":1}'), fieldsUpTo(500))).toEqual({ changed: true })
+    expect(planMerge({}, { toString: 'x' }, fieldsUpTo(500))).toEqual({ changed: true })
   })
 })
 
 describe('top-level field names and white space', () => {
-  const limits = { maxFields: 100, maxBytes: 32768, maxDepth: 5, profileMaxFields: 500 }
+  const limits = defaults
 
   it.each([' name', 'name ', '\u000b', '\tplan', 'plan\u00a0', 'x\u0085'])('refuses the field name %j, which the stand-in cannot update', (name) => {
     expect(() => checkMetadata({ [name]: 1 }, limits)).toThrow(/must not start or end with white space/)
@@ -304,4 +324,13 @@ describe('top-level field names and white space', () => {
   it('accepts white space inside a field name and at the edges of nested keys', () => {
     expect(checkMetadata({ 'first name': 1, nested: { ' padded ': 2 } }, limits)).toEqual({ 'first name': 1, nested: { ' padded ': 2 } })
   })
+})
+
+describe('placeholder detection on hostile input', () => {
+  // The former single regular expression backtracked quadratically here (about 100 s for this string);
+  // the test's own timeout is the guard, since speed is not asserted by time.
+  it('answers at once for a long blank string that ends in a word', () => {
+    expect(isPlaceholder(`${' '.repeat(200_000)}x`)).toBe(false)
+    expect(isPlaceholder(`${' '.repeat(200_000)}null`)).toBe(true)
+  }, 5000)
 })

@@ -1,28 +1,30 @@
+import { BSON } from 'mongodb'
 import { badRequest } from '../errors.js'
 
 export type Metadata = Record<string, unknown>
 
-export interface MetadataLimits {
+export interface MetadataLimits extends ProfileLimits {
   /** Most metadata fields in one request. */
   maxFields: number
   /** Largest metadata of one request, as UTF-8 JSON. */
   maxBytes: number
-  /** Deepest nesting of objects and arrays, the metadata object itself being level 1. */
+  /** Deepest nesting of objects and arrays inside one field's value, the value itself being level 1. */
   maxDepth: number
-  /** Most metadata fields one profile holds after merging. */
-  profileMaxFields: number
 }
 
 const MAX_KEY_LENGTH = 128
 const forbiddenKeys = new Set(['__proto__', 'constructor', 'prototype'])
-/** Empty, blank, or only the words undefined and null: what templating an unset value produces. */
-const placeholderPattern = /^\s*(?:(?:undefined|null)(?:\s+(?:undefined|null))*)?\s*$/
+const placeholderWords = new Set(['undefined', 'null'])
 /** White space as JavaScript and Go (the stand-in) define it; see checkKey. */
 const edgeSpace = /^[\s\u0085]|[\s\u0085]$/
 const unpairedSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 
+/** Empty, blank, or only the words undefined and null: what templating an unset value produces. */
 export function isPlaceholder (value: unknown): boolean {
-  return typeof value === 'string' && placeholderPattern.test(value)
+  if (typeof value !== 'string') return false
+  // Split rather than one regular expression: nested white-space runs in a pattern backtrack quadratically on long strings.
+  const trimmed = value.trim()
+  return trimmed === '' || trimmed.split(/\s+/).every((word) => placeholderWords.has(word))
 }
 
 /**
@@ -53,15 +55,17 @@ function checkKey (key: string, path: string): void {
   if (path === '' && edgeSpace.test(key)) throw badRequest(`${where} ${quote(key)} must not start or end with white space`)
 }
 
-/** Walks one value; `depth` is the nesting level of the container that holds it. */
+/** Walks one value; `depth` is the nesting level of the container that holds it (0 for a field's value). */
 function checkValue (value: unknown, path: string, depth: number, maxDepth: number): void {
   if (typeof value === 'string') {
     if (!isStorableString(value)) throw badRequest(`${path} must not contain NUL characters or unpaired surrogates`)
     return
   }
+  // JSON.parse turns 1e400 into Infinity, which JSON cannot give back.
+  if (typeof value === 'number' && !Number.isFinite(value)) throw badRequest(`${path} must be a finite number`)
   if (value === null || typeof value !== 'object') return
   if (depth + 1 > maxDepth) {
-    throw badRequest(`${path} nests objects or arrays more than ${maxDepth} deep, counting the metadata object (METADATA_MAX_DEPTH)`)
+    throw badRequest(`${path} nests objects or arrays more than ${maxDepth} deep inside the field's value (METADATA_MAX_DEPTH)`)
   }
   if (Array.isArray(value)) {
     value.forEach((item, index) => {
@@ -91,7 +95,7 @@ export function checkMetadata (metadata: Metadata, limits: MetadataLimits): Meta
   for (const name of names) {
     const value = metadata[name]
     checkKey(name, '')
-    checkValue(value, name, 1, limits.maxDepth)
+    checkValue(value, name, 0, limits.maxDepth)
     if (!isPlaceholder(value)) kept[name] = value
   }
   // Measured after the depth check: JSON.stringify recurses, and a body nested thousands deep would overflow the stack.
@@ -102,11 +106,20 @@ export function checkMetadata (metadata: Metadata, limits: MetadataLimits): Meta
   return kept
 }
 
+export interface ProfileLimits {
+  /** Most metadata fields one profile holds after merging. */
+  profileMaxFields: number
+  /** Largest metadata of one profile after merging, as BSON, the form it is stored in. */
+  profileMaxBytes: number
+}
+
 /**
  * Shallow merge of the sent fields over the stored ones: whether anything
- * would change, after checking the profile stays within its field limit.
+ * would change, after checking that the profile stays within its limits. A
+ * call that adds nothing and grows nothing is never refused, so a profile
+ * that is over a limit (a lowered setting) still takes its other calls.
  */
-export function planMerge (stored: Metadata, sent: Metadata, profileMaxFields: number): { changed: boolean } {
+export function planMerge (stored: Metadata, sent: Metadata, limits: ProfileLimits): { changed: boolean } {
   let added = 0
   let changed = false
   for (const [name, value] of Object.entries(sent)) {
@@ -118,8 +131,14 @@ export function planMerge (stored: Metadata, sent: Metadata, profileMaxFields: n
     }
   }
   const total = Object.keys(stored).length + added
-  if (total > profileMaxFields) {
-    throw badRequest(`the profile would hold ${total} metadata fields; at most ${profileMaxFields} are allowed (PROFILE_MAX_FIELDS)`)
+  if (added > 0 && total > limits.profileMaxFields) {
+    throw badRequest(`the profile would hold ${total} metadata fields; at most ${limits.profileMaxFields} are allowed (PROFILE_MAX_FIELDS)`)
+  }
+  if (changed) {
+    const bytes = BSON.calculateObjectSize({ ...stored, ...sent })
+    if (bytes > limits.profileMaxBytes && bytes > BSON.calculateObjectSize(stored)) {
+      throw badRequest(`the profile's metadata would be ${bytes} bytes; at most ${limits.profileMaxBytes} are allowed (PROFILE_MAX_BYTES)`)
+    }
   }
   return { changed }
 }

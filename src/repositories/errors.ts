@@ -15,8 +15,19 @@ export function isDuplicateKey (error: unknown): boolean {
   return error instanceof MongoServerError && error.code === DUPLICATE_KEY
 }
 
-/** The database cannot be reached right now; the caller should try again later. */
+/**
+ * Server errors of a replica set changing its primary or shutting down:
+ * NotWritablePrimary, NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary,
+ * InterruptedAtShutdown, InterruptedDueToReplStateChange,
+ * PrimarySteppedDown, ShutdownInProgress.
+ */
+const TRANSIENT_CODES = new Set([10107, 13435, 13436, 11600, 11602, 189, 91])
+
+/** The database cannot be reached right now, or is changing primaries; the caller should try again later. */
 export function isDatabaseUnavailable (error: unknown): boolean {
+  if (error instanceof MongoServerError) {
+    return TRANSIENT_CODES.has(Number(error.code)) || error.hasErrorLabel('RetryableWriteError') || error.hasErrorLabel('ResetPool')
+  }
   return error instanceof MongoNetworkError ||
     error instanceof MongoServerSelectionError ||
     error instanceof MongoNotConnectedError ||

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { ObjectId, type Db } from 'mongodb'
-import { planMerge, type Metadata } from '../domain/metadata.js'
+import { planMerge, type Metadata, type ProfileLimits } from '../domain/metadata.js'
 import { isDuplicateKey, retryOnDuplicateKey } from './errors.js'
 
 interface ProfileDocument {
@@ -43,7 +43,7 @@ export interface UpsertProfileInput {
   visitorId: string
   /** Checked fields to merge, placeholders already dropped. */
   metadata: Metadata
-  profileMaxFields: number
+  limits: ProfileLimits
 }
 
 export interface UpsertProfileResult {
@@ -81,8 +81,8 @@ export class ProfilesRepository {
     this.visitorLinks = db.collection<VisitorLinkDocument>('visitorLinks')
   }
 
+  /** One profile per (website, user_id) needs no index: the `_id` is derived from the pair. */
   async ensureIndexes (): Promise<void> {
-    await this.profiles.createIndex({ websiteId: 1, userId: 1 }, { name: 'websiteId_userId', unique: true }, undefined)
     await this.visitorLinks.createIndex({ profileId: 1 }, { name: 'profileId' }, undefined)
   }
 
@@ -105,7 +105,7 @@ export class ProfilesRepository {
       const now = new Date()
 
       if (profile === null) {
-        planMerge({}, input.metadata, input.profileMaxFields)
+        planMerge({}, input.metadata, input.limits)
         try {
           await this.profiles.insertOne({
             _id,
@@ -127,7 +127,7 @@ export class ProfilesRepository {
       if (profile.userId !== input.userId || !profile.websiteId.equals(input.websiteId)) {
         throw new Error('profile id collision: two (website, user_id) pairs derived the same _id')
       }
-      const { changed } = planMerge(profile.metadata, input.metadata, input.profileMaxFields)
+      const { changed } = planMerge(profile.metadata, input.metadata, input.limits)
       if (!changed && linked) return { profileId: _id.toHexString(), created: false, changed: false }
 
       const set: Record<string, unknown> = { updatedAt: now }

@@ -33,10 +33,6 @@ export class WebsitesRepository {
     this.websites = db.collection<WebsiteDocument>('websites')
   }
 
-  async ensureIndexes (): Promise<void> {
-    await this.websites.createIndex({ accountId: 1 }, { name: 'accountId' }, undefined)
-  }
-
   async createAccount (name: string): Promise<string> {
     const { insertedId } = await this.accounts.insertOne({ _id: new ObjectId(), name, createdAt: new Date() })
     return insertedId.toHexString()

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { ApiError } from '../errors.js'
 import { ErrorEnvelope } from '../schemas/errors.js'
 
 const Healthy = Type.Object({ status: Type.Literal('ok') })
@@ -12,8 +13,14 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/readyz', {
     schema: { summary: 'The database answers a ping', tags: ['health'], response: { 200: Healthy, 503: ErrorEnvelope } }
-  }, async () => {
-    await fastify.mongo.db.command({ ping: 1 })
+  }, async (request) => {
+    try {
+      await fastify.mongo.db.command({ ping: 1 })
+    } catch (error) {
+      // Whatever the reason (unreachable, unauthorized, shutting down), this process cannot serve.
+      request.log.warn({ err: { type: (error as Error).name } }, 'database ping failed')
+      throw new ApiError(503, 'The database does not answer', { 'retry-after': '5' })
+    }
     return { status: 'ok' as const }
   })
 }

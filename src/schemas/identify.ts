@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import type { MetadataLimits } from '../domain/metadata.js'
 
 export const OBJECT_ID_PATTERN = '^[0-9a-fA-F]{24}$'
 const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
@@ -10,11 +11,6 @@ export const fieldRules = {
   websiteId: 'websiteId must be 24 hexadecimal characters'
 } as const
 
-/** Limits the body schema states; the same ones src/domain/metadata.ts enforces with its own messages. */
-export interface BodyLimits {
-  maxFields: number
-  maxDepth: number
-}
 
 // Unpaired surrogates are refused too, but only by src/domain/metadata.ts: fuzzers cannot use a pattern that names them.
 const StorableString = Type.String({ pattern: '^[^\\u0000]*$' })
@@ -42,25 +38,27 @@ function metadataValue (levels: number): TSchema {
  * per-profile limits cannot be stated; src/domain/metadata.ts checks them,
  * and gives every rule its message.
  */
-export function identifyBodySchema (limits: BodyLimits) {
+export function identifyBodySchema (limits: MetadataLimits) {
   return Type.Object({
     user_id: Type.String({
       minLength: 1,
       maxLength: 255,
-      pattern: '^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$',
+      // Linear to match: a leading run of white space, then anything without NUL.
+      pattern: '^\\s*[^\\s\\u0000][^\\u0000]*$',
       description: fieldRules.user_id
     }),
     datafast_visitor_id: Type.String({ pattern: UUID_PATTERN, description: `${fieldRules.datafast_visitor_id}; stored lowercase` })
   }, {
-    additionalProperties: metadataValue(limits.maxDepth - 1),
+    additionalProperties: metadataValue(limits.maxDepth),
     propertyNames: FieldName,
     maxProperties: limits.maxFields + 2,
     description: 'Every other top-level field is profile metadata, shallow-merged into the profile. ' +
       'A field name is 1 to 128 characters, does not start with "$" and holds no "." or NUL, at every depth, ' +
       'and a top-level one neither starts nor ends with white space; ' +
-      `__proto__, constructor and prototype are refused. Objects and arrays nest at most ${limits.maxDepth} deep counting the body, ` +
+      `__proto__, constructor and prototype are refused. Objects and arrays nest at most ${limits.maxDepth} deep inside a field's value, ` +
       'and an array holds no array directly. ' +
-      `At most ${limits.maxFields} fields and 32 KiB of metadata per request, at most 500 fields per profile. ` +
+      `At most ${limits.maxFields} fields and ${limits.maxBytes} bytes (as JSON) of metadata per request; ` +
+      `at most ${limits.profileMaxFields} fields and ${limits.profileMaxBytes} bytes (as BSON) per profile. ` +
       'A string that is empty or only the words undefined and null is ignored; null clears a field. ' +
       'No string may hold NUL or an unpaired surrogate.',
     examples: [{
@@ -74,7 +72,7 @@ export function identifyBodySchema (limits: BodyLimits) {
   })
 }
 
-export const IdentifyBody = identifyBodySchema({ maxFields: 100, maxDepth: 5 })
+export const IdentifyBody = identifyBodySchema({ maxFields: 100, maxBytes: 32768, maxDepth: 5, profileMaxFields: 500, profileMaxBytes: 1048576 })
 export type IdentifyBody = Static<typeof IdentifyBody>
 
 export const IdentifyQuery = Type.Object({

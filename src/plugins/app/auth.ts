@@ -66,7 +66,8 @@ export default fp(async (fastify) => {
     const hit = websiteCache?.get(websiteId)
     if (hit !== undefined) return hit.website
     const website = await websites.findWebsite(websiteId)
-    websiteCache?.set(websiteId, { website })
+    // A missing website is not cached either: one created a moment later must work at once.
+    if (website !== null) websiteCache?.set(websiteId, { website })
     return website
   }
 
@@ -109,9 +110,17 @@ export default fp(async (fastify) => {
   const failures = new LRUCache<string, { count: number }>({ max: 100_000, ttl: AUTH_FAILURE_WINDOW_MS })
 
   fastify.decorateRequest('caller', null)
+  /** A credential this process resolved recently; such a caller is never locked out with the guessers at its address. */
+  function isKnown (authorization: string | undefined): boolean {
+    const parsed = parseBearer(authorization)
+    if (!parsed.ok) return false
+    const hash = hashSecret(parsed.credential.secret)
+    return (parsed.credential.kind === 'websiteKey' ? keyCache : tokenCache)?.has(hash) === true
+  }
+
   fastify.decorate('authenticate', async (request: FastifyRequest) => {
     const failed = failures.get(request.ip)
-    if (failed !== undefined && failed.count >= AUTH_FAILURE_MAX) {
+    if (failed !== undefined && failed.count >= AUTH_FAILURE_MAX && !isKnown(request.headers.authorization)) {
       const retryAfter = Math.max(1, Math.ceil(failures.getRemainingTTL(request.ip) / 1000))
       throw new ApiError(429, 'Too many failed authentications from this address; try again later', { 'retry-after': String(retryAfter) })
     }

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { MongoError } from 'mongodb'
 import { ApiError } from '../../errors.js'
@@ -55,8 +56,10 @@ export default fp(async (fastify) => {
     const status = error.statusCode ?? 500
     if (status === 413) return sendError(reply, 413, `The request body is larger than ${BODY_LIMIT_BYTES} bytes`)
     if (status === 415) return sendError(reply, 415, 'Content-Type must be application/json')
-    if (status >= 400 && status < 500 && (error.code as string | undefined)?.startsWith('FST_') === true) {
-      return sendError(reply, status, error.message)
+    if (status >= 400 && status < 500) {
+      // Fastify's own messages are written for callers; a plugin's may not be, so those get the status text.
+      const fromFastify = (error.code as string | undefined)?.startsWith('FST_') === true
+      return sendError(reply, status, fromFastify ? error.message : STATUS_CODES[status] ?? 'Bad request')
     }
     // Nothing of it reaches the caller. A driver's message can quote stored values, so only its code is logged.
     const detail = error instanceof MongoError ? {} : { stack: error.stack }

@@ -32,12 +32,13 @@ const errorResponses = Object.fromEntries(
 
 const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { profiles } = fastify.repositories
-  const { METADATA_MAX_FIELDS, METADATA_MAX_BYTES, METADATA_MAX_DEPTH, PROFILE_MAX_FIELDS } = fastify.config
-  const limits = {
-    maxFields: METADATA_MAX_FIELDS,
-    maxBytes: METADATA_MAX_BYTES,
-    maxDepth: METADATA_MAX_DEPTH,
-    profileMaxFields: PROFILE_MAX_FIELDS
+  const { config } = fastify
+  const limits: MetadataLimits = {
+    maxFields: config.METADATA_MAX_FIELDS,
+    maxBytes: config.METADATA_MAX_BYTES,
+    maxDepth: config.METADATA_MAX_DEPTH,
+    profileMaxFields: config.PROFILE_MAX_FIELDS,
+    profileMaxBytes: config.PROFILE_MAX_BYTES
   }
 
   fastify.post('/identify', {
@@ -68,7 +69,7 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       userId,
       visitorId: visitorId.toLowerCase(),
       metadata: fields,
-      profileMaxFields: limits.profileMaxFields
+      limits
     })
     const action: IdentifyAction = result.created ? 'created' : result.changed ? 'updated' : 'unchanged'
     return success(request, action, result.profileId)
