@@ -17,13 +17,15 @@ export interface LoadInput {
   layout: Layout
   connections: number
   durationSeconds: number
+  /** Where the body counter starts, so that later runs of one scenario send new bodies (the soak). */
+  firstCall?: number
 }
 
 const actionPattern = /"action":"([a-z]+)"/
 
 async function main (): Promise<void> {
   const input = await receiveInput<LoadInput>()
-  let next = 0
+  let next = input.firstCall ?? 0
   const actions: Record<string, number> = {}
   const latencies = new LatencyRecorder()
 

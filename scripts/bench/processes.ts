@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
+import { ConfigSchema } from '../../src/config.js'
 
 /** The repository root: children run from here, whatever the caller's directory. */
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -209,5 +210,21 @@ export class PeakMemory {
     this.timer = null
     const peak = this.resetWorked ? statusField(this.pid, 'VmHWM') : null
     return peak ?? (this.polled > 0 ? this.polled : null)
+  }
+}
+
+/** The environment of the server under test: production mode, defaults for everything but the limiter's budget. */
+export function serverEnv (port: number, mongoUrl: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  for (const name of Object.keys(ConfigSchema.properties)) Reflect.deleteProperty(env, name)
+  return {
+    ...env,
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    MONGO_URL: mongoUrl,
+    // The bench sends far more than a real client's budget; the limiter itself still runs on every call.
+    RATE_LIMIT_MAX: '1000000000'
   }
 }

@@ -2,14 +2,13 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { ConfigSchema } from '../../src/config.js'
 import { startDatabase, withDatabaseName, type LocalDatabase } from '../local-database.js'
 import { barChart } from './chart.js'
 import type { DbFloorInput } from './db-floor.js'
 import type { LoadInput } from './load.js'
 import { increment, type Measurement } from './measure.js'
 import {
-  BenchError, PeakMemory, drain, freePort, root, runCommand, runWorker, startServer, stopAllChildren, stopChild, type RunningServer
+  BenchError, PeakMemory, drain, freePort, root, runCommand, runWorker, serverEnv, startServer, stopAllChildren, stopChild, type RunningServer
 } from './processes.js'
 import { actionNotes, docsMarkdown, evaluateTargets, rate, textReport, type BenchReport, type Machine, type RunResult } from './report.js'
 import { REFERENCES, SCENARIOS, layoutFor, scenarioBody, type Layout, type RunName, type ScenarioName } from './scenarios.js'
@@ -85,21 +84,6 @@ function machine (database: string, loadAverage: number, idLookupMs: number): Ma
 }
 
 /** The server's environment: defaults for every setting but the ones the bench needs, whatever the caller's shell holds. */
-function serverEnv (port: number, mongoUrl: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env }
-  for (const name of Object.keys(ConfigSchema.properties)) Reflect.deleteProperty(env, name)
-  return {
-    ...env,
-    NODE_ENV: 'production',
-    LOG_LEVEL: 'warn',
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    MONGO_URL: mongoUrl,
-    // The bench sends far more than a real client's budget; the limiter itself still runs on every call.
-    RATE_LIMIT_MAX: '1000000000'
-  }
-}
-
 /**
  * Replays the exact seeded body of every user of the `unchanged` pool: it
  * warms the server up, and every answer must be `unchanged`, which shows the

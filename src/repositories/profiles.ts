@@ -10,6 +10,7 @@ interface ProfileDocument {
   userId: string
   metadata: Metadata
   createdAt: Date
+  /** When the metadata last changed. */
   updatedAt: Date
 }
 
@@ -130,10 +131,11 @@ export class ProfilesRepository {
       const { changed } = planMerge(profile.metadata, input.metadata, input.limits)
       if (!changed && linked) return { profileId: _id.toHexString(), created: false, changed: false }
 
+      // The profile document changes only with its metadata; a new visitor is a new link document (with its linkedAt).
       const set: Record<string, unknown> = { updatedAt: now }
       for (const [name, value] of Object.entries(input.metadata)) set[`metadata.${name}`] = value
       await Promise.all([
-        this.profiles.updateOne({ _id }, { $set: set }),
+        changed ? this.profiles.updateOne({ _id }, { $set: set }) : undefined,
         linked ? undefined : this.linkVisitor(linkId, input, _id, now)
       ])
       return { profileId: _id.toHexString(), created: false, changed: true }
