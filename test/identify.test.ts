@@ -1002,9 +1002,18 @@ describe('responses: the error envelope', () => {
     expectError(await identify(app, { auth: 'df_unknown', body: { user_id: 42 } }), 401)
   })
 
-  it('never echoes a stored value in a validation message', async () => {
+  it('never echoes a sent or stored value in an error message', async () => {
     const site = await createTestWebsite(app)
-    const message = expectError(await call(app, site, 'secret-user-value', 'secret-visitor-value'), 400)
-    expect(message).not.toContain('secret')
+    expect(expectError(await call(app, site, 'secret-user-value', 'secret-visitor-value'), 400)).not.toContain('secret')
+    // A profile holding a secret, then calls that break a rule on it: the messages name rules, never values.
+    const userId = newUserId()
+    const vid = visitorId()
+    expectSuccess(await call(app, site, userId, vid, { token: 'secret-stored-value', nested: { k: 'secret-nested' } }), 'created')
+    const refusals = [
+      await call(app, site, userId, vid, { token: 'secret-sent-value\u0000' }),
+      await call(app, site, userId, vid, { nested: { 'bad.key': 'secret-sent-nested' } }),
+      await call(app, site, userId, vid, { deep: { a: { b: { c: { d: { e: { f: 'secret-deep' } } } } } } })
+    ]
+    for (const refusal of refusals) expect(expectError(refusal, 400)).not.toMatch(/secret/)
   })
 })

@@ -48,6 +48,17 @@ describe('GET /openapi.json', () => {
     expect(body?.schema).toMatchObject(rules)
     expect(body?.schema.required).toEqual(['user_id', 'datafast_visitor_id'])
     expect(body?.example).toEqual(examples[0])
+    // And it states the contract's rules, not just whatever the code builds.
+    expect(body?.schema).toMatchObject({
+      type: 'object',
+      maxProperties: 102,
+      properties: {
+        user_id: { type: 'string', minLength: 1, maxLength: 255 },
+        datafast_visitor_id: { type: 'string', pattern: expect.stringContaining('{8}-') }
+      },
+      propertyNames: { minLength: 1, maxLength: 128, not: { enum: ['__proto__', 'constructor', 'prototype'] } }
+    })
+    expect(String(body?.schema.description)).toMatch(/5 deep.*100 fields.*32768 bytes.*500 fields/s)
 
     const success = operation.responses['200']?.content['application/json']?.schema
     expect(Object.keys(success?.properties ?? {})).toEqual(['status', 'data'])
