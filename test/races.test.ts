@@ -1,5 +1,6 @@
 import { ObjectId } from 'mongodb'
 import { afterAll, describe, expect, it } from 'vitest'
+import { jsonEqual } from '../src/domain/metadata.js'
 import { profileIdFor } from '../src/repositories/profiles.js'
 import { buildTestApp, createTestWebsite, identify, visitorId, type TestWebsite } from './helper.js'
 
@@ -33,18 +34,6 @@ function expectOk (reply: Reply): { profileId: string, action: string } {
   return data
 }
 
-/** Equality of JSON values, object keys in any order. */
-function jsonEqual (a: unknown, b: unknown): boolean {
-  if (a === b) return true
-  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false
-  if (Array.isArray(a) || Array.isArray(b)) {
-    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((item, index) => jsonEqual(item, b[index]))
-  }
-  const left = a as Metadata
-  const right = b as Metadata
-  return Object.keys(left).length === Object.keys(right).length &&
-    Object.keys(left).every((key) => Object.hasOwn(right, key) && jsonEqual(left[key], right[key]))
-}
 
 /** One request's metadata, as a shallow merge applies it. */
 interface Write {

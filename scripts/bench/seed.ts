@@ -1,10 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ObjectId } from 'mongodb'
 import { connectDatabase } from '../../src/database.js'
 import { IDENTIFY_WRITE } from '../../src/domain/credentials.js'
 import { createRepositories, ensureIndexes } from '../../src/repositories/index.js'
-import { profileIdFor } from '../../src/repositories/profiles.js'
 import { root } from './processes.js'
 import { seedMetadata, seedUserId, seedVisitorId } from './scenarios.js'
 
@@ -15,24 +13,6 @@ export interface Seeded {
   key: string
   /** Raw `dft_` token with identify:write on the website. */
   token: string
-}
-
-/** The document shapes of src/repositories/profiles.ts, which does not export them. */
-interface ProfileDocument {
-  _id: ObjectId
-  websiteId: ObjectId
-  userId: string
-  metadata: Record<string, unknown>
-  createdAt: Date
-  updatedAt: Date
-}
-
-interface VisitorLinkDocument {
-  _id: string
-  websiteId: ObjectId
-  visitorId: string
-  profileId: ObjectId
-  linkedAt: Date
 }
 
 const BATCH = 1000
@@ -59,27 +39,10 @@ export async function seedDatabase (url: string, profiles: number, log: (line: s
       accountId, permissions: [IDENTIFY_WRITE], websiteIds: [websiteId], name: 'bench', expiresAt: null
     })
 
-    const website = new ObjectId(websiteId)
     const started = Date.now()
     for (let first = 0; first < profiles; first += BATCH) {
-      const now = new Date()
       const users = Array.from({ length: Math.min(BATCH, profiles - first) }, (_, index) => first + index)
-      // Same fields, same order as ProfilesRepository.upsertProfile's insertOne and linkVisitor's upsert.
-      await db.collection<ProfileDocument>('profiles').insertMany(users.map((n) => ({
-        _id: profileIdFor(websiteId, seedUserId(n)),
-        websiteId: website,
-        userId: seedUserId(n),
-        metadata: seedMetadata(n),
-        createdAt: now,
-        updatedAt: now
-      })))
-      await db.collection<VisitorLinkDocument>('visitorLinks').insertMany(users.map((n) => ({
-        _id: `${websiteId}:${seedVisitorId(n)}`,
-        websiteId: website,
-        visitorId: seedVisitorId(n),
-        profileId: profileIdFor(websiteId, seedUserId(n)),
-        linkedAt: now
-      })))
+      await repositories.profiles.importProfiles(websiteId, users.map((n) => ({ userId: seedUserId(n), visitorId: seedVisitorId(n), metadata: seedMetadata(n) })))
       const done = first + users.length
       if (done % 10_000 === 0 || done === profiles) {
         log(`  seeded ${done.toLocaleString('en-US')} / ${profiles.toLocaleString('en-US')} profiles (${((Date.now() - started) / 1000).toFixed(1)} s)`)
@@ -114,11 +77,11 @@ export async function describeDatabase (url: string, embedded: boolean): Promise
 export async function timeIdLookups (url: string, websiteId: string, profiles: number): Promise<number> {
   const { client, db } = await connectDatabase(url, 60_000)
   try {
-    const collection = db.collection<ProfileDocument>('profiles')
+    const { profiles: repository } = createRepositories(db)
     const times: number[] = []
     for (const share of [0.1, 0.3, 0.5, 0.7, 0.9]) {
       const started = performance.now()
-      await collection.findOne({ _id: profileIdFor(websiteId, seedUserId(Math.floor(share * profiles))) })
+      await repository.findMetadata(websiteId, seedUserId(Math.floor(share * profiles)))
       times.push(performance.now() - started)
     }
     return times.sort((a, b) => a - b)[2] ?? 0

@@ -151,6 +151,27 @@ export class ProfilesRepository {
     ))
   }
 
+  /**
+   * Inserts new profiles, each with one visitor, in bulk and in the very shapes
+   * upsertProfile writes (benchmark seeding, imports). Fails on an existing one.
+   */
+  async importProfiles (websiteId: string, entries: Array<{ userId: string, visitorId: string, metadata: Metadata }>): Promise<void> {
+    if (entries.length === 0) return
+    const now = new Date()
+    const website = new ObjectId(websiteId)
+    await this.profiles.insertMany(entries.map(({ userId, metadata }) => ({
+      _id: profileIdFor(websiteId, userId), websiteId: website, userId, metadata, createdAt: now, updatedAt: now
+    })))
+    await this.visitorLinks.insertMany(entries.map(({ userId, visitorId }) => ({
+      _id: visitorLinkIdFor(websiteId, visitorId), websiteId: website, visitorId, profileId: profileIdFor(websiteId, userId), linkedAt: now
+    })))
+  }
+
+  /** The profile document alone, by its `_id`: the cheapest lookup there is (the benchmark times it). */
+  async findMetadata (websiteId: string, userId: string): Promise<Metadata | null> {
+    return (await this.profiles.findOne({ _id: profileIdFor(websiteId, userId) }))?.metadata ?? null
+  }
+
   async findProfile (websiteId: string, userId: string): Promise<Profile | null> {
     const document = await this.profiles.findOne({ _id: profileIdFor(websiteId, userId) })
     if (document === null) return null

@@ -3,22 +3,30 @@ import underPressure from '@fastify/under-pressure'
 import { ApiError } from '../../errors.js'
 
 const RETRY_AFTER_SECONDS = 5
+/** The delay is averaged per sample; short samples keep one long stall from being averaged away. */
+const SAMPLE_INTERVAL_MS = 250
 
-class Overloaded extends ApiError {
-  constructor () {
-    super(503, 'The service is overloaded; try again shortly', { 'retry-after': String(RETRY_AFTER_SECONDS) })
-  }
-}
-
-/** Load shedding: a saturated event loop answers 503 at once instead of letting every caller time out. */
+/**
+ * Load shedding: a saturated event loop answers 503 at once instead of
+ * letting every caller time out. @fastify/under-pressure measures; this
+ * plugin decides, because the samples taken while the app was still starting
+ * (compiling schemas, connecting) describe start-up rather than load: it acts
+ * from the first sample taken wholly after ready.
+ */
 export default fp(async (fastify) => {
   const maxEventLoopDelay = fastify.config.PRESSURE_MAX_EVENT_LOOP_DELAY_MS
   if (maxEventLoopDelay === 0) return
+  let servingSince = Number.POSITIVE_INFINITY
+  fastify.addHook('onReady', async () => { servingSince = Date.now() })
   await fastify.register(underPressure, {
     maxEventLoopDelay,
-    // The delay is averaged per sample; short samples keep one long stall from being averaged away.
-    sampleInterval: 250,
-    retryAfter: RETRY_AFTER_SECONDS,
-    customError: Overloaded
+    sampleInterval: SAMPLE_INTERVAL_MS,
+    // Measure only: the hook below sheds.
+    pressureHandler: () => undefined
+  })
+  fastify.addHook('onRequest', async () => {
+    if (Date.now() - servingSince >= 2 * SAMPLE_INTERVAL_MS && fastify.isUnderPressure()) {
+      throw new ApiError(503, 'The service is overloaded; try again shortly', { 'retry-after': String(RETRY_AFTER_SECONDS) })
+    }
   })
 }, { name: 'under-pressure' })
