@@ -41,35 +41,24 @@ function createCache<T extends object> (ttl: number): LRUCache<string, T> | null
 export default fp(async (fastify) => {
   const { credentials, websites } = fastify.repositories
   const ttl = fastify.config.AUTH_CACHE_TTL_MS
-  const keyCache = createCache<{ key: WebsiteKey | null }>(ttl)
-  const tokenCache = createCache<{ token: AccountToken | null }>(ttl)
-  const websiteCache = createCache<{ website: Website | null }>(ttl)
+  const keyCache = createCache<WebsiteKey>(ttl)
+  const tokenCache = createCache<AccountToken>(ttl)
+  const websiteCache = createCache<Website>(ttl)
 
-  async function findWebsiteKey (hash: string): Promise<WebsiteKey | null> {
-    const hit = keyCache?.get(hash)
-    if (hit !== undefined) return hit.key
-    const key = await credentials.findWebsiteKey(hash)
-    // Unknown secrets are not cached: a key created a moment ago must work at once.
-    if (key !== null) keyCache?.set(hash, { key })
-    return key
+  /**
+   * A cache hit, else the database. Misses are not cached: a key or a
+   * website created a moment ago must work at once.
+   */
+  async function readThrough<T extends object> (cache: LRUCache<string, T> | null, id: string, load: (id: string) => Promise<T | null>): Promise<T | null> {
+    const hit = cache?.get(id)
+    if (hit !== undefined) return hit
+    const found = await load(id)
+    if (found !== null) cache?.set(id, found)
+    return found
   }
-
-  async function findAccountToken (hash: string): Promise<AccountToken | null> {
-    const hit = tokenCache?.get(hash)
-    if (hit !== undefined) return hit.token
-    const token = await credentials.findAccountToken(hash)
-    if (token !== null) tokenCache?.set(hash, { token })
-    return token
-  }
-
-  async function findWebsite (websiteId: string): Promise<Website | null> {
-    const hit = websiteCache?.get(websiteId)
-    if (hit !== undefined) return hit.website
-    const website = await websites.findWebsite(websiteId)
-    // A missing website is not cached either: one created a moment later must work at once.
-    if (website !== null) websiteCache?.set(websiteId, { website })
-    return website
-  }
+  const findWebsiteKey = async (hash: string) => await readThrough(keyCache, hash, async (id) => await credentials.findWebsiteKey(id))
+  const findAccountToken = async (hash: string) => await readThrough(tokenCache, hash, async (id) => await credentials.findAccountToken(id))
+  const findWebsite = async (websiteId: string) => await readThrough(websiteCache, websiteId, async (id) => await websites.findWebsite(id))
 
   /** The checks of the contract's authentication table, in its order. */
   async function resolveCaller (authorization: string | undefined, websiteIdParam: unknown): Promise<Caller> {
