@@ -1,26 +1,22 @@
 # syntax=docker/dockerfile:1
-# Build: compile TypeScript with every dependency installed.
+# Build: install every dependency (npm ci applies patches/ through postinstall),
+# compile TypeScript, then drop the development dependencies.
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY patches ./patches
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
-# Production dependencies only.
-FROM node:20-bookworm-slim AS deps
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
-
-# Runtime: compiled code and production dependencies, as the unprivileged node user.
+# Runtime: compiled code and the patched production dependencies, as the unprivileged node user.
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=3000
 WORKDIR /app
-COPY --from=deps --chown=root:root /app/node_modules ./node_modules
+COPY --from=build --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
 COPY package.json ./
 USER node

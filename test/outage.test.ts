@@ -11,6 +11,15 @@ const database = await startDatabase({ embedded: true })
 const app = await buildTestApp({ MONGO_URL: withDatabaseName(database.url, 'outage'), MONGO_TIMEOUT_MS: 2000 })
 const site = await createTestWebsite(app)
 
+// The driver's view of the server, printed when recovery fails: which check ran, failed or never ended.
+const started = Date.now()
+const driverTimeline: string[] = []
+const note = (line: string) => { driverTimeline.push(`${String(Date.now() - started).padStart(6)} ms  ${line}`) }
+app.mongo.client.on('serverHeartbeatStarted', () => { note('heartbeat started') })
+app.mongo.client.on('serverHeartbeatSucceeded', () => { note('heartbeat succeeded') })
+app.mongo.client.on('serverHeartbeatFailed', (event) => { note(`heartbeat failed: ${event.failure.message}`) })
+app.mongo.client.on('serverDescriptionChanged', (event) => { note(`server ${event.newDescription.type}${event.newDescription.error === null ? '' : `: ${event.newDescription.error.message}`}`) })
+
 afterAll(async () => {
   await app.close()
   await database.close()
@@ -43,10 +52,13 @@ describe('a database outage under load', () => {
     const workers = Array.from({ length: 8 }, worker)
 
     await sleep(1000)
+    note('stopping the database')
     await database.stop()
+    note('database stopped')
     await sleep(4000)
     const readyDuringOutage = await app.inject('/readyz')
     await database.start()
+    note('database started')
 
     const deadline = Date.now() + 20_000
     let recovered = false
@@ -60,7 +72,7 @@ describe('a database outage under load', () => {
 
     expect(readyDuringOutage.statusCode).toBe(503)
     expect(readyDuringOutage.json()).toMatchObject({ status: 'error', error: { code: 503 } })
-    expect(recovered).toBe(true)
+    expect(recovered, `no recovery within 20 s; the driver saw:\n${driverTimeline.join('\n')}`).toBe(true)
 
     const failures = outcomes.filter((outcome) => outcome.status !== 200)
     expect(failures.length).toBeGreaterThan(0)
