@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8'
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
@@ -8,6 +9,14 @@ async function main (): Promise<void> {
   if (config.MONGO_URL === '') {
     throw new ConfigError('MONGO_URL is not set: point it at your MongoDB, e.g. MONGO_URL=mongodb://localhost:27017/identify (npm run dev starts a local database instead)')
   }
+  // After each full collection V8 lets the old generation grow up to four times
+  // what survived before it collects again. Here what piles up in that headroom
+  // is request data promoted while waiting on the database, all of it garbage:
+  // capping the growth at 1.5 times cuts the peak resident memory under load by
+  // about a third at no cost in throughput (docs/benchmarks.md). The heap limit
+  // itself is unchanged, so no burst can hit it any sooner. A value given on
+  // the node command line wins.
+  if (!process.execArgv.some((flag) => /^--heap[-_]growing[-_]percent/.test(flag))) setFlagsFromString('--heap-growing-percent=50')
   const app = await buildApp(config)
   closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'closing after an uncaught error')

@@ -128,7 +128,7 @@ interface Context {
 }
 
 /** One autocannon run against a serving process, its peak memory sampled meanwhile. */
-async function httpRun (context: Context, server: RunningServer, scenario: ScenarioName, credential: 'key' | 'token'): Promise<{ measurement: Measurement, peakRssMb: number | null }> {
+async function httpRun (context: Context, server: RunningServer, scenario: ScenarioName, credential: 'key' | 'token'): Promise<{ measurement: Measurement, peakRssMib: number | null }> {
   const { options, seeded, layout } = context
   const input: LoadInput = {
     baseUrl: server.baseUrl,
@@ -143,7 +143,7 @@ async function httpRun (context: Context, server: RunningServer, scenario: Scena
   memory.start()
   try {
     const measurement = await runWorker<Measurement>('load.ts', input)
-    return { measurement, peakRssMb: memory.stop() }
+    return { measurement, peakRssMib: memory.stop() }
   } finally {
     memory.stop()
   }
@@ -153,7 +153,7 @@ async function measure (context: Context, server: RunningServer, name: RunName):
   const { options, layout, mongoUrl } = context
   if (name === 'db-floor') {
     const input: DbFloorInput = { mongoUrl, layout, connections: options.connections, durationSeconds: options.durationSeconds }
-    return { name, kind: 'reference', measurement: await runWorker<Measurement>('db-floor.ts', input), peakRssMb: null }
+    return { name, kind: 'reference', measurement: await runWorker<Measurement>('db-floor.ts', input), peakRssMib: null }
   }
   if (name === 'http-ceiling') {
     const args = [...context.profiling, '--import', 'tsx', 'scripts/bench/ceiling-server.ts']
@@ -170,8 +170,8 @@ async function measure (context: Context, server: RunningServer, name: RunName):
   return { name, kind: 'scenario', ...result }
 }
 
-function summary ({ name, measurement: m, peakRssMb }: RunResult): string {
-  const memory = peakRssMb === null ? '' : `, peak RSS ${peakRssMb.toFixed(0)} MiB`
+function summary ({ name, measurement: m, peakRssMib }: RunResult): string {
+  const memory = peakRssMib === null ? '' : `, peak RSS ${peakRssMib.toFixed(0)} MiB`
   return `  ${name}: ${rate(m.rps)} req/s, p50 ${m.p50Ms.toFixed(2)} ms, p99 ${m.p99Ms.toFixed(2)} ms, ${m.non2xx} non-2xx, ${m.errors} errors${memory}`
 }
 
