@@ -12,9 +12,9 @@ const app = await buildTestApp({ MONGO_URL: withDatabaseName(database.url, 'outa
 const site = await createTestWebsite(app)
 
 // The driver's view of the server, printed when recovery fails: which check ran, failed or never ended.
-const started = Date.now()
+const timelineStart = Date.now()
 const driverTimeline: string[] = []
-const note = (line: string) => { driverTimeline.push(`${String(Date.now() - started).padStart(6)} ms  ${line}`) }
+const note = (line: string) => { driverTimeline.push(`${String(Date.now() - timelineStart).padStart(6)} ms  ${line}`) }
 app.mongo.client.on('serverHeartbeatStarted', () => { note('heartbeat started') })
 app.mongo.client.on('serverHeartbeatSucceeded', () => { note('heartbeat succeeded') })
 app.mongo.client.on('serverHeartbeatFailed', (event) => { note(`heartbeat failed: ${event.failure.message}`) })
