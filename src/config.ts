@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import type { MetadataLimits } from './domain/metadata.js'
 
 const Integer = (options: { default: number, minimum: number, maximum?: number, description: string }) =>
   Type.Integer(options)
@@ -134,4 +135,15 @@ function describe (name: string): string {
     return `expected one of ${schema.anyOf.map((option: TSchema) => String(option.const)).join(', ')}`
   }
   return String(schema.description)
+}
+
+/** The metadata and profile limits of a configuration, as the domain rules and the body schema take them. */
+export function metadataLimits (config: Config): MetadataLimits {
+  return {
+    maxFields: config.METADATA_MAX_FIELDS,
+    maxBytes: config.METADATA_MAX_BYTES,
+    maxDepth: config.METADATA_MAX_DEPTH,
+    profileMaxFields: config.PROFILE_MAX_FIELDS,
+    profileMaxBytes: config.PROFILE_MAX_BYTES
+  }
 }

@@ -296,9 +296,10 @@ describe('with the auth cache on', () => {
     const longCache = await buildTestApp({ AUTH_CACHE_TTL_MS: 60_000 })
     try {
       const other = await createTestWebsite(longCache)
-      const { token } = await createTestToken(longCache, { accountId: other.accountId, expiresAt: new Date(Date.now() + 1500) })
+      // Enough time for the first call on a loaded machine; the cache would keep the token for a minute.
+      const { token } = await createTestToken(longCache, { accountId: other.accountId, expiresAt: new Date(Date.now() + 4000) })
       expectSuccess(await identify(longCache, { auth: token, websiteId: other.websiteId, body: body() }))
-      await new Promise((resolve) => setTimeout(resolve, 2000))
+      await new Promise((resolve) => setTimeout(resolve, 4500))
       expectError(await identify(longCache, { auth: token, websiteId: other.websiteId, body: body() }), 401)
     } finally {
       await longCache.close()

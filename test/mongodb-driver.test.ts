@@ -48,7 +48,8 @@ describe('the mongodb driver, as patched', () => {
     const connection = new Connection(socket, { id: 2 })
     // The peer reads nothing, so a 15 MB command stays in the socket's buffer and the driver waits for 'drain'.
     const command = connection.command({ db: 'admin', collection: '$cmd' }, { ping: 1, filler: 'x'.repeat(15 * 1024 * 1024) }, {})
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    const deadline = Date.now() + 2000
+    while (!socket.writableNeedDrain && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
     expect(socket.writableNeedDrain).toBe(true)
     socket.destroy()
     expect(await settleWithin2s(command)).toBeInstanceOf(MongoNetworkError)

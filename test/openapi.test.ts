@@ -1,6 +1,7 @@
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { afterAll, describe, expect, it } from 'vitest'
-import { IdentifyBody } from '../src/schemas/identify.js'
+import { metadataLimits } from '../src/config.js'
+import { identifyBodySchema } from '../src/schemas/identify.js'
 import { buildTestApp } from './helper.js'
 
 const app = await buildTestApp()
@@ -44,7 +45,7 @@ describe('GET /openapi.json', () => {
     const body = operation.requestBody.content['application/json']
     expect(operation.requestBody.required).toBe(true)
     // The very schema the route validates with; @fastify/swagger moves its examples up to the media type.
-    const { examples, ...rules } = JSON.parse(JSON.stringify(IdentifyBody)) as { examples: unknown[] }
+    const { examples, ...rules } = JSON.parse(JSON.stringify(identifyBodySchema(metadataLimits(app.config)))) as { examples: unknown[] }
     expect(body?.schema).toMatchObject(rules)
     expect(body?.schema.required).toEqual(['user_id', 'datafast_visitor_id'])
     expect(body?.example).toEqual(examples[0])

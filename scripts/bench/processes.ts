@@ -170,6 +170,9 @@ export async function runWorker<T> (file: string, input: Serializable): Promise<
   return result
 }
 
+/** The process's resident memory now, in MiB, or null once it has exited. */
+export const residentMib = (pid: number): number | null => statusField(pid, 'VmRSS')
+
 function statusField (pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
   try {
     const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
@@ -199,8 +202,8 @@ export class PeakMemory {
     } catch {
       this.resetWorked = false
     }
-    this.polled = statusField(this.pid, 'VmRSS') ?? 0
-    this.timer = setInterval(() => { this.polled = Math.max(this.polled, statusField(this.pid, 'VmRSS') ?? 0) }, 200)
+    this.polled = residentMib(this.pid) ?? 0
+    this.timer = setInterval(() => { this.polled = Math.max(this.polled, residentMib(this.pid) ?? 0) }, 200)
     this.timer.unref()
   }
 

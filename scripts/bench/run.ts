@@ -12,7 +12,7 @@ import {
 } from './processes.js'
 import { actionNotes, docsMarkdown, evaluateTargets, rate, textReport, type BenchReport, type Machine, type RunResult } from './report.js'
 import { REFERENCES, SCENARIOS, layoutFor, scenarioBody, type Layout, type RunName, type ScenarioName } from './scenarios.js'
-import { describeDatabase, seedDatabase, timeIdLookups, type Seeded } from './seed.js'
+import { describeDatabase, identifyTarget, seedDatabase, timeIdLookups, type Seeded } from './seed.js'
 
 /**
  * `npm run bench`: seed, build, start the server, drive every scenario and
@@ -132,8 +132,7 @@ async function httpRun (context: Context, server: RunningServer, scenario: Scena
   const { options, seeded, layout } = context
   const input: LoadInput = {
     baseUrl: server.baseUrl,
-    path: credential === 'token' ? `/api/v1/identify?websiteId=${seeded.websiteId}` : '/api/v1/identify',
-    authorization: `Bearer ${credential === 'token' ? seeded.token : seeded.key}`,
+    ...identifyTarget(seeded, credential),
     scenario,
     layout,
     connections: options.connections,

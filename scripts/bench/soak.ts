@@ -1,11 +1,10 @@
-import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { startDatabase, withDatabaseName, type LocalDatabase } from '../local-database.js'
 import type { LoadInput } from './load.js'
 import type { Measurement } from './measure.js'
-import { BenchError, freePort, runCommand, runWorker, serverEnv, startServer, stopAllChildren, stopChild } from './processes.js'
+import { BenchError, freePort, residentMib, runCommand, runWorker, serverEnv, startServer, stopAllChildren, stopChild } from './processes.js'
 import { layoutFor, type ScenarioName } from './scenarios.js'
-import { seedDatabase } from './seed.js'
+import { identifyTarget, seedDatabase } from './seed.js'
 
 /**
  * `npm run soak`: steady load on the built server for a while (5 minutes by
@@ -28,17 +27,7 @@ const profiles = Number(values.profiles)
 const rotation: ScenarioName[] = ['update', 'create', 'new-device', 'token']
 
 const log = (line: string): void => { process.stderr.write(`${line}\n`) }
-const residentMb = (pid: number): number => {
-  const status = /VmRSS:\s+(\d+) kB/.exec(readStatus(pid))
-  return status === null ? Number.NaN : Number(status[1]) / 1024
-}
-function readStatus (pid: number): string {
-  try {
-    return readFileSync(`/proc/${String(pid)}/status`, 'utf8')
-  } catch {
-    return ''
-  }
-}
+const rssMib = (pid: number): number => residentMib(pid) ?? Number.NaN
 
 let database: LocalDatabase | null = null
 
@@ -52,7 +41,7 @@ async function main (): Promise<void> {
   const layout = layoutFor(seeded.websiteId, profiles)
 
   const rows: string[] = ['| slice | scenario | req/s | p99 ms | non-2xx | server RSS MiB |', '| ---: | --- | ---: | ---: | ---: | ---: |']
-  const startRss = residentMb(server.pid)
+  const startRss = rssMib(server.pid)
   rows.push(`| 0 | (idle, after start) | | | | ${startRss.toFixed(1)} |`)
   const deadline = Date.now() + minutes * 60_000
   let calls = 0
@@ -62,8 +51,7 @@ async function main (): Promise<void> {
     const seconds = Math.max(1, Math.min(sliceSeconds, Math.round((deadline - Date.now()) / 1000)))
     const input: LoadInput = {
       baseUrl: server.baseUrl,
-      path: scenario === 'token' ? `/api/v1/identify?websiteId=${seeded.websiteId}` : '/api/v1/identify',
-      authorization: `Bearer ${scenario === 'token' ? seeded.token : seeded.key}`,
+      ...identifyTarget(seeded, scenario === 'token' ? 'token' : 'key'),
       scenario,
       layout,
       connections,
@@ -75,11 +63,11 @@ async function main (): Promise<void> {
     const nonSuccess = measurement.non2xx + measurement.errors
     calls += measurement.calls
     errors += nonSuccess
-    const rss = residentMb(server.pid)
+    const rss = rssMib(server.pid)
     rows.push(`| ${String(slice)} | ${scenario} | ${measurement.rps.toFixed(1)} | ${measurement.p99Ms.toFixed(1)} | ${String(nonSuccess)} | ${rss.toFixed(1)} |`)
     log(rows.at(-1) ?? '')
   }
-  const endRss = residentMb(server.pid)
+  const endRss = rssMib(server.pid)
   await stopChild(server.child, 15_000)
   process.stdout.write(`${rows.join('\n')}\n\n${String(calls)} calls in ${String(minutes)} min, ${String(errors)} not 2xx; ` +
     `server RSS ${startRss.toFixed(1)} MiB after start, ${endRss.toFixed(1)} MiB at the end.\n`)

@@ -12,8 +12,10 @@ export interface MetadataLimits extends ProfileLimits {
   maxDepth: number
 }
 
-const MAX_KEY_LENGTH = 128
-const forbiddenKeys = new Set(['__proto__', 'constructor', 'prototype'])
+export const MAX_KEY_LENGTH = 128
+/** Names that would reach an object's prototype in code that copies metadata naively. */
+export const FORBIDDEN_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype']
+const forbiddenKeys = new Set(FORBIDDEN_KEYS)
 const placeholderWords = new Set(['undefined', 'null'])
 /** White space as JavaScript and Go (the stand-in) define it; see checkKey. */
 const edgeSpace = /^[\s\u0085]|[\s\u0085]$/

@@ -71,6 +71,15 @@ function visitorLinkIdFor (websiteId: string, visitorId: string): string {
   return `${websiteId}:${visitorId}`
 }
 
+/** A new profile as upsertProfile creates it; importProfiles writes the same shape. */
+function profileDocument (websiteId: string, userId: string, metadata: Metadata, now: Date): ProfileDocument {
+  return { _id: profileIdFor(websiteId, userId), websiteId: new ObjectId(websiteId), userId, metadata, createdAt: now, updatedAt: now }
+}
+
+function visitorLinkDocument (websiteId: string, visitorId: string, profileId: ObjectId, now: Date): VisitorLinkDocument {
+  return { _id: visitorLinkIdFor(websiteId, visitorId), websiteId: new ObjectId(websiteId), visitorId, profileId, linkedAt: now }
+}
+
 const MAX_ATTEMPTS = 5
 
 export class ProfilesRepository {
@@ -108,20 +117,13 @@ export class ProfilesRepository {
       if (profile === null) {
         planMerge({}, input.metadata, input.limits)
         try {
-          await this.profiles.insertOne({
-            _id,
-            websiteId: new ObjectId(input.websiteId),
-            userId: input.userId,
-            metadata: input.metadata,
-            createdAt: now,
-            updatedAt: now
-          })
+          await this.profiles.insertOne(profileDocument(input.websiteId, input.userId, input.metadata, now))
         } catch (error) {
           // Another call created this profile since we read: merge into it.
           if (isDuplicateKey(error) && attempt < MAX_ATTEMPTS) continue
           throw error
         }
-        if (!linked) await this.linkVisitor(linkId, input, _id, now)
+        if (!linked) await this.linkVisitor(input, _id, now)
         return { profileId: _id.toHexString(), created: true, changed: true }
       }
 
@@ -136,19 +138,16 @@ export class ProfilesRepository {
       for (const [name, value] of Object.entries(input.metadata)) set[`metadata.${name}`] = value
       await Promise.all([
         changed ? this.profiles.updateOne({ _id }, { $set: set }) : undefined,
-        linked ? undefined : this.linkVisitor(linkId, input, _id, now)
+        linked ? undefined : this.linkVisitor(input, _id, now)
       ])
       return { profileId: _id.toHexString(), created: false, changed: true }
     }
   }
 
   /** Points the visitor at this profile, moving it from any other profile of the website. */
-  private async linkVisitor (linkId: string, input: UpsertProfileInput, profileId: ObjectId, now: Date): Promise<void> {
-    await retryOnDuplicateKey(async () => await this.visitorLinks.updateOne(
-      { _id: linkId },
-      { $set: { websiteId: new ObjectId(input.websiteId), visitorId: input.visitorId, profileId, linkedAt: now } },
-      { upsert: true }
-    ))
+  private async linkVisitor (input: UpsertProfileInput, profileId: ObjectId, now: Date): Promise<void> {
+    const { _id, ...fields } = visitorLinkDocument(input.websiteId, input.visitorId, profileId, now)
+    await retryOnDuplicateKey(async () => await this.visitorLinks.updateOne({ _id }, { $set: fields }, { upsert: true }))
   }
 
   /**
@@ -158,18 +157,12 @@ export class ProfilesRepository {
   async importProfiles (websiteId: string, entries: Array<{ userId: string, visitorId: string, metadata: Metadata }>): Promise<void> {
     if (entries.length === 0) return
     const now = new Date()
-    const website = new ObjectId(websiteId)
-    await this.profiles.insertMany(entries.map(({ userId, metadata }) => ({
-      _id: profileIdFor(websiteId, userId), websiteId: website, userId, metadata, createdAt: now, updatedAt: now
-    })))
-    await this.visitorLinks.insertMany(entries.map(({ userId, visitorId }) => ({
-      _id: visitorLinkIdFor(websiteId, visitorId), websiteId: website, visitorId, profileId: profileIdFor(websiteId, userId), linkedAt: now
-    })))
-  }
-
-  /** The profile document alone, by its `_id`: the cheapest lookup there is (the benchmark times it). */
-  async findMetadata (websiteId: string, userId: string): Promise<Metadata | null> {
-    return (await this.profiles.findOne({ _id: profileIdFor(websiteId, userId) }))?.metadata ?? null
+    const documents = entries.map(({ userId, visitorId, metadata }) => {
+      const profile = profileDocument(websiteId, userId, metadata, now)
+      return { profile, link: visitorLinkDocument(websiteId, visitorId, profile._id, now) }
+    })
+    await this.profiles.insertMany(documents.map(({ profile }) => profile))
+    await this.visitorLinks.insertMany(documents.map(({ link }) => link))
   }
 
   async findProfile (websiteId: string, userId: string): Promise<Profile | null> {

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { fieldRules } from './identify.js'
 
 /** The one shape of every error, from every route. */
 export const ErrorEnvelope = Type.Object({
@@ -10,7 +11,7 @@ export const ErrorEnvelope = Type.Object({
 }, {
   $id: 'ErrorEnvelope',
   additionalProperties: false,
-  examples: [{ status: 'error', error: { code: 400, message: 'user_id must be a string of 1 to 255 characters with at least one that is not white space' } }]
+  examples: [{ status: 'error', error: { code: 400, message: fieldRules.user_id } }]
 })
 
 export type ErrorEnvelope = Static<typeof ErrorEnvelope>

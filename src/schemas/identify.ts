@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
-import type { MetadataLimits } from '../domain/metadata.js'
+import { FORBIDDEN_KEYS, MAX_KEY_LENGTH, type MetadataLimits } from '../domain/metadata.js'
 
 export const OBJECT_ID_PATTERN = '^[0-9a-fA-F]{24}$'
 const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
@@ -14,7 +14,7 @@ export const fieldRules = {
 
 // Unpaired surrogates are refused too, but only by src/domain/metadata.ts: fuzzers cannot use a pattern that names them.
 const StorableString = Type.String({ pattern: '^[^\\u0000]*$' })
-const keyRules = { minLength: 1, maxLength: 128, not: { enum: ['__proto__', 'constructor', 'prototype'] } }
+const keyRules = { minLength: 1, maxLength: MAX_KEY_LENGTH, not: { enum: [...FORBIDDEN_KEYS] } }
 const MetadataKey = Type.String({ ...keyRules, pattern: '^[^$.\\u0000][^.\\u0000]*$' })
 /** A top-level field name also neither starts nor ends with white space: it becomes an update path. */
 const FieldName = Type.String({ ...keyRules, pattern: '^[^$.\\s\\u0085\\u0000](?:[^.\\u0000]*[^.\\s\\u0085\\u0000])?$' })
@@ -53,9 +53,9 @@ export function identifyBodySchema (limits: MetadataLimits) {
     propertyNames: FieldName,
     maxProperties: limits.maxFields + 2,
     description: 'Every other top-level field is profile metadata, shallow-merged into the profile. ' +
-      'A field name is 1 to 128 characters, does not start with "$" and holds no "." or NUL, at every depth, ' +
+      `A field name is 1 to ${MAX_KEY_LENGTH} characters, does not start with "$" and holds no "." or NUL, at every depth, ` +
       'and a top-level one neither starts nor ends with white space; ' +
-      `__proto__, constructor and prototype are refused. Objects and arrays nest at most ${limits.maxDepth} deep inside a field's value, ` +
+      `${FORBIDDEN_KEYS.join(', ')} are refused. Objects and arrays nest at most ${limits.maxDepth} deep inside a field's value, ` +
       'and an array holds no array directly. ' +
       `At most ${limits.maxFields} fields and ${limits.maxBytes} bytes (as JSON) of metadata per request; ` +
       `at most ${limits.profileMaxFields} fields and ${limits.profileMaxBytes} bytes (as BSON) per profile. ` +
@@ -71,9 +71,6 @@ export function identifyBodySchema (limits: MetadataLimits) {
     }]
   })
 }
-
-export const IdentifyBody = identifyBodySchema({ maxFields: 100, maxBytes: 32768, maxDepth: 5, profileMaxFields: 500, profileMaxBytes: 1048576 })
-export type IdentifyBody = Static<typeof IdentifyBody>
 
 export const IdentifyQuery = Type.Object({
   websiteId: Type.Optional(Type.String({

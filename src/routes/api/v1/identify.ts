@@ -3,6 +3,7 @@ import type { FastifyRequest, FastifySchemaValidationError } from 'fastify'
 
 type InvalidRequest = Error & { validation: FastifySchemaValidationError[], validationContext: string }
 import { checkMetadata, isStorableString, type Metadata, type MetadataLimits } from '../../../domain/metadata.js'
+import { metadataLimits } from '../../../config.js'
 import { ApiError, badRequest } from '../../../errors.js'
 import { ErrorEnvelope } from '../../../schemas/errors.js'
 import { fieldRules, identifyBodySchema, IdentifyQuery, IdentifySuccess, type IdentifyAction } from '../../../schemas/identify.js'
@@ -32,14 +33,7 @@ const errorResponses = Object.fromEntries(
 
 const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { profiles } = fastify.repositories
-  const { config } = fastify
-  const limits: MetadataLimits = {
-    maxFields: config.METADATA_MAX_FIELDS,
-    maxBytes: config.METADATA_MAX_BYTES,
-    maxDepth: config.METADATA_MAX_DEPTH,
-    profileMaxFields: config.PROFILE_MAX_FIELDS,
-    profileMaxBytes: config.PROFILE_MAX_BYTES
-  }
+  const limits = metadataLimits(fastify.config)
 
   fastify.post('/identify', {
     onRequest: fastify.authenticate,
