@@ -2,14 +2,16 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { ConfigError, loadConfig } from './config.js'
 import { connectDatabase } from './database.js'
 import { isDatabaseUnavailable } from './repositories/errors.js'
+import { canonicalObjectId } from './schemas/identify.js'
 import { createRepositories, ensureIndexes, type Repositories } from './repositories/index.js'
 
 /** A problem with what the operator asked for; printed without a stack trace. */
 class CliError extends Error {}
 
 const parseId = (value: string): string => {
-  if (!/^[0-9a-f]{24}$/i.test(value)) throw new InvalidArgumentError('Expected an id of 24 hex characters.')
-  return value.toLowerCase()
+  const id = canonicalObjectId(value)
+  if (id === null) throw new InvalidArgumentError('Expected an id of 24 hex characters.')
+  return id
 }
 
 const parseText = (value: string): string => {

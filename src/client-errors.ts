@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { errorEnvelope } from './schemas/errors.js'
+import { errorEnvelope, sendError } from './schemas/errors.js'
 
 const answers: Record<string, [number, string]> = {
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'The request took too long to arrive'],
@@ -27,5 +27,5 @@ export function clientErrorHandler (error: Error & { code?: string }, socket: So
 /** Errors Fastify raises before routing (a URL that cannot be decoded, say), in the same envelope. */
 export function frameworkErrors (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
   const code = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400
-  void reply.code(code).type('application/json; charset=utf-8').send(errorEnvelope(code, code === 400 ? 'The request URL is malformed' : error.message))
+  void sendError(reply, code, code === 400 ? 'The request URL is malformed' : error.message)
 }

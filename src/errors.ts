@@ -1,3 +1,6 @@
+/** Retry-After, in seconds, for a 503 that is expected to pass: an overload, a database away. */
+export const RETRY_AFTER_SECONDS = '5'
+
 /** An error whose status and message are safe to show to the caller as they are. */
 export class ApiError extends Error {
   override name = 'ApiError'
@@ -15,3 +18,4 @@ export const badRequest = (message: string) => new ApiError(400, message)
 export const unauthorized = (message: string) => new ApiError(401, message)
 export const forbidden = (message: string) => new ApiError(403, message)
 export const notFound = (message: string) => new ApiError(404, message)
+

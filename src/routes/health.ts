@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { ApiError } from '../errors.js'
+import { ApiError, RETRY_AFTER_SECONDS } from '../errors.js'
 import { ErrorEnvelope } from '../schemas/errors.js'
 
 const Healthy = Type.Object({ status: Type.Literal('ok') })
@@ -19,7 +19,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     } catch (error) {
       // Whatever the reason (unreachable, unauthorized, shutting down), this process cannot serve.
       request.log.warn({ err: { type: (error as Error).name } }, 'database ping failed')
-      throw new ApiError(503, 'The database does not answer', { 'retry-after': '5' })
+      throw new ApiError(503, 'The database does not answer', { 'retry-after': RETRY_AFTER_SECONDS })
     }
     return { status: 'ok' as const }
   })

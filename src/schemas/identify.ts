@@ -2,6 +2,12 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { FORBIDDEN_KEYS, MAX_KEY_LENGTH, type MetadataLimits } from '../domain/metadata.js'
 
 export const OBJECT_ID_PATTERN = '^[0-9a-fA-F]{24}$'
+const objectIdShape = new RegExp(OBJECT_ID_PATTERN)
+
+/** An id in its canonical lowercase form, or null when it is not 24 hex characters. */
+export function canonicalObjectId (value: string): string | null {
+  return objectIdShape.test(value) ? value.toLowerCase() : null
+}
 const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
 
 /** The message for each rule a field can break, shared by validation errors and the OpenAPI text. */

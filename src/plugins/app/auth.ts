@@ -12,7 +12,7 @@ import {
 import { ApiError, badRequest, forbidden, notFound, unauthorized } from '../../errors.js'
 import type { AccountToken, WebsiteKey } from '../../repositories/credentials.js'
 import type { Website } from '../../repositories/websites.js'
-import { OBJECT_ID_PATTERN, fieldRules } from '../../schemas/identify.js'
+import { canonicalObjectId, fieldRules } from '../../schemas/identify.js'
 
 /** Who is calling: the website the call acts on, and the credential that proved it. */
 export interface Caller {
@@ -30,7 +30,6 @@ declare module 'fastify' {
   }
 }
 
-const objectIdShape = new RegExp(OBJECT_ID_PATTERN)
 const unknownCredential = 'Unknown, revoked or expired key or token'
 
 /** A hit skips the database; entries live at most AUTH_CACHE_TTL_MS, so revocations take effect within it. */
@@ -128,8 +127,9 @@ export default fp(async (fastify) => {
 
 /** One websiteId, in canonical lowercase; a repeated or malformed one is a 400. */
 function parseWebsiteId (value: unknown): string {
-  if (typeof value !== 'string' || !objectIdShape.test(value)) throw badRequest(fieldRules.websiteId)
-  return value.toLowerCase()
+  const websiteId = typeof value === 'string' ? canonicalObjectId(value) : null
+  if (websiteId === null) throw badRequest(fieldRules.websiteId)
+  return websiteId
 }
 
 function checkTracking (caller: Caller): Caller {

@@ -1,10 +1,11 @@
 import fp from 'fastify-plugin'
 
 /**
- * Graceful shutdown with keep-alive clients: once closing starts, every
- * response says `Connection: close`, so each connection ends with the
- * request it carries instead of idling until the keep-alive timeout and
- * holding the process past its grace period.
+ * Graceful shutdown with keep-alive clients. Fastify already answers
+ * `Connection: close` to requests that arrive once closing has started; this
+ * adds it to the responses of requests that were in flight at that moment,
+ * so that their connections end with them instead of idling until the
+ * keep-alive timeout and holding the process past its grace period.
  */
 export default fp(async (fastify) => {
   let closing = false

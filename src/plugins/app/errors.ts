@@ -2,12 +2,11 @@ import fp from 'fastify-plugin'
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { MongoError } from 'mongodb'
-import { ApiError } from '../../errors.js'
+import { ApiError, RETRY_AFTER_SECONDS } from '../../errors.js'
 import { isDatabaseUnavailable } from '../../repositories/errors.js'
-import { errorEnvelope } from '../../schemas/errors.js'
+import { sendError } from '../../schemas/errors.js'
 import { fieldRules } from '../../schemas/identify.js'
 
-const DATABASE_RETRY_AFTER_SECONDS = '5'
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 
 type ValidationIssue = NonNullable<FastifyError['validation']>[number]
@@ -22,10 +21,6 @@ function describeValidation (issue: ValidationIssue | undefined, context: string
   }
   const rule = (fieldRules as Record<string, string>)[field] ?? `${field} is invalid`
   return typeof missing === 'string' ? `${field} is required: ${rule}` : rule
-}
-
-function sendError (reply: FastifyReply, code: number, message: string, headers: Record<string, string> = {}): FastifyReply {
-  return reply.code(code).headers(headers).type('application/json; charset=utf-8').send(errorEnvelope(code, message))
 }
 
 /** The one error envelope, for every error of every route and for unknown routes. */
@@ -51,7 +46,7 @@ export default fp(async (fastify) => {
     }
     if (isDatabaseUnavailable(error)) {
       request.log.warn({ err: { type: error.name } }, 'database unavailable')
-      return sendError(reply, 503, 'The database is unavailable; try again shortly', { 'retry-after': DATABASE_RETRY_AFTER_SECONDS })
+      return sendError(reply, 503, 'The database is unavailable; try again shortly', { 'retry-after': RETRY_AFTER_SECONDS })
     }
     const status = error.statusCode ?? 500
     if (status === 413) return sendError(reply, 413, `The request body is larger than ${BODY_LIMIT_BYTES} bytes`)

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { MongoError } from 'mongodb'
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { IdentifyAction } from '../../schemas/identify.js'
 
 /**
  * Prometheus metrics at GET /metrics: requests and latency by route and
@@ -27,7 +28,8 @@ export default fp(async (fastify) => {
     labelNames: ['action'],
     registers: [registry]
   })
-  for (const action of ['created', 'updated', 'unchanged', 'skipped']) identifyActions.inc({ action }, 0)
+  // Every action from zero, so that a rate over a new action needs no special case.
+  for (const { const: action } of IdentifyAction.anyOf) identifyActions.inc({ action }, 0)
   const databaseErrors = new Counter({ name: 'database_errors_total', help: 'Errors raised by the database driver', registers: [registry] })
   databaseErrors.inc(0)
 

@@ -1,17 +1,16 @@
 import fp from 'fastify-plugin'
 import underPressure from '@fastify/under-pressure'
-import { ApiError } from '../../errors.js'
+import { ApiError, RETRY_AFTER_SECONDS } from '../../errors.js'
 
-const RETRY_AFTER_SECONDS = 5
 /** The delay is averaged per sample; short samples keep one long stall from being averaged away. */
 const SAMPLE_INTERVAL_MS = 250
 
 /**
  * Load shedding: a saturated event loop answers 503 at once instead of
- * letting every caller time out. @fastify/under-pressure measures; this
- * plugin decides, because the samples taken while the app was still starting
- * (compiling schemas, connecting) describe start-up rather than load: it acts
- * from the first sample taken wholly after ready.
+ * letting every caller time out. The samples taken while the app was still
+ * starting (compiling schemas, connecting) describe start-up rather than
+ * load, so the handler sheds only from the first sample taken wholly after
+ * ready.
  */
 export default fp(async (fastify) => {
   const maxEventLoopDelay = fastify.config.PRESSURE_MAX_EVENT_LOOP_DELAY_MS
@@ -21,12 +20,11 @@ export default fp(async (fastify) => {
   await fastify.register(underPressure, {
     maxEventLoopDelay,
     sampleInterval: SAMPLE_INTERVAL_MS,
-    // Measure only: the hook below sheds.
-    pressureHandler: () => undefined
-  })
-  fastify.addHook('onRequest', async () => {
-    if (Date.now() - servingSince >= 2 * SAMPLE_INTERVAL_MS && fastify.isUnderPressure()) {
-      throw new ApiError(503, 'The service is overloaded; try again shortly', { 'retry-after': String(RETRY_AFTER_SECONDS) })
+    // Called only under pressure; a rejection becomes the request's error, answered in the envelope.
+    pressureHandler: async () => {
+      if (Date.now() - servingSince >= 2 * SAMPLE_INTERVAL_MS) {
+        throw new ApiError(503, 'The service is overloaded; try again shortly', { 'retry-after': RETRY_AFTER_SECONDS })
+      }
     }
   })
 }, { name: 'under-pressure' })
