@@ -30,6 +30,8 @@ try {
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
   status = await runSchemathesis(base, key, { maxExamples: Number(values['max-examples']), seed: Number(values.seed) })
 } finally {
+  // Leaves nothing behind on a server given by MONGO_URL.
+  await app.mongo.db.dropDatabase()
   await app.close()
   await database.close()
 }

@@ -26,7 +26,7 @@ export interface LocalDatabase {
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const sourceDir = join(root, 'tools', 'ferretdb')
-export const ferretdbBinary = join(root, '.cache', 'ferretdb', 'ferretdb')
+const ferretdbBinary = join(root, '.cache', 'ferretdb', 'ferretdb')
 const START_TIMEOUT_MS = 30_000
 
 type Log = (message: string) => void
@@ -46,7 +46,7 @@ export function ensureFerretdbBinary (log: Log = stderrLog): string {
   mkdirSync(dirname(ferretdbBinary), { recursive: true })
   const build = spawnSync('go', ['build', '-o', partial, '.'], { cwd: sourceDir, stdio: ['ignore', 'inherit', 'inherit'] })
   if (build.error !== undefined) {
-    throw new Error(`Cannot build FerretDB: ${build.error.message}. Install Go 1.22 or later, or set MONGO_URL to a MongoDB server.`)
+    throw new Error(`Cannot build FerretDB: ${build.error.message}. Install Go 1.24 or later, or set MONGO_URL to a MongoDB server.`)
   }
   if (build.status !== 0) throw new Error(`Building FerretDB failed (go build exited with ${String(build.status)}); see the output above`)
   renameSync(partial, ferretdbBinary)

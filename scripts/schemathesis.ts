@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-export const schemathesisBinary = process.env.SCHEMATHESIS ?? join(root, '.cache', 'venv', 'bin', 'schemathesis')
+const schemathesisBinary = process.env.SCHEMATHESIS ?? join(root, '.cache', 'venv', 'bin', 'schemathesis')
 
 export interface FuzzOptions {
   maxExamples: number

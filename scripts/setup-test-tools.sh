@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond npm packages, once: the FerretDB
-# stand-in (unless MONGO_URL is set), Chromium for the docs-page test, and
-# Schemathesis for the API fuzzing test. Quick when all are present.
+# stand-in (always: the tests that stop a database start their own, even with
+# MONGO_URL set), Chromium for the docs-page test, and Schemathesis for the
+# API fuzzing test. Quick when all are present and up to date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ -z "${MONGO_URL:-}" ]; then
-  npx tsx scripts/build-ferretdb.ts >/dev/null
-fi
+npx tsx scripts/build-ferretdb.ts >/dev/null
 
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ]; then
@@ -20,9 +19,22 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# Reinstalled whenever the pinned requirements change.
 venv=.cache/venv
-if [ ! -x "$venv/bin/schemathesis" ]; then
-  echo "Installing Schemathesis (pinned in scripts/fuzz-requirements.txt) into $venv..."
+requirements=scripts/fuzz-requirements.txt
+if [ ! -x "$venv/bin/schemathesis" ] || ! cmp -s "$requirements" "$venv/requirements.txt"; then
+  echo "Installing Schemathesis (pinned in $requirements) into $venv..."
+  if ! python3 -c 'import ensurepip' 2>/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    else
+      echo "Schemathesis needs Python's venv module: sudo apt-get install python3-venv" >&2
+      exit 1
+    fi
+  fi
+  rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r scripts/fuzz-requirements.txt
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$venv/requirements.txt"
 fi

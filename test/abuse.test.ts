@@ -5,7 +5,7 @@ import type { LightMyRequestResponse } from 'fastify'
 import { ObjectId } from 'mongodb'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { App } from '../src/app.js'
-import { buildTestApp, createTestToken, createTestWebsite, visitorId } from './helper.js'
+import { buildTestApp, createTestToken, createTestWebsite, expectError, visitorId } from './helper.js'
 
 /*
  * Hostile and malformed calls of POST /api/v1/identify. Every case checks the
@@ -55,16 +55,6 @@ async function post (target: App, options: {
     },
     ...(options.payload === undefined ? {} : { payload: options.payload as string })
   })
-}
-
-/** The one error envelope of the contract, with the status repeated as its code; returns the message. */
-function expectError (reply: Reply, status: number): string {
-  expect(reply.statusCode, reply.body.slice(0, 500)).toBe(status)
-  expect(String(reply.headers['content-type'])).toMatch(/^application\/json/)
-  const body = reply.json<{ error: { message: string } }>()
-  expect(body).toStrictEqual({ status: 'error', error: { code: status, message: expect.any(String) } })
-  expect(body.error.message.length).toBeGreaterThan(0)
-  return body.error.message
 }
 
 /** Every document of every collection as sorted JSON texts. */

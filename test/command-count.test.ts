@@ -32,10 +32,11 @@ const site = await createTestWebsite(app)
 const cookieless = await createTestWebsite(app, { cookieless: true, accountId: site.accountId })
 const { token } = await createTestToken(app, { accountId: site.accountId })
 const body = (userId: string, visitor: string, plan = 'pro') => ({ user_id: userId, datafast_visitor_id: visitor, plan, seats: 3 })
+// The key's first call reads it from the database; every test counts calls after that, whichever runs first.
+await identify(app, { auth: site.key, body: body('warm-key', visitorId()) })
 
 describe('database commands per identify, with warm credentials', () => {
   it('created: read the profile and the link, insert the profile, link the visitor', async () => {
-    await identify(app, { auth: site.key, body: body('warm-key', visitorId()) })
     expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('new-user', visitorId()) }), 'created'))
       .toEqual(['find profiles', 'find visitorLinks', 'insert profiles', 'update visitorLinks'])
   })

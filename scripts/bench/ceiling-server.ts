@@ -1,5 +1,6 @@
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
+import { limitHeapGrowth } from '../../src/heap.js'
 import { profileIdFor } from '../../src/repositories/profiles.js'
 
 /**
@@ -16,6 +17,7 @@ import { profileIdFor } from '../../src/repositories/profiles.js'
  */
 async function main (): Promise<void> {
   const config = loadConfig()
+  limitHeapGrowth()
   const app = await buildApp(config)
   // The route reads `profiles` from the same repositories object, so replacing the method on it is enough.
   app.repositories.profiles.upsertProfile = async (input) => ({

@@ -9,7 +9,8 @@ import { splitBody, updateBody, type Layout } from './scenarios.js'
  * The db-floor reference: what the database alone sustains for the one write
  * an update needs, with no HTTP and no reads. Each call is the
  * `updateOne({ _id }, { $set })` that ProfilesRepository issues for a merge,
- * with the same body as an `update` call, through the same connection
+ * made an upsert as the issue defines the floor (every user is seeded, so it
+ * always updates), with the same body as an `update` call, through the same connection
  * settings and URL (so one connection on the stand-in), from `connections`
  * concurrent loops. Runs in a process of its own, forked by run.ts.
  */

@@ -120,7 +120,7 @@ function actionsCell (measurement: Measurement): string {
     .join(', ')
 }
 
-export function markdownTable (runs: RunResult[]): string {
+function markdownTable (runs: RunResult[]): string {
   const floor = find(runs, 'db-floor')?.measurement
   const ceiling = find(runs, 'http-ceiling')?.measurement
   const ratio = (value: number, base: number | undefined): string => base === undefined || base === 0 ? '–' : fixed(value / base)
@@ -137,7 +137,7 @@ export function markdownTable (runs: RunResult[]): string {
   return [...header, ...rows].join('\n')
 }
 
-export function targetLines (targets: Target[]): string {
+function targetLines (targets: Target[]): string {
   return targets.map(({ label, pass, detail }) => `- **${pass === null ? 'N/A' : pass ? 'PASS' : 'MISS'}** ${label}: ${detail}`).join('\n')
 }
 
@@ -204,7 +204,7 @@ ${report.notes.length === 0 ? '' : `\n${report.notes.map((note) => `Note: ${note
   makes, from as many concurrent loops as there are connections. No HTTP, no reads.
 - ***http-ceiling***: the real app in its own process (\`scripts/bench/ceiling-server.ts\`) with \`upsertProfile\`
   answering at once: authentication (cached), rate limiting, validation and serialization, no database call.
-  It runs under tsx rather than from dist/.
+  It runs under tsx rather than from dist/, with the same heap setting (src/heap.ts).
 
 Bodies carry 6 to 8 metadata fields (strings, numbers, booleans, a nested object, an array), a
 different body per call from a counter, so nothing is trivially cached. Latencies are measured per call

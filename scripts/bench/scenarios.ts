@@ -10,7 +10,7 @@ import type { Metadata } from '../../src/domain/metadata.js'
 export const SCENARIOS = ['create', 'update', 'unchanged', 'new-device', 'token'] as const
 export const REFERENCES = ['db-floor', 'http-ceiling'] as const
 export type ScenarioName = typeof SCENARIOS[number]
-export type ReferenceName = typeof REFERENCES[number]
+type ReferenceName = typeof REFERENCES[number]
 export type RunName = ScenarioName | ReferenceName
 
 /** The action each run's calls should answer; anything else is reported. */
@@ -50,7 +50,7 @@ function gcd (a: number, b: number): number {
 }
 
 /** A version-4-shaped UUID derived from a label, as random-looking as the SDK's. */
-export function uuidFrom (label: string): string {
+function uuidFrom (label: string): string {
   const hex = createHash('sha256').update(label).digest('hex')
   const variant = ((parseInt(hex.charAt(16), 16) & 0x3) | 0x8).toString(16)
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`
@@ -96,7 +96,7 @@ function knownUser (layout: Layout, i: number, start: number): number {
 /** Each writer adds its own offset to the changed field, so that no call ever repeats a stored value. */
 const visitsBase = { update: 1e9, token: 2e9, 'db-floor': 3e9 } as const
 
-export function seedBody (n: number): IdentifyRequest {
+function seedBody (n: number): IdentifyRequest {
   return { user_id: seedUserId(n), datafast_visitor_id: seedVisitorId(n), ...seedMetadata(n) }
 }
 

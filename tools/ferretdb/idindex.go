@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -44,12 +43,9 @@ func indexIDLookups(ctx context.Context, dir string, every time.Duration, logger
 }
 
 func indexFile(ctx context.Context, file string) error {
-	if _, err := os.Stat(file); err != nil {
-		return err
-	}
-
 	// A fresh connection per pass: FerretDB deletes and recreates the file when a database is dropped.
-	db, err := sql.Open("sqlite", "file:"+file+"?_pragma=busy_timeout(10000)")
+	// mode=rw: a file dropped since the glob stays dropped instead of coming back empty.
+	db, err := sql.Open("sqlite", "file:"+file+"?mode=rw&_pragma=busy_timeout(10000)")
 	if err != nil {
 		return err
 	}
