@@ -4,6 +4,7 @@ import { expect, inject } from 'vitest'
 import { buildApp, type App, type BuildAppOptions } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
 import { withDatabaseName } from '../scripts/local-database.js'
+import { provisionWebsite, type ProvisionedWebsite } from '../scripts/provision.js'
 
 /** A connection string to a fresh, uniquely named database on the test server. */
 export function testDatabaseUrl (): string {
@@ -36,20 +37,11 @@ export async function buildTestApp (overrides: Partial<Config> = {}, options: Bu
   return app
 }
 
-export interface TestWebsite {
-  accountId: string
-  websiteId: string
-  key: string
-  keyId: string
-}
+export type TestWebsite = ProvisionedWebsite
 
 /** An account with one website and one website key, made through the repositories like the CLI does. */
 export async function createTestWebsite (app: App, options: { cookieless?: boolean, accountId?: string } = {}): Promise<TestWebsite> {
-  const { websites, credentials } = app.repositories
-  const accountId = options.accountId ?? await websites.createAccount('Test account')
-  const websiteId = await websites.createWebsite({ accountId, domain: 'example.com', cookieless: options.cookieless ?? false })
-  const { id: keyId, key } = await credentials.createWebsiteKey({ websiteId, name: 'test' })
-  return { accountId, websiteId, key, keyId }
+  return await provisionWebsite(app.repositories, options)
 }
 
 export async function createTestToken (app: App, input: {
