@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { DestinationStream } from 'pino'
-import { clientErrorHandler, frameworkErrors } from './client-errors.js'
+import { clientErrorHandler, frameworkErrors } from './plugins/app/client-errors.js'
 import type { Config } from './config.js'
 import metrics from './plugins/external/metrics.js'
 import mongo from './plugins/external/mongo.js'

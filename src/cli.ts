@@ -1,8 +1,10 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { ConfigError, loadConfig } from './config.js'
 import { connectDatabase } from './database.js'
-import { isDatabaseUnavailable } from './repositories/errors.js'
-import { canonicalObjectId } from './schemas/identify.js'
+import { isDatabaseUnavailable } from './repositories/mongo-errors.js'
+import { checkPermissions } from './domain/credentials.js'
+import { DomainError } from './domain/errors.js'
+import { canonicalObjectId } from './domain/ids.js'
 import { createRepositories, ensureIndexes, type Repositories } from './repositories/index.js'
 
 /** A problem with what the operator asked for; printed without a stack trace. */
@@ -23,6 +25,16 @@ const parseList = (value: string): string[] => {
   const items = value.split(',').map((item) => item.trim())
   if (items.includes('')) throw new InvalidArgumentError('Expected a comma-separated list of non-empty values.')
   return [...new Set(items)]
+}
+
+/** The same rule as the Account API's: a non-empty list of known permissions. */
+const parsePermissions = (value: string): string[] => {
+  try {
+    return checkPermissions(parseList(value))
+  } catch (error) {
+    if (error instanceof DomainError) throw new InvalidArgumentError(`${error.message}.`)
+    throw error
+  }
 }
 
 const parseIds = (value: string): string[] => [...new Set(parseList(value).map(parseId))]
@@ -142,7 +154,7 @@ const tokens = program.command('tokens').description('manage account tokens (dft
 tokens.command('create')
   .description('create a token for an account')
   .requiredOption('--account <id>', 'account id', parseId)
-  .requiredOption('--permissions <list>', 'comma-separated permissions, e.g. identify:write or *', parseList)
+  .requiredOption('--permissions <list>', 'comma-separated permissions, e.g. identify:write or *', parsePermissions)
   .option('--websites <ids>', 'comma-separated website ids of the account (default: all its websites)', parseIds)
   .option('--name <name>', 'a label to tell tokens apart', parseText)
   .option('--expires <date>', 'ISO 8601 expiry date in the future (default: never)', parseFutureDate)

@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { DEFAULT_USER_ID_DENYLIST, parseUserIdDenylist, type IdentifyRules } from './domain/identify.js'
 import type { MetadataLimits } from './domain/metadata.js'
 
 const Integer = (options: { default: number, minimum: number, maximum?: number, description: string }) =>
@@ -39,6 +40,10 @@ export const ConfigSchema = Type.Object({
     minimum: 1024,
     maximum: 15 * 1024 * 1024,
     description: 'largest metadata of one profile after merging, as stored (BSON); MongoDB refuses documents over 16 MiB'
+  }),
+  USER_ID_DENYLIST: Type.String({
+    default: DEFAULT_USER_ID_DENYLIST.join(','),
+    description: 'comma-separated user_id values refused as placeholders of broken clients, compared trimmed and in any case; replaces the default list, and an empty value turns the check off'
   }),
   HEADERS_TIMEOUT_MS: Integer({
     default: 10000,
@@ -89,6 +94,9 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>
 
+/** Settings where an empty value means an empty list rather than the default. */
+const emptyIsAValue = new Set(['USER_ID_DENYLIST'])
+
 const booleans: Record<string, boolean> = { true: true, false: false, 1: true, 0: false, yes: true, no: false }
 
 /** Reads and validates the settings; a bad value throws a ConfigError naming the variable. */
@@ -96,7 +104,7 @@ export function loadConfig (env: Env = process.env, overrides: Partial<Config> =
   const raw: Record<string, unknown> = {}
   for (const [name, schema] of Object.entries(ConfigSchema.properties)) {
     const text = env[name]
-    if (text !== undefined && text !== '') raw[name] = convert(name, text, schema)
+    if (text !== undefined && (text !== '' || emptyIsAValue.has(name))) raw[name] = convert(name, text, schema)
   }
   const config = Value.Default(ConfigSchema, { ...raw, ...overrides })
   const [error] = Value.Errors(ConfigSchema, config)
@@ -146,4 +154,9 @@ export function metadataLimits (config: Config): MetadataLimits {
     profileMaxFields: config.PROFILE_MAX_FIELDS,
     profileMaxBytes: config.PROFILE_MAX_BYTES
   }
+}
+
+/** Everything an identify body is checked against, from a configuration. */
+export function identifyRules (config: Config): IdentifyRules {
+  return { limits: metadataLimits(config), userIdDenylist: parseUserIdDenylist(config.USER_ID_DENYLIST) }
 }

@@ -136,7 +136,7 @@ describe.concurrent('cli', { timeout: 180_000 }, () => {
     const { accountId, websiteId } = await createTestWebsite(app)
     const { websiteId: otherWebsiteId } = await createTestWebsite(app, { accountId })
     const expires = '2099-06-30T12:00:00Z'
-    const result = await json(['tokens', 'create', '--account', accountId, '--permissions', 'identify:write,reports:read',
+    const result = await json(['tokens', 'create', '--account', accountId, '--permissions', 'identify:write,analytics:read',
       '--websites', websiteId, '--name', 'ci', '--expires', expires])
     expect(Object.keys(result)).toEqual(['id', 'token'])
     const token = result.token as string
@@ -144,7 +144,7 @@ describe.concurrent('cli', { timeout: 180_000 }, () => {
     expect(await app.repositories.credentials.findAccountToken(hashSecret(token))).toEqual({
       id: result.id,
       accountId,
-      permissions: ['identify:write', 'reports:read'],
+      permissions: ['identify:write', 'analytics:read'],
       websiteIds: [websiteId],
       expiresAt: new Date(expires),
       revoked: false
@@ -182,6 +182,7 @@ describe.concurrent('cli', { timeout: 180_000 }, () => {
       fails([...account, '--permissions', 'identify:write', '--expires', '2030-02-30'], /--expires.*ISO 8601/),
       fails([...account, '--permissions', 'identify:write', '--expires', '2001-01-01T00:00:00Z'], /--expires.*in the future/),
       fails([...account, '--permissions', 'identify:write,'], /--permissions.*non-empty/),
+      fails([...account, '--permissions', 'identify:wrte'], /--permissions.*"identify:wrte" is unknown/),
       fails([...account, '--permissions', 'identify:write', '--websites', 'abc'], /--websites.*24 hex/)
     ])
   })

@@ -694,7 +694,7 @@ describe('metadata fields per profile after merging', () => {
   const fields = (from: number, count: number): Record<string, number> =>
     Object.fromEntries(Array.from({ length: count }, (_, index) => [`f${String(from + index)}`, from + index]))
 
-  it('holds 500 fields over several calls and rejects the 501st with a 400 naming the limit', async () => {
+  it('holds 500 fields over several calls and rejects the 501st with a 409 naming the limit (the stored profile cannot take it)', async () => {
     const site = await createTestWebsite(app)
     const userId = newUserId()
     const vid = visitorId()
@@ -704,7 +704,7 @@ describe('metadata fields per profile after merging', () => {
     }
     expect(Object.keys((await profileOf(app, site, userId)).metadata)).toHaveLength(500)
     const before = await snapshot(app)
-    expectError(await call(app, site, userId, vid, { f0: 'changed', f499: 'changed', extra: 1 }), 400, /\b500\b/)
+    expectError(await call(app, site, userId, vid, { f0: 'changed', f499: 'changed', extra: 1 }), 409, /\b500\b/)
     expect(await snapshot(app)).toEqual(before)
     // Replacing stored fields adds none: still allowed at the limit.
     expectSuccess(await call(app, site, userId, vid, { f0: 'replaced', f499: null }), 'updated')
@@ -723,8 +723,8 @@ describe('metadata fields per profile after merging', () => {
     expectSuccess(await call(small, site, userId, vid, { e: 5 }), 'updated')
     expect(Object.keys((await profileOf(small, site, userId)).metadata).sort()).toEqual(['a', 'b', 'c', 'd', 'e'])
     const before = await snapshot(small)
-    expectError(await call(small, site, userId, vid, { f: 6 }), 400, /\b5\b/)
-    expectError(await call(small, site, userId, visitorId(), { a: 2, f: null }), 400, /\b5\b/)
+    expectError(await call(small, site, userId, vid, { f: 6 }), 409, /\b5\b/)
+    expectError(await call(small, site, userId, visitorId(), { a: 2, f: null }), 409, /\b5\b/)
     expect(await snapshot(small)).toEqual(before)
     expectSuccess(await call(small, site, userId, vid, { a: 2, f: '' }), 'updated')
   })
@@ -735,7 +735,7 @@ describe('metadata fields per profile after merging', () => {
       const site = await createTestWebsite(configured)
       const userId = newUserId()
       const before = await snapshot(configured)
-      expectError(await call(configured, site, userId, visitorId(), fields(0, 5)), 400, /\b4\b/)
+      expectError(await call(configured, site, userId, visitorId(), fields(0, 5)), 409, /\b4\b/)
       expect(await snapshot(configured)).toEqual(before)
       expect(await configured.repositories.profiles.findProfile(site.websiteId, userId)).toBeNull()
       expectSuccess(await call(configured, site, userId, visitorId(), fields(0, 4)), 'created')

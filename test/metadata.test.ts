@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { checkMetadata, isPlaceholder, isStorableString, jsonEqual, planMerge, type Metadata, type MetadataLimits } from '../src/domain/metadata.js'
-import { ApiError } from '../src/errors.js'
+import { DomainError, type DomainErrorKind } from '../src/domain/errors.js'
 
 /* Unit tests of the metadata rules of docs/identify-contract.md, as pure functions. */
 
@@ -10,15 +10,16 @@ const fieldsUpTo = (profileMaxFields: number) => ({ profileMaxFields, profileMax
 /** Parses JSON text, so that keys like __proto__ become own keys as they do in a request body. */
 const parse = (text: string): Metadata => JSON.parse(text) as Metadata
 
-function rejection (run: () => unknown): ApiError {
+/** The domain error a call throws: `invalid` for a request's own rules, `conflict` for the per-profile limits. */
+function rejection (run: () => unknown, kind: DomainErrorKind = 'invalid'): DomainError {
   try {
     run()
   } catch (error) {
-    expect(error).toBeInstanceOf(ApiError)
-    expect((error as ApiError).statusCode).toBe(400)
-    return error as ApiError
+    expect(error).toBeInstanceOf(DomainError)
+    expect((error as DomainError).kind).toBe(kind)
+    return error as DomainError
   }
-  throw new Error('expected a 400 ApiError, but nothing was thrown')
+  throw new Error(`expected a DomainError of kind ${kind}, but nothing was thrown`)
 }
 
 const fields = (count: number, value: unknown = 1): Metadata =>
@@ -279,7 +280,7 @@ describe('planMerge', () => {
   it('allows a profile of exactly profileMaxFields fields and rejects one more, naming the limit', () => {
     expect(planMerge(fields(499), { extra: 1 }, fieldsUpTo(500))).toEqual({ changed: true })
     expect(planMerge({}, fields(500), fieldsUpTo(500))).toEqual({ changed: true })
-    const message = rejection(() => planMerge(fields(500), { extra: 1 }, fieldsUpTo(500))).message
+    const message = rejection(() => planMerge(fields(500), { extra: 1 }, fieldsUpTo(500)), 'conflict').message
     expect(message).toMatch(/\b501\b/)
     expect(message).toMatch(/\b500\b/)
     expect(message).toMatch(/PROFILE_MAX_FIELDS/)
@@ -291,20 +292,20 @@ describe('planMerge', () => {
   })
 
   it('counts stored null values as fields', () => {
-    rejection(() => planMerge({ a: null, b: null }, { c: 1 }, fieldsUpTo(2)))
+    rejection(() => planMerge({ a: null, b: null }, { c: 1 }, fieldsUpTo(2)), 'conflict')
   })
 
   it('still takes a call that adds no field to a profile over the limit (a lowered setting)', () => {
     expect(planMerge(fields(3), { f0: 'changed' }, fieldsUpTo(2))).toEqual({ changed: true })
     expect(planMerge(fields(3), { f1: 1 }, fieldsUpTo(2))).toEqual({ changed: false })
-    rejection(() => planMerge(fields(3), { extra: 1 }, fieldsUpTo(2)))
+    rejection(() => planMerge(fields(3), { extra: 1 }, fieldsUpTo(2)), 'conflict')
   })
 
   it('refuses a merge whose stored form would outgrow profileMaxBytes, naming the limit, unless it shrinks', () => {
     const big = { blob: 'x'.repeat(2000) }
     const limits = { profileMaxFields: 500, profileMaxBytes: 3000 }
     expect(planMerge(big, { more: 'y'.repeat(500) }, limits)).toEqual({ changed: true })
-    expect(rejection(() => planMerge(big, { more: 'y'.repeat(1500) }, limits)).message).toMatch(/PROFILE_MAX_BYTES/)
+    expect(rejection(() => planMerge(big, { more: 'y'.repeat(1500) }, limits), 'conflict').message).toMatch(/PROFILE_MAX_BYTES/)
     expect(planMerge({ blob: 'x'.repeat(4000) }, { blob: 'short' }, limits)).toEqual({ changed: true })
   })
 

@@ -1,6 +1,6 @@
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { afterAll, describe, expect, it } from 'vitest'
-import { metadataLimits } from '../src/config.js'
+import { identifyRules } from '../src/config.js'
 import { identifyBodySchema } from '../src/schemas/identify.js'
 import { buildTestApp } from './helper.js'
 
@@ -45,7 +45,7 @@ describe('GET /openapi.json', () => {
     const body = operation.requestBody.content['application/json']
     expect(operation.requestBody.required).toBe(true)
     // The very schema the route validates with; @fastify/swagger moves its examples up to the media type.
-    const { examples, ...rules } = JSON.parse(JSON.stringify(identifyBodySchema(metadataLimits(app.config)))) as { examples: unknown[] }
+    const { examples, ...rules } = JSON.parse(JSON.stringify(identifyBodySchema(identifyRules(app.config)))) as { examples: unknown[] }
     expect(body?.schema).toMatchObject(rules)
     expect(body?.schema.required).toEqual(['user_id', 'datafast_visitor_id'])
     expect(body?.example).toEqual(examples[0])
@@ -63,7 +63,7 @@ describe('GET /openapi.json', () => {
 
     const success = operation.responses['200']?.content['application/json']?.schema
     expect(Object.keys(success?.properties ?? {})).toEqual(['status', 'data'])
-    for (const status of ['400', '401', '403', '404', '413', '415', '429', '500', '503']) {
+    for (const status of ['400', '401', '403', '404', '409', '413', '415', '429', '500', '503']) {
       const response = operation.responses[status]
       expect(response?.description, status).not.toBe('Default Response')
       expect(Object.keys(response?.content['application/json']?.schema.properties ?? {}), status).toEqual(['status', 'error'])

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { invalid } from './errors.js'
 
 export type CredentialKind = 'websiteKey' | 'accountToken'
 
@@ -52,10 +53,38 @@ export function hasSecretShape (credential: PresentedCredential): boolean {
   return secretShape.test(credential.secret.slice(prefixes[credential.kind].length))
 }
 
-/** The permission this service checks, and the one that grants every permission. */
+/** The permissions of DataFast's account tokens, and those this service adds for the profiles it stores. */
+export const DATAFAST_PERMISSIONS = [
+  'analytics:read', 'goals:read', 'goals:write', 'payments:read', 'payments:write', 'identify:write',
+  'websites:read', 'websites:write', 'settings:read', 'settings:write', 'funnels:read', 'funnels:write',
+  'alerts:read', 'alerts:write', 'team:read', 'team:write', 'api-keys:read', 'api-keys:write'
+] as const
 export const IDENTIFY_WRITE = 'identify:write'
+export const IDENTIFY_READ = 'identify:read'
+export const IDENTIFY_DELETE = 'identify:delete'
+/** Grants every permission. */
 export const ALL_PERMISSIONS = '*'
+export const KNOWN_PERMISSIONS: readonly string[] = [...DATAFAST_PERMISSIONS, IDENTIFY_READ, IDENTIFY_DELETE, ALL_PERMISSIONS]
+/** Reading a profile: this service's own permission, or DataFast's analytics reader. */
+export const PROFILE_READ_PERMISSIONS: readonly string[] = [IDENTIFY_READ, 'analytics:read']
+
+const known = new Set(KNOWN_PERMISSIONS)
+
+/** A non-empty list of known permissions, without repeats; an unknown one is named. */
+export function checkPermissions (permissions: readonly string[]): string[] {
+  if (permissions.length === 0) throw invalid('permissions must name at least one permission')
+  const unknown = permissions.find((permission) => !known.has(permission))
+  if (unknown !== undefined) {
+    throw invalid(`permission ${JSON.stringify(unknown.slice(0, 40))} is unknown; known permissions: ${KNOWN_PERMISSIONS.join(', ')}`)
+  }
+  return [...new Set(permissions)]
+}
 
 export function grants (permissions: readonly string[], needed: string): boolean {
   return permissions.includes(needed) || permissions.includes(ALL_PERMISSIONS)
+}
+
+/** Whether the permissions grant at least one of those needed. */
+export function grantsAny (permissions: readonly string[], needed: readonly string[]): boolean {
+  return needed.some((permission) => grants(permissions, permission))
 }

@@ -1,5 +1,5 @@
 import { BSON } from 'mongodb'
-import { badRequest } from '../errors.js'
+import { conflict, invalid } from './errors.js'
 
 export type Metadata = Record<string, unknown>
 
@@ -17,8 +17,19 @@ export const MAX_KEY_LENGTH = 128
 export const FORBIDDEN_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype']
 const forbiddenKeys = new Set(FORBIDDEN_KEYS)
 const placeholderWords = new Set(['undefined', 'null'])
-/** White space as JavaScript and Go (the stand-in) define it; see checkKey. */
-const edgeSpace = /^[\s\u0085]|[\s\u0085]$/
+
+// The key rules as patterns, stated by the body schema and applied by checkKey.
+const NUL = '\\u0000'
+/** White space as JavaScript and Go (the stand-in) define it: a top-level name becomes an update path, which the stand-in refuses with it at an edge. */
+const EDGE_SPACE = '\\s\\u0085'
+/** A key at any depth: no "$" first (an operator), no "." (a path), no NUL. */
+export const KEY_PATTERN = `^[^$.${NUL}][^.${NUL}]*$`
+/** A top-level field name: a key that neither starts nor ends with white space. */
+export const FIELD_NAME_PATTERN = `^[^$.${EDGE_SPACE}${NUL}](?:[^.${NUL}]*[^.${EDGE_SPACE}${NUL}])?$`
+/** A string value: no NUL (the stand-in refuses it); unpaired surrogates only checkKey and checkValue can name. */
+export const STORABLE_STRING_PATTERN = `^[^${NUL}]*$`
+const keyShape = new RegExp(KEY_PATTERN)
+const fieldNameShape = new RegExp(FIELD_NAME_PATTERN)
 const unpairedSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 
 /** Empty, blank, or only the words undefined and null: what templating an unset value produces. */
@@ -47,32 +58,36 @@ function checkKey (key: string, path: string): void {
   // Characters are code points, as for user_id, so an emoji counts once.
   const length = Array.from(key).length
   if (length < 1 || length > MAX_KEY_LENGTH) {
-    throw badRequest(`${where} ${quote(key)} must be 1 to ${MAX_KEY_LENGTH} characters long`)
+    throw invalid(`${where} ${quote(key)} must be 1 to ${MAX_KEY_LENGTH} characters long`)
   }
-  if (key.startsWith('$')) throw badRequest(`${where} ${quote(key)} must not start with "$"`)
-  if (key.includes('.')) throw badRequest(`${where} ${quote(key)} must not contain "."`)
-  if (!isStorableString(key)) throw badRequest(`${where} ${quote(key)} must not contain NUL characters or unpaired surrogates`)
-  if (forbiddenKeys.has(key)) throw badRequest(`${where} ${quote(key)} is a reserved name (__proto__, constructor and prototype are never accepted)`)
-  // A field name becomes an update path ("metadata.<name>"), which the stand-in refuses when it starts or ends with white space.
-  if (path === '' && edgeSpace.test(key)) throw badRequest(`${where} ${quote(key)} must not start or end with white space`)
+  if (!isStorableString(key)) throw invalid(`${where} ${quote(key)} must not contain NUL characters or unpaired surrogates`)
+  if (forbiddenKeys.has(key)) throw invalid(`${where} ${quote(key)} is a reserved name (__proto__, constructor and prototype are never accepted)`)
+  if (!(path === '' ? fieldNameShape : keyShape).test(key)) throw invalid(`${where} ${quote(key)} ${brokenShapeRule(key)}`)
+}
+
+/** Which part of KEY_PATTERN or FIELD_NAME_PATTERN a key broke. */
+function brokenShapeRule (key: string): string {
+  if (key.startsWith('$')) return 'must not start with "$"'
+  if (key.includes('.')) return 'must not contain "."'
+  return 'must not start or end with white space'
 }
 
 /** Walks one value; `depth` is the nesting level of the container that holds it (0 for a field's value). */
 function checkValue (value: unknown, path: string, depth: number, maxDepth: number): void {
   if (typeof value === 'string') {
-    if (!isStorableString(value)) throw badRequest(`${path} must not contain NUL characters or unpaired surrogates`)
+    if (!isStorableString(value)) throw invalid(`${path} must not contain NUL characters or unpaired surrogates`)
     return
   }
   // JSON.parse turns 1e400 into Infinity, which JSON cannot give back.
-  if (typeof value === 'number' && !Number.isFinite(value)) throw badRequest(`${path} must be a finite number`)
+  if (typeof value === 'number' && !Number.isFinite(value)) throw invalid(`${path} must be a finite number`)
   if (value === null || typeof value !== 'object') return
   if (depth + 1 > maxDepth) {
-    throw badRequest(`${path} nests objects or arrays more than ${maxDepth} deep inside the field's value (METADATA_MAX_DEPTH)`)
+    throw invalid(`${path} nests objects or arrays more than ${maxDepth} deep inside the field's value (METADATA_MAX_DEPTH)`)
   }
   if (Array.isArray(value)) {
     value.forEach((item, index) => {
       // The stand-in cannot store an array directly inside an array; refusing it everywhere keeps both databases alike.
-      if (Array.isArray(item)) throw badRequest(`${path}[${index}] is an array inside an array, which is not supported`)
+      if (Array.isArray(item)) throw invalid(`${path}[${index}] is an array inside an array, which is not supported`)
       checkValue(item, `${path}[${index}]`, depth + 1, maxDepth)
     })
     return
@@ -91,7 +106,7 @@ function checkValue (value: unknown, path: string, depth: number, maxDepth: numb
 export function checkMetadata (metadata: Metadata, limits: MetadataLimits): Metadata {
   const names = Object.keys(metadata)
   if (names.length > limits.maxFields) {
-    throw badRequest(`metadata has ${names.length} fields; at most ${limits.maxFields} are allowed in one request (METADATA_MAX_FIELDS)`)
+    throw invalid(`metadata has ${names.length} fields; at most ${limits.maxFields} are allowed in one request (METADATA_MAX_FIELDS)`)
   }
   const kept: Metadata = {}
   for (const name of names) {
@@ -103,7 +118,7 @@ export function checkMetadata (metadata: Metadata, limits: MetadataLimits): Meta
   // Measured after the depth check: JSON.stringify recurses, and a body nested thousands deep would overflow the stack.
   const bytes = Buffer.byteLength(JSON.stringify(metadata))
   if (bytes > limits.maxBytes) {
-    throw badRequest(`metadata is ${bytes} bytes as JSON; at most ${limits.maxBytes} are allowed in one request (METADATA_MAX_BYTES)`)
+    throw invalid(`metadata is ${bytes} bytes as JSON; at most ${limits.maxBytes} are allowed in one request (METADATA_MAX_BYTES)`)
   }
   return kept
 }
@@ -115,9 +130,15 @@ export interface ProfileLimits {
   profileMaxBytes: number
 }
 
+/** The per-profile limits of a profile made of these fields alone: a new profile. */
+export function checkProfileLimits (metadata: Metadata, limits: ProfileLimits): void {
+  planMerge({}, metadata, limits)
+}
+
 /**
  * Shallow merge of the sent fields over the stored ones: whether anything
- * would change, after checking that the profile stays within its limits. A
+ * would change, after checking that the profile stays within its limits (a conflict
+ * with the stored state, not a bad request, when it would not). A
  * call that adds nothing and grows nothing is never refused, so a profile
  * that is over a limit (a lowered setting) still takes its other calls.
  */
@@ -134,12 +155,12 @@ export function planMerge (stored: Metadata, sent: Metadata, limits: ProfileLimi
   }
   const total = Object.keys(stored).length + added
   if (added > 0 && total > limits.profileMaxFields) {
-    throw badRequest(`the profile would hold ${total} metadata fields; at most ${limits.profileMaxFields} are allowed (PROFILE_MAX_FIELDS)`)
+    throw conflict(`the profile would hold ${total} metadata fields; at most ${limits.profileMaxFields} are allowed (PROFILE_MAX_FIELDS)`)
   }
   if (changed) {
     const bytes = BSON.calculateObjectSize({ ...stored, ...sent })
     if (bytes > limits.profileMaxBytes && bytes > BSON.calculateObjectSize(stored)) {
-      throw badRequest(`the profile's metadata would be ${bytes} bytes; at most ${limits.profileMaxBytes} are allowed (PROFILE_MAX_BYTES)`)
+      throw conflict(`the profile's metadata would be ${bytes} bytes; at most ${limits.profileMaxBytes} are allowed (PROFILE_MAX_BYTES)`)
     }
   }
   return { changed }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { ObjectId, type Db } from 'mongodb'
-import { planMerge, type Metadata, type ProfileLimits } from '../domain/metadata.js'
-import { isDuplicateKey, retryOnDuplicateKey } from './errors.js'
+import { checkProfileLimits, planMerge, type Metadata, type ProfileLimits } from '../domain/metadata.js'
+import { isDuplicateKey, retryOnDuplicateKey } from './mongo-errors.js'
 
 interface ProfileDocument {
   /** Derived from (website, user_id): see profileIdFor. */
@@ -115,7 +115,7 @@ export class ProfilesRepository {
       const now = new Date()
 
       if (profile === null) {
-        planMerge({}, input.metadata, input.limits)
+        checkProfileLimits(input.metadata, input.limits)
         try {
           await this.profiles.insertOne(profileDocument(input.websiteId, input.userId, input.metadata, now))
         } catch (error) {

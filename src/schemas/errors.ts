@@ -1,6 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyReply } from 'fastify'
-import { fieldRules } from './identify.js'
+import { fieldRules } from '../domain/identify.js'
 
 /** The one shape of every error, from every route. */
 export const ErrorEnvelope = Type.Object({
@@ -16,12 +15,3 @@ export const ErrorEnvelope = Type.Object({
 })
 
 export type ErrorEnvelope = Static<typeof ErrorEnvelope>
-
-export function errorEnvelope (code: number, message: string): ErrorEnvelope {
-  return { status: 'error', error: { code, message } }
-}
-
-/** Answers with the one error envelope. */
-export function sendError (reply: FastifyReply, code: number, message: string, headers: Record<string, string> = {}): FastifyReply {
-  return reply.code(code).headers(headers).type('application/json; charset=utf-8').send(errorEnvelope(code, message))
-}

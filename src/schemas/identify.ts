@@ -1,29 +1,19 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
-import { FORBIDDEN_KEYS, MAX_KEY_LENGTH, type MetadataLimits } from '../domain/metadata.js'
+import { fieldRules, NIL_UUID, USER_ID_MAX_LENGTH, USER_ID_PATTERN, type IdentifyRules } from '../domain/identify.js'
+import { OBJECT_ID_PATTERN, UUID_PATTERN } from '../domain/ids.js'
+import {
+  FIELD_NAME_PATTERN,
+  FORBIDDEN_KEYS,
+  KEY_PATTERN,
+  MAX_KEY_LENGTH,
+  STORABLE_STRING_PATTERN
+} from '../domain/metadata.js'
 
-export const OBJECT_ID_PATTERN = '^[0-9a-fA-F]{24}$'
-const objectIdShape = new RegExp(OBJECT_ID_PATTERN)
-
-/** An id in its canonical lowercase form, or null when it is not 24 hex characters. */
-export function canonicalObjectId (value: string): string | null {
-  return objectIdShape.test(value) ? value.toLowerCase() : null
-}
-const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
-
-/** The message for each rule a field can break, shared by validation errors and the OpenAPI text. */
-export const fieldRules = {
-  user_id: 'user_id must be a string of 1 to 255 characters with at least one that is not white space, and no NUL or unpaired surrogate',
-  datafast_visitor_id: 'datafast_visitor_id must be a UUID string in the 8-4-4-4-12 hexadecimal form',
-  websiteId: 'websiteId must be 24 hexadecimal characters'
-} as const
-
-
-// Unpaired surrogates are refused too, but only by src/domain/metadata.ts: fuzzers cannot use a pattern that names them.
-const StorableString = Type.String({ pattern: '^[^\\u0000]*$' })
+// The patterns come from the domain, which applies the same rules with a message for each.
+const StorableString = Type.String({ pattern: STORABLE_STRING_PATTERN })
 const keyRules = { minLength: 1, maxLength: MAX_KEY_LENGTH, not: { enum: [...FORBIDDEN_KEYS] } }
-const MetadataKey = Type.String({ ...keyRules, pattern: '^[^$.\\u0000][^.\\u0000]*$' })
-/** A top-level field name also neither starts nor ends with white space: it becomes an update path. */
-const FieldName = Type.String({ ...keyRules, pattern: '^[^$.\\s\\u0085\\u0000](?:[^.\\u0000]*[^.\\s\\u0085\\u0000])?$' })
+const MetadataKey = Type.String({ ...keyRules, pattern: KEY_PATTERN })
+const FieldName = Type.String({ ...keyRules, pattern: FIELD_NAME_PATTERN })
 const scalars = [StorableString, Type.Number(), Type.Boolean(), Type.Null()]
 
 /** An object whose values may still nest `levels` more objects or arrays. */
@@ -41,19 +31,27 @@ function metadataValue (levels: number): TSchema {
 /**
  * The identify body, with every metadata rule that JSON Schema can state, so
  * that the OpenAPI document tells clients the truth. The 32 KiB and the
- * per-profile limits cannot be stated; src/domain/metadata.ts checks them,
- * and gives every rule its message.
+ * per-profile limits cannot be stated. The route validates bodies with the
+ * domain's checkIdentifyBody, which applies these rules and more, each with
+ * its message.
  */
-export function identifyBodySchema (limits: MetadataLimits) {
+export function identifyBodySchema ({ limits, userIdDenylist }: IdentifyRules) {
+  const denied = [...userIdDenylist]
   return Type.Object({
     user_id: Type.String({
       minLength: 1,
-      maxLength: 255,
-      // Linear to match: a leading run of white space, then anything without NUL.
-      pattern: '^\\s*[^\\s\\u0000][^\\u0000]*$',
-      description: fieldRules.user_id
+      maxLength: USER_ID_MAX_LENGTH,
+      pattern: USER_ID_PATTERN,
+      ...(denied.length > 0 ? { not: { pattern: denylistPattern(denied) } } : {}),
+      description: denied.length > 0
+        ? `${fieldRules.user_id}; refused as a placeholder, in any case and with white space around it: ${denied.join(', ')}`
+        : fieldRules.user_id
     }),
-    datafast_visitor_id: Type.String({ pattern: UUID_PATTERN, description: `${fieldRules.datafast_visitor_id}; stored lowercase` })
+    datafast_visitor_id: Type.String({
+      pattern: UUID_PATTERN,
+      not: { enum: [NIL_UUID] },
+      description: `${fieldRules.datafast_visitor_id}, not the nil UUID; stored lowercase`
+    })
   }, {
     additionalProperties: metadataValue(limits.maxDepth),
     propertyNames: FieldName,
@@ -76,6 +74,13 @@ export function identifyBodySchema (limits: MetadataLimits) {
       seats: 3
     }]
   })
+}
+
+/** Matches a denied user_id as checkIdentifyBody does: trimmed, in any case. */
+function denylistPattern (words: string[]): string {
+  const anyCase = (word: string) => Array.from(word, (char) =>
+    char.toLowerCase() === char.toUpperCase() ? char.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&') : `[${char.toLowerCase()}${char.toUpperCase()}]`).join('')
+  return `^\\s*(?:${words.map(anyCase).join('|')})\\s*$`
 }
 
 export const IdentifyQuery = Type.Object({

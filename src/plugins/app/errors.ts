@@ -2,25 +2,40 @@ import fp from 'fastify-plugin'
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { MongoError } from 'mongodb'
+import { DomainError, type DomainErrorKind } from '../../domain/errors.js'
 import { ApiError, RETRY_AFTER_SECONDS } from '../../errors.js'
-import { isDatabaseUnavailable } from '../../repositories/errors.js'
-import { sendError } from '../../schemas/errors.js'
-import { fieldRules } from '../../schemas/identify.js'
+import { isDatabaseUnavailable } from '../../repositories/mongo-errors.js'
+import type { ErrorEnvelope } from '../../schemas/errors.js'
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 
 type ValidationIssue = NonNullable<FastifyError['validation']>[number]
 
-/** A validation message that names the field and the rule it broke, never the value sent. */
+const statusOf: Record<DomainErrorKind, number> = {
+  invalid: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  'not-found': 404,
+  conflict: 409
+}
+
+export function errorEnvelope (code: number, message: string): ErrorEnvelope {
+  return { status: 'error', error: { code, message } }
+}
+
+/** Answers with the one error envelope. */
+export function sendError (reply: FastifyReply, code: number, message: string, headers: Record<string, string> = {}): FastifyReply {
+  return reply.code(code).headers(headers).type('application/json; charset=utf-8').send(errorEnvelope(code, message))
+}
+
+/** A schema validation message that names the field and the rule it broke (ajv's words), never the value sent. */
 function describeValidation (issue: ValidationIssue | undefined, context: string | undefined): string {
   if (issue === undefined) return 'The request is invalid'
   const missing = (issue.params as { missingProperty?: unknown }).missingProperty
-  const field = typeof missing === 'string' ? missing : issue.instancePath.split('/')[1]
-  if (field === undefined || field === '') {
-    return context === 'body' ? 'The request body must be a JSON object' : `The ${String(context)} is invalid`
-  }
-  const rule = (fieldRules as Record<string, string>)[field] ?? `${field} is invalid`
-  return typeof missing === 'string' ? `${field} is required: ${rule}` : rule
+  if (typeof missing === 'string') return `${missing} is required`
+  const field = issue.instancePath.slice(1).replaceAll('/', '.')
+  if (field === '') return context === 'body' ? 'The request body must be a JSON object' : `The ${String(context)} is invalid`
+  return `${field} ${issue.message ?? 'is invalid'}`
 }
 
 /** The one error envelope, for every error of every route and for unknown routes. */
@@ -40,6 +55,7 @@ export default fp(async (fastify) => {
   fastify.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     // An unknown route stays a 404 (or 405) even when its body could not be parsed.
     if (request.is404) return routeNotFound(request, reply)
+    if (error instanceof DomainError) return sendError(reply, statusOf[error.kind], error.message)
     if (error instanceof ApiError) return sendError(reply, error.statusCode, error.message, error.headers)
     if (error.validation !== undefined) {
       return sendError(reply, 400, describeValidation(error.validation[0], error.validationContext))

@@ -1,14 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import fp from 'fastify-plugin'
-import type { IdentifyAction } from '../../schemas/identify.js'
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Set by the identify route once it knows the outcome; logged and counted. */
-    identifyAction: IdentifyAction | null
-  }
-}
+import type { WebsiteCaller } from '../../domain/credential-resolver.js'
 
 const safeRequestId = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -24,7 +17,6 @@ export function requestIdOf (request: IncomingMessage): string {
  * request id is echoed so that callers can quote it.
  */
 export default fp(async (fastify) => {
-  fastify.decorateRequest('identifyAction', null)
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
@@ -34,7 +26,8 @@ export default fp(async (fastify) => {
       route: request.routeOptions.url ?? 'unmatched',
       status: reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 10) / 10,
-      websiteId: request.caller?.website.id,
+      // Null on routes without website authentication.
+      websiteId: (request.caller as WebsiteCaller | null)?.website.id,
       action: request.identifyAction ?? undefined
     }, 'request')
   })

@@ -41,7 +41,8 @@ export default fp(async (fastify) => {
     const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: reply.statusCode }
     requests.inc(labels)
     duration.observe(labels, reply.elapsedTime / 1000)
-    if (request.identifyAction !== null) identifyActions.inc({ action: request.identifyAction })
+    const action = request.identifyAction
+    if (action !== null && action !== undefined) identifyActions.inc({ action })
   })
 
   fastify.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {

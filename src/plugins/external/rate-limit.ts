@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import { ApiError } from '../../errors.js'
+import { credentialOf } from '../app/auth.js'
 
 /**
  * Per key or token budgets for the routes that opt in with
@@ -15,7 +16,7 @@ export default fp(async (fastify) => {
     timeWindow: fastify.config.RATE_LIMIT_WINDOW_MS,
     hook: 'preParsing',
     enableDraftSpec: true,
-    keyGenerator: (request) => request.caller?.credential.id ?? request.ip,
+    keyGenerator: (request) => credentialOf(request)?.id ?? request.ip,
     errorResponseBuilder: (_request, context) =>
       new ApiError(429, `Rate limit exceeded: at most ${context.max} calls per ${context.after}`)
   })

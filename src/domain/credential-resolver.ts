@@ -1,0 +1,167 @@
+import { LRUCache } from 'lru-cache'
+import type { AccountToken, WebsiteKey } from '../repositories/credentials.js'
+import type { Website } from '../repositories/websites.js'
+import { grantsAny, hashSecret, hasSecretShape, parseBearer, type CredentialKind } from './credentials.js'
+import { forbidden, invalid, notFound, unauthenticated } from './errors.js'
+import { fieldRules } from './identify.js'
+import { canonicalObjectId } from './ids.js'
+
+/** Where credentials and websites are read from: the repositories, or anything that answers the same. */
+export interface CredentialSources {
+  findWebsiteKey: (hash: string) => Promise<WebsiteKey | null>
+  findAccountToken: (hash: string) => Promise<AccountToken | null>
+  findWebsite: (websiteId: string) => Promise<Website | null>
+}
+
+export interface CredentialRef {
+  kind: CredentialKind
+  id: string
+}
+
+/** Who calls a website route: the website the call acts on, and the credential that proved it. */
+export interface WebsiteCaller {
+  website: Website
+  credential: CredentialRef
+}
+
+/** Who calls an account route: always a dft_ token, with the rules it was made under. */
+export interface AccountCaller {
+  accountId: string
+  credential: CredentialRef
+  token: AccountToken
+}
+
+/** What a website route asks of its caller. */
+export interface WebsiteAccess {
+  /** A dft_ token needs one of these (`*` grants all); a df_ key may do everything on its website. */
+  permissions: readonly string[]
+  /** Reads and erasures still answer for a suspended website; identify does not. */
+  allowSuspended: boolean
+}
+
+/** A change after which a cached entry must not be used again. */
+export type CredentialChange = { kind: CredentialKind | 'website', id: string }
+
+const unknownCredential = 'Unknown, revoked or expired key or token'
+
+/** A hit skips the database; entries live at most `ttl` ms, so a change elsewhere takes effect within it. */
+function createCache<T extends object> (ttl: number): LRUCache<string, T> | null {
+  return ttl > 0 ? new LRUCache<string, T>({ max: 10_000, ttl }) : null
+}
+
+/** One websiteId, in canonical lowercase; a repeated or malformed one is invalid. */
+function parseWebsiteId (value: unknown): string {
+  const websiteId = typeof value === 'string' ? canonicalObjectId(value) : null
+  if (websiteId === null) throw invalid(fieldRules.websiteId)
+  return websiteId
+}
+
+function isActive (token: AccountToken): boolean {
+  return !token.revoked && (token.expiresAt === null || token.expiresAt.getTime() > Date.now())
+}
+
+const needs = (permissions: readonly string[]) => `This token lacks the ${permissions.join(' or ')} permission`
+
+/**
+ * Turns an Authorization header (and a websiteId) into a caller, in the
+ * order of the authentication rules of docs/api.md, with short-lived caches
+ * in front of the database.
+ */
+export class CredentialResolver {
+  private readonly keys
+  private readonly tokens
+  private readonly websites
+
+  constructor (private readonly sources: CredentialSources, cacheTtlMs: number) {
+    this.keys = createCache<WebsiteKey>(cacheTtlMs)
+    this.tokens = createCache<AccountToken>(cacheTtlMs)
+    this.websites = createCache<Website>(cacheTtlMs)
+  }
+
+  async resolveWebsiteCaller (authorization: string | undefined, websiteIdParam: unknown, access: WebsiteAccess): Promise<WebsiteCaller> {
+    const presented = this.presented(authorization)
+    let caller: WebsiteCaller
+    if (presented.kind === 'websiteKey') {
+      const key = await readThrough(this.keys, presented.hash, this.sources.findWebsiteKey)
+      if (key === null || key.revoked) throw unauthenticated(unknownCredential)
+      if (websiteIdParam !== undefined && parseWebsiteId(websiteIdParam) !== key.websiteId) {
+        throw forbidden('This website key belongs to another website than websiteId')
+      }
+      const website = await this.findWebsite(key.websiteId)
+      if (website === null) throw unauthenticated(unknownCredential)
+      caller = { website, credential: { kind: 'websiteKey', id: key.id } }
+    } else {
+      const token = await this.activeToken(presented.hash)
+      if (!grantsAny(token.permissions, access.permissions)) throw forbidden(needs(access.permissions))
+      if (websiteIdParam === undefined) throw invalid('websiteId is required with an account token')
+      const websiteId = parseWebsiteId(websiteIdParam)
+      const website = await this.findWebsite(websiteId)
+      if (website === null || website.accountId !== token.accountId) throw notFound('Website not found')
+      if (token.websiteIds.length > 0 && !token.websiteIds.includes(websiteId)) {
+        throw forbidden('This token is not allowed to act on this website')
+      }
+      caller = { website, credential: { kind: 'accountToken', id: token.id } }
+    }
+    if (caller.website.suspended && !access.allowSuspended) throw forbidden('Tracking is suspended for this website')
+    return caller
+  }
+
+  /** Account routes take dft_ tokens only: a df_ key acts on one website, never on its account. */
+  async resolveAccountCaller (authorization: string | undefined, permission: string): Promise<AccountCaller> {
+    const presented = this.presented(authorization)
+    if (presented.kind === 'websiteKey') {
+      const key = await readThrough(this.keys, presented.hash, this.sources.findWebsiteKey)
+      if (key === null || key.revoked) throw unauthenticated(unknownCredential)
+      throw forbidden('Account routes take a dft_ account token, not a df_ website key')
+    }
+    const token = await this.activeToken(presented.hash)
+    if (!grantsAny(token.permissions, [permission])) throw forbidden(needs([permission]))
+    return { accountId: token.accountId, credential: { kind: 'accountToken', id: token.id }, token }
+  }
+
+  /** A credential resolved recently; such a caller is never locked out with the guessers at its address. */
+  isKnown (authorization: string | undefined): boolean {
+    const parsed = parseBearer(authorization)
+    if (!parsed.ok) return false
+    const hash = hashSecret(parsed.credential.secret)
+    return (parsed.credential.kind === 'websiteKey' ? this.keys : this.tokens)?.has(hash) === true
+  }
+
+  /** Drops what a revocation, a suspension or an erasure made stale, so this process sees it at once. */
+  forget (change: CredentialChange): void {
+    if (change.kind === 'website') this.websites?.delete(change.id)
+    else forgetById(change.kind === 'websiteKey' ? this.keys : this.tokens, change.id)
+  }
+
+  private presented (authorization: string | undefined): { kind: CredentialKind, hash: string } {
+    const parsed = parseBearer(authorization)
+    if (!parsed.ok) throw unauthenticated(parsed.reason)
+    if (!hasSecretShape(parsed.credential)) throw unauthenticated(unknownCredential)
+    return { kind: parsed.credential.kind, hash: hashSecret(parsed.credential.secret) }
+  }
+
+  private async activeToken (hash: string): Promise<AccountToken> {
+    const token = await readThrough(this.tokens, hash, this.sources.findAccountToken)
+    if (token === null || !isActive(token)) throw unauthenticated(unknownCredential)
+    return token
+  }
+
+  private async findWebsite (websiteId: string): Promise<Website | null> {
+    return await readThrough(this.websites, websiteId, this.sources.findWebsite)
+  }
+}
+
+/** A cache hit, else the source. Misses are not cached: a key or a website created a moment ago must work at once. */
+async function readThrough<T extends object> (cache: LRUCache<string, T> | null, id: string, load: (id: string) => Promise<T | null>): Promise<T | null> {
+  const hit = cache?.get(id)
+  if (hit !== undefined) return hit
+  const found = await load(id)
+  if (found !== null) cache?.set(id, found)
+  return found
+}
+
+/** Caches are keyed by hash; a change names an id, so look for it (rare, and at most 10,000 entries). */
+function forgetById (cache: LRUCache<string, WebsiteKey> | LRUCache<string, AccountToken> | null, id: string): void {
+  if (cache === null) return
+  for (const [hash, entry] of cache.entries()) if (entry.id === id) cache.delete(hash)
+}
