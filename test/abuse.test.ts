@@ -9,9 +9,9 @@ import { buildTestApp, createTestToken, createTestWebsite, expectError, visitorI
 
 /*
  * Hostile and malformed calls of POST /api/v1/identify. Every case checks the
- * status docs/identify-contract.md documents, the one error envelope, and that
- * nothing at all changed in the database: the service checks everything
- * before it writes anything.
+ * status docs/api.md documents, the one error envelope, and that nothing at
+ * all changed in the database: the service checks everything before it writes
+ * anything (docs/api.md#identify-order-of-checks).
  */
 
 const app = await buildTestApp()

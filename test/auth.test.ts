@@ -5,8 +5,8 @@ import { loadConfig } from '../src/config.js'
 import { buildTestApp, createTestToken, createTestWebsite, expectError, expectSuccess, identify, visitorId } from './helper.js'
 
 /**
- * The "Authentication and authorization" table of docs/identify-contract.md,
- * row by row, over HTTP against the real database.
+ * The table of docs/api.md#authentication-checks, row by row, over HTTP
+ * against the real database.
  */
 
 // This file makes many failed calls on purpose, all from one address: the
@@ -249,9 +249,9 @@ describe('suspended tracking', () => {
 })
 
 describe('with the auth cache on', () => {
-  // Issue 4 (which wins over the contract) allows a cache of resolved keys,
-  // tokens and websites with a bounded lifetime: a revocation or a suspension
-  // takes effect within AUTH_CACHE_TTL_MS. The tests use a short one.
+  // docs/api.md#credential-cache: resolved keys, tokens and websites are cached
+  // for a bounded lifetime, so a revocation or a suspension takes effect
+  // within AUTH_CACHE_TTL_MS. The tests use a short one.
   const ttl = 1000
   const afterTtl = async () => { await new Promise((resolve) => setTimeout(resolve, ttl + 200)) }
   let cached: Awaited<ReturnType<typeof buildTestApp>>

@@ -12,7 +12,7 @@ import {
   type CredentialKind
 } from '../src/domain/credentials.js'
 
-/* Unit tests of the credential rules of docs/identify-contract.md ("Authentication and authorization"). */
+/* Unit tests of the credential rules of docs/api.md#authentication (website keys, account tokens, the checks). */
 
 const prefixOf: Record<CredentialKind, string> = { websiteKey: 'df_', accountToken: 'dft_' }
 const kinds: CredentialKind[] = ['websiteKey', 'accountToken']

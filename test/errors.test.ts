@@ -5,9 +5,9 @@ import { startDatabase, withDatabaseName, type LocalDatabase } from '../scripts/
 import { buildTestApp, createTestWebsite, expectError, expectSuccess, identify, type TestWebsite, visitorId } from './helper.js'
 
 /**
- * The "Responses" section of docs/identify-contract.md: one error envelope on
- * every error of every route, the body rules, the validation messages, and a
- * 503 instead of a hang when the database is down.
+ * docs/api.md#errors: one error envelope on every error of every route, the
+ * body rules, the validation messages, and a 503 instead of a hang when the
+ * database is down.
  */
 
 const app = await buildTestApp()

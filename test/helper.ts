@@ -75,7 +75,7 @@ export async function identify (app: App, options: { auth?: string, websiteId?: 
   })
 }
 
-/** The one error envelope of the contract, with the status repeated as its code; returns the message. */
+/** The one error envelope (docs/api.md#error-envelope), with the status repeated as its code; returns the message. */
 export function expectError (response: LightMyRequestResponse, status: number): string {
   expect(response.statusCode, response.body).toBe(status)
   expect(String(response.headers['content-type'])).toMatch(/^application\/json/)

@@ -6,8 +6,8 @@ import { buildTestApp, createTestToken, createTestWebsite, identify, visitorId, 
 
 /*
  * Integration tests of POST /api/v1/identify against the database, checked
- * against docs/identify-contract.md: the metadata rules of "Request", "What a
- * successful call does" and "Responses".
+ * against docs/api.md#identify: the fields and metadata rules, the merge, the
+ * actions, the visitor links and the responses.
  */
 
 const app = await buildTestApp()
@@ -556,8 +556,8 @@ describe('NUL and unpaired surrogates are rejected everywhere (documented choice
 })
 
 describe('metadata depth', () => {
-  // The contract: objects and arrays nest at most 5 deep inside one field's value,
-  // and {"a":{"b":{"c":{"d":{"e":1}}}}} is 5 deep.
+  // docs/api.md#identify-metadata-values: objects and arrays nest at most 5 deep
+  // inside one field's value, and {"a":{"b":{"c":{"d":{"e":1}}}}} is 5 deep.
   const fiveDeep = { a: { b: { c: { d: { e: 1 } } } } }
 
   it('accepts the contract\'s example {"a":{"b":{"c":{"d":{"e":1}}}}} as a field\'s value, and stores it whole', async () => {

@@ -5,9 +5,9 @@ import type { App } from '../src/app.js'
 import { buildTestApp, createTestToken, createTestWebsite, expectError, expectSuccess, identify, RETRY_AFTER, visitorId } from './helper.js'
 
 /**
- * The service's own protection: a call budget per key or token, a budget of
- * failed authentications per client address, load shedding when the event
- * loop lags, and a configurable body limit.
+ * The service's own protection (docs/api.md#limits): a call budget per key or
+ * token, a budget of failed authentications per client address, load
+ * shedding when the event loop lags, and a configurable body limit.
  */
 
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { checkMetadata, isPlaceholder, isStorableString, jsonEqual, planMerge, type Metadata, type MetadataLimits } from '../src/domain/metadata.js'
 import { DomainError, type DomainErrorKind } from '../src/domain/errors.js'
 
-/* Unit tests of the metadata rules of docs/identify-contract.md, as pure functions. */
+/* Unit tests of the metadata rules of docs/api.md#identify (names, values, limits, placeholders, merge), as pure functions. */
 
 const defaults: MetadataLimits = { maxFields: 100, maxBytes: 32 * 1024, maxDepth: 5, profileMaxFields: 500, profileMaxBytes: 1024 * 1024 }
 const fieldsUpTo = (profileMaxFields: number) => ({ profileMaxFields, profileMaxBytes: 1024 * 1024 })

@@ -49,7 +49,7 @@ describe('GET /openapi.json', () => {
     expect(body?.schema).toMatchObject(rules)
     expect(body?.schema.required).toEqual(['user_id', 'datafast_visitor_id'])
     expect(body?.example).toEqual(examples[0])
-    // And it states the contract's rules, not just whatever the code builds.
+    // And it states the rules of docs/api.md#identify, not just whatever the code builds.
     expect(body?.schema).toMatchObject({
       type: 'object',
       maxProperties: 102,

@@ -4,10 +4,10 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { buildTestApp, createTestWebsite, identify, visitorId, type TestWebsite } from './helper.js'
 
 /*
- * "Concurrent calls for the same profile all succeed and leave exactly one
- * profile with every visitor linked and the metadata of some serial order"
- * (docs/identify-contract.md), and "a visitor belongs to at most one profile
- * per website at a time", under real concurrency against the database.
+ * docs/api.md#identify-concurrent-calls (concurrent calls for one profile all
+ * succeed, leaving one profile with every visitor linked and the metadata of
+ * some serial order) and docs/api.md#identify-visitor-links (a visitor is on
+ * at most one profile per website), under real concurrency against the database.
  */
 
 const app = await buildTestApp()

@@ -1,8 +1,38 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { ConfigSchema } from '../src/config.js'
 
-const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+const root = fileURLToPath(new URL('..', import.meta.url))
+const read = (path: string): string => readFileSync(join(root, path), 'utf8')
+const readme = read('README.md')
+
+/** Every file under `dir` (relative to the root) whose name ends with one of `extensions`. */
+function filesUnder (dir: string, extensions: string[]): string[] {
+  return readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' })
+    .filter((name) => extensions.some((extension) => name.endsWith(extension)))
+    .map((name) => join(dir, name))
+}
+
+/** The anchors of a Markdown file's headings, as GitHub makes them; headings inside code fences are not headings. */
+function anchorsOf (markdown: string): Set<string> {
+  const anchors = new Set<string>()
+  let fenced = false
+  for (const line of markdown.split('\n')) {
+    if (line.startsWith('```')) fenced = !fenced
+    const heading = fenced ? null : /^#{1,6}\s+(.*)$/.exec(line)
+    if (heading?.[1] === undefined) continue
+    const slug = heading[1].trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-')
+    let unique = slug
+    for (let n = 1; anchors.has(unique); n++) unique = `${slug}-${String(n)}`
+    anchors.add(unique)
+  }
+  return anchors
+}
+
+const markdownFiles = ['README.md', ...filesUnder('docs', ['.md'])]
+const codeFiles = [...filesUnder('test', ['.ts']), ...filesUnder('src', ['.ts']), ...filesUnder('scripts', ['.ts', '.sh'])]
 
 describe('README', () => {
   it('starts with the command that runs the service and the one that runs the tests', () => {
@@ -15,5 +45,31 @@ describe('README', () => {
     const fallback = (schema as { default: unknown }).default
     const shown = fallback === '' ? '(none)' : `\`${String(fallback)}\``
     expect(readme).toContain(`| \`${name}\` | ${shown} |`)
+  })
+})
+
+describe('documentation links', () => {
+  it('every docs page a source or test file names exists, and every api.md anchor it cites is a heading there', () => {
+    const apiAnchors = anchorsOf(read('docs/api.md'))
+    const broken: string[] = []
+    for (const file of codeFiles) {
+      for (const [, doc, anchor] of read(file).matchAll(/\bdocs\/([\w.-]+\.md)(?:#([\w-]+))?/g)) {
+        if (doc === undefined || !existsSync(join(root, 'docs', doc))) broken.push(`${file}: docs/${String(doc)}`)
+        else if (doc === 'api.md' && anchor !== undefined && !apiAnchors.has(anchor)) broken.push(`${file}: docs/api.md#${anchor}`)
+      }
+    }
+    expect(broken).toStrictEqual([])
+  })
+
+  it.each(markdownFiles)('every relative link in %s leads to a file, and to a heading of it', (file) => {
+    const broken: string[] = []
+    for (const [, target] of read(file).matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (target === undefined || /^[a-z]+:/.test(target)) continue
+      const [path = '', anchor] = target.split('#')
+      const linked = path === '' ? file : relative(root, join(root, dirname(file), path))
+      if (!existsSync(join(root, linked))) broken.push(target)
+      else if (anchor !== undefined && linked.endsWith('.md') && !anchorsOf(read(linked)).has(anchor)) broken.push(target)
+    }
+    expect(broken).toStrictEqual([])
   })
 })
