@@ -5,6 +5,7 @@ import { DomainError } from '../../domain/errors.js'
 import {
   CredentialResolver,
   type AccountCaller,
+  type CredentialChange,
   type CredentialRef,
   type WebsiteAccess,
   type WebsiteCaller
@@ -15,7 +16,11 @@ type AuthHook = (request: FastifyRequest) => Promise<void>
 
 declare module 'fastify' {
   interface FastifyInstance {
-    credentialResolver: CredentialResolver
+    /**
+     * Call after a revocation, a suspension or an erasure: this process stops
+     * using what it cached about the credential or website at once.
+     */
+    invalidateCredential: (change: CredentialChange) => Promise<void>
     /** An onRequest hook for a website route: resolves the caller before the body is read, so strangers learn nothing of the schema. */
     authenticate: (access: WebsiteAccess) => AuthHook
     /** An onRequest hook for an account route: a dft_ token holding the permission. */
@@ -71,7 +76,7 @@ export default fp(async (fastify) => {
     }
   }
 
-  fastify.decorate('credentialResolver', resolver)
+  fastify.decorate('invalidateCredential', async (change: CredentialChange) => { resolver.forget(change) })
   fastify.decorateRequest<WebsiteCaller | null>('caller', null)
   fastify.decorateRequest<AccountCaller | null>('accountCaller', null)
   fastify.decorate('authenticate', (access: WebsiteAccess): AuthHook => async (request) => {
