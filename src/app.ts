@@ -62,7 +62,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
     requestIdHeader: false,
     genReqId: requestIdOf,
     ajv: {
-      // The contract rejects numbers or booleans where strings belong instead of coercing them.
+      // docs/api.md#identify-request: the API rejects numbers or booleans where strings belong instead of coercing them.
       customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false }
     }
   }).withTypeProvider<TypeBoxTypeProvider>()

@@ -6,7 +6,7 @@ import { setFlagsFromString } from 'node:v8'
  * 4. In this service that headroom fills with request data promoted while it
  * waited on the database, all of it garbage: a factor of 1.5 lowered peak
  * resident memory under load from about 200 MiB to about 140 MiB at the same
- * throughput (see README). The heap limit is unchanged, so no burst hits it
+ * throughput (see docs/operations.md#memory). The heap limit is unchanged, so no burst hits it
  * sooner. A value given on the node command line wins.
  */
 export function limitHeapGrowth (): void {

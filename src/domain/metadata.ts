@@ -99,7 +99,7 @@ function checkValue (value: unknown, path: string, depth: number, maxDepth: numb
 }
 
 /**
- * Applies every metadata rule of the contract to the fields of one request
+ * Applies every metadata rule (docs/api.md#identify-metadata-field-names and after) to the fields of one request
  * and returns the fields to store: the placeholders are dropped, since they
  * may neither be stored nor overwrite a stored value.
  */

@@ -1,5 +1,5 @@
 // Command ferretdb runs FerretDB v1.24.2 on SQLite as the local MongoDB
-// stand-in for development, tests and benchmarks (see README).
+// stand-in for development, tests and benchmarks (see docs/ferretdb.md).
 //
 // It prints one JSON line {"uri": "..."} on stdout once it listens, and stops
 // on SIGINT, SIGTERM or when its standard input closes, so that a parent that
