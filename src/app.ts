@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { DestinationStream } from 'pino'
 import { clientErrorHandler, frameworkErrors } from './plugins/app/client-errors.js'
 import type { Config } from './config.js'
+import helmet from './plugins/external/helmet.js'
 import metrics from './plugins/external/metrics.js'
 import mongo from './plugins/external/mongo.js'
 import rateLimit from './plugins/external/rate-limit.js'
@@ -69,6 +70,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
 
   app.decorate('config', config)
   await app.register(errors)
+  await app.register(helmet)
   await app.register(requestLog)
   await app.register(connectionClose)
   await app.register(jsonBody)

@@ -351,4 +351,33 @@ describe('request ids and log lines', () => {
       expect(all.toLowerCase().includes(secret.toLowerCase()), `${what} appears in a log line (any case)`).toBe(false)
     }
   })
+
+  it('an unexpected error logs its type and stack, never its message with what the caller sent', async () => {
+    const marker = `mrk${randomBytes(8).toString('hex')}`
+    const userId = `user-${marker}`
+    const profiles = app.repositories.profiles
+    const upsertProfile = profiles.upsertProfile.bind(profiles)
+    // A bug that quotes the call in its message, as careless code (or a library) may.
+    profiles.upsertProfile = async (input) => {
+      throw new TypeError(`cannot store ${JSON.stringify(input)} for ${site.key}`)
+    }
+    const reqId = `crash-${randomUUID()}`
+    try {
+      const response = await identify(app, {
+        auth: site.key,
+        body: { user_id: userId, datafast_visitor_id: visitorId(), email: `${marker}@example.com`, nested: { deep: marker } },
+        headers: { 'x-request-id': reqId }
+      })
+      expect(expectError(response, 500)).toBe('Internal server error')
+    } finally {
+      profiles.upsertProfile = upsertProfile
+    }
+    const logged = entries().filter((entry) => entry.reqId === reqId)
+    const text = JSON.stringify(logged)
+    for (const [what, secret] of Object.entries({ 'the website key': site.key, 'the user id': userId, 'a metadata value': marker })) {
+      expect(text.includes(secret), `${what} appears in a log line`).toBe(false)
+    }
+    const error = logged.find((entry) => entry.msg === 'unexpected error')
+    expect(error, text).toMatchObject({ level: 50, err: { type: 'TypeError', stack: expect.stringMatching(/\n\s+at /) } })
+  })
 })

@@ -73,7 +73,10 @@ export default fp(async (fastify) => {
       return sendError(reply, status, fromFastify ? error.message : STATUS_CODES[status] ?? 'Bad request')
     }
     // Nothing of it reaches the caller. A driver's message can quote stored values, so only its code is logged.
-    const detail = error instanceof MongoError ? {} : { stack: error.stack }
+    // The stack starts with "Name: message", which may quote what the caller sent: only the frames after it are logged.
+    const header = Error.prototype.toString.call(error)
+    const frames = error.stack?.startsWith(header) === true ? error.stack.slice(header.length + 1) : undefined
+    const detail = error instanceof MongoError ? {} : { stack: frames }
     request.log.error({ err: { type: error.name, code: error.code, ...detail } }, 'unexpected error')
     return sendError(reply, 500, 'Internal server error')
   })

@@ -2,12 +2,72 @@ import fp from 'fastify-plugin'
 import { ApiError, badRequest } from '../../errors.js'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const COMMA = 0x2c
+const OPEN_BRACE = 0x7b
+const CLOSE_BRACE = 0x7d
+const OPEN_BRACKET = 0x5b
+const CLOSE_BRACKET = 0x5d
+
+/** Shortened and quoted, so that a hostile key cannot flood or break a message. */
+function quote (key: string): string {
+  return JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key)
+}
+
+/** The index of the quote that closes the JSON string opening at `open`: the next one not escaped by an odd run of backslashes. */
+function closingQuote (text: string, open: number): number {
+  let end = text.indexOf('"', open + 1)
+  for (;;) {
+    let backslashes = 0
+    while (text.charCodeAt(end - 1 - backslashes) === BACKSLASH) backslashes++
+    if (backslashes % 2 === 0) return end
+    end = text.indexOf('"', end + 1)
+  }
+}
+
+/**
+ * The first key that one object of `text` holds twice, compared after
+ * unescaping, or undefined. `text` must be valid JSON (JSON.parse accepted
+ * it), so one pass over its characters with a stack of key sets suffices.
+ */
+export function findDuplicateKey (text: string): string | undefined {
+  // The keys seen in the innermost open object, or undefined inside an array; the enclosing ones wait on the stack.
+  let keys: Set<string> | undefined
+  const enclosing: Array<Set<string> | undefined> = []
+  let keyNext = false
+  for (let index = 0; index < text.length; index++) {
+    const char = text.charCodeAt(index)
+    if (char === QUOTE) {
+      const end = closingQuote(text, index)
+      if (keyNext && keys !== undefined) {
+        const raw = text.slice(index + 1, end)
+        const key = raw.includes('\\') ? JSON.parse(text.slice(index, end + 1)) as string : raw
+        if (keys.has(key)) return key
+        keys.add(key)
+        keyNext = false
+      }
+      index = end
+    } else if (char === OPEN_BRACE || char === OPEN_BRACKET) {
+      enclosing.push(keys)
+      keys = char === OPEN_BRACE ? new Set() : undefined
+      keyNext = char === OPEN_BRACE
+    } else if (char === CLOSE_BRACE || char === CLOSE_BRACKET) {
+      keys = enclosing.pop()
+    } else if (char === COMMA) {
+      keyNext = keys !== undefined
+    }
+  }
+  return undefined
+}
 
 /**
  * The only body parser, replacing Fastify's: invalid UTF-8 is refused instead of being
  * replaced with U+FFFD, and `__proto__` is parsed as a plain key (JSON.parse
  * never assigns a prototype) so that the metadata rules refuse it with the
- * contract's message. Fastify still applies the body limit before this runs.
+ * contract's message. A key repeated in one object is refused: JSON.parse keeps
+ * the last, while a proxy or a log in front may read the first. Fastify still
+ * applies the body limit before this runs.
  */
 export default fp(async (fastify) => {
   // Only JSON is accepted: without this, text/plain would be parsed as a string and get 400, not 415.
@@ -25,10 +85,18 @@ export default fp(async (fastify) => {
       done(badRequest('The request body is not valid UTF-8'), undefined)
       return
     }
+    let parsed: unknown
     try {
-      done(null, JSON.parse(text))
+      parsed = JSON.parse(text)
     } catch {
       done(new ApiError(400, 'The request body is not valid JSON'), undefined)
+      return
     }
+    const duplicate = findDuplicateKey(text)
+    if (duplicate !== undefined) {
+      done(badRequest(`The request body repeats the key ${quote(duplicate)} in one object: send each key once`), undefined)
+      return
+    }
+    done(null, parsed)
   })
 }, { name: 'json-body' })
