@@ -49,7 +49,7 @@ export function isStorableString (value: string): boolean {
 }
 
 /** Shortened and quoted, so that a hostile key cannot flood or break a message. */
-function quote (key: string): string {
+export function quoteKey (key: string): string {
   return JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key)
 }
 
@@ -58,11 +58,11 @@ function checkKey (key: string, path: string): void {
   // Characters are code points, as for user_id, so an emoji counts once.
   const length = Array.from(key).length
   if (length < 1 || length > MAX_KEY_LENGTH) {
-    throw invalid(`${where} ${quote(key)} must be 1 to ${MAX_KEY_LENGTH} characters long`)
+    throw invalid(`${where} ${quoteKey(key)} must be 1 to ${MAX_KEY_LENGTH} characters long`)
   }
-  if (!isStorableString(key)) throw invalid(`${where} ${quote(key)} must not contain NUL characters or unpaired surrogates`)
-  if (forbiddenKeys.has(key)) throw invalid(`${where} ${quote(key)} is a reserved name (__proto__, constructor and prototype are never accepted)`)
-  if (!(path === '' ? fieldNameShape : keyShape).test(key)) throw invalid(`${where} ${quote(key)} ${brokenShapeRule(key)}`)
+  if (!isStorableString(key)) throw invalid(`${where} ${quoteKey(key)} must not contain NUL characters or unpaired surrogates`)
+  if (forbiddenKeys.has(key)) throw invalid(`${where} ${quoteKey(key)} is a reserved name (__proto__, constructor and prototype are never accepted)`)
+  if (!(path === '' ? fieldNameShape : keyShape).test(key)) throw invalid(`${where} ${quoteKey(key)} ${brokenShapeRule(key)}`)
 }
 
 /** Which part of KEY_PATTERN or FIELD_NAME_PATTERN a key broke. */

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { quoteKey } from '../../domain/metadata.js'
 import { ApiError, badRequest } from '../../errors.js'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
@@ -9,11 +10,6 @@ const OPEN_BRACE = 0x7b
 const CLOSE_BRACE = 0x7d
 const OPEN_BRACKET = 0x5b
 const CLOSE_BRACKET = 0x5d
-
-/** Shortened and quoted, so that a hostile key cannot flood or break a message. */
-function quote (key: string): string {
-  return JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key)
-}
 
 /** The index of the quote that closes the JSON string opening at `open`: the next one not escaped by an odd run of backslashes. */
 function closingQuote (text: string, open: number): number {
@@ -94,7 +90,7 @@ export default fp(async (fastify) => {
     }
     const duplicate = findDuplicateKey(text)
     if (duplicate !== undefined) {
-      done(badRequest(`The request body repeats the key ${quote(duplicate)} in one object: send each key once`), undefined)
+      done(badRequest(`The request body repeats the key ${quoteKey(duplicate)} in one object: send each key once`), undefined)
       return
     }
     done(null, parsed)

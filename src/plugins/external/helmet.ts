@@ -1,8 +1,7 @@
 import fp from 'fastify-plugin'
 import helmet from '@fastify/helmet'
+import { DOCS_PREFIX } from './swagger.js'
 
-/** Where swagger.ts serves Swagger UI: the one HTML page, with its scripts, styles and images. */
-const DOCS_PREFIX = '/docs'
 
 /** JSON answers load nothing and belong in no frame. */
 const apiPolicy = {

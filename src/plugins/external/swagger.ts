@@ -2,6 +2,9 @@ import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 
+/** Where Swagger UI is served: the one HTML page, with its scripts, styles and images. */
+export const DOCS_PREFIX = '/docs'
+
 /**
  * The OpenAPI 3.1 document, generated from the routes' own TypeBox schemas,
  * at GET /openapi.json, and the interactive docs at GET /docs with assets
@@ -28,6 +31,6 @@ export default fp(async (fastify) => {
       }
     }
   })
-  await fastify.register(swaggerUi, { routePrefix: '/docs' })
+  await fastify.register(swaggerUi, { routePrefix: DOCS_PREFIX })
   fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
 }, { name: 'swagger' })
