@@ -1,6 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MongoClient } from 'mongodb'
@@ -53,10 +54,33 @@ setInterval(() => {}, 1000)`
     rmSync(dataDir, { recursive: true, force: true })
   })
 
-  it('puts a database name into a connection string and keeps its options', () => {
-    expect(withDatabaseName('mongodb://127.0.0.1:1234/?maxPoolSize=1', 'x')).toBe('mongodb://127.0.0.1:1234/x?maxPoolSize=1')
-    expect(withDatabaseName('mongodb://h/old', 'new')).toBe('mongodb://h/new')
-    expect(withDatabaseName('mongodb+srv://u:p@cluster.example.net/db?w=majority', 'y')).toBe('mongodb+srv://u:p@cluster.example.net/y?w=majority')
+  it('keeps a kept data directory on its port across restarts, and moves only when that port is taken', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'identify-test-'))
+    const first = await startDatabase({ dataDir, embedded: true, log: () => {} })
+    await first.close()
+    const second = await startDatabase({ dataDir, embedded: true, log: () => {} })
+    expect(second.url).toBe(first.url)
+    await second.close()
+
+    const squatter = createServer()
+    squatter.listen(Number(new URL(first.url).port), '127.0.0.1')
+    await once(squatter, 'listening')
+    const messages: string[] = []
+    const third = await startDatabase({ dataDir, embedded: true, log: (message) => { messages.push(message) } })
+    try {
+      expect(third.url).not.toBe(first.url)
+      expect(messages.join('\n')).toMatch(/taken/)
+      const client = new MongoClient(withDatabaseName(third.url, 'probe'), { serverSelectionTimeoutMS: 3000 })
+      await client.db().command({ ping: 1 })
+      await client.close()
+    } finally {
+      await third.close()
+      squatter.close()
+    }
+    const fourth = await startDatabase({ dataDir, embedded: true, log: () => {} })
+    expect(fourth.url).toBe(third.url)
+    await fourth.close()
+    rmSync(dataDir, { recursive: true, force: true })
   })
 })
 
