@@ -5,7 +5,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MongoClient } from 'mongodb'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import { startDatabase, withDatabaseName } from '../scripts/local-database.js'
 
 function ferretdbPids (dataDir: string): number[] {
@@ -56,31 +56,29 @@ setInterval(() => {}, 1000)`
 
   it('keeps a kept data directory on its port across restarts, and moves only when that port is taken', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'identify-test-'))
-    const first = await startDatabase({ dataDir, embedded: true, log: () => {} })
-    await first.close()
-    const second = await startDatabase({ dataDir, embedded: true, log: () => {} })
-    expect(second.url).toBe(first.url)
-    await second.close()
-
-    const squatter = createServer()
-    squatter.listen(Number(new URL(first.url).port), '127.0.0.1')
-    await once(squatter, 'listening')
+    onTestFinished(() => { rmSync(dataDir, { recursive: true, force: true }) })
     const messages: string[] = []
-    const third = await startDatabase({ dataDir, embedded: true, log: (message) => { messages.push(message) } })
-    try {
-      expect(third.url).not.toBe(first.url)
-      expect(messages.join('\n')).toMatch(/taken/)
-      const client = new MongoClient(withDatabaseName(third.url, 'probe'), { serverSelectionTimeoutMS: 3000 })
+    const restart = async (): Promise<string> => {
+      const database = await startDatabase({ dataDir, embedded: true, log: (message) => { messages.push(message) } })
+      onTestFinished(database.close)
+      const client = new MongoClient(withDatabaseName(database.url, 'probe'), { serverSelectionTimeoutMS: 3000 })
       await client.db().command({ ping: 1 })
       await client.close()
-    } finally {
-      await third.close()
-      squatter.close()
+      await database.close()
+      return database.url
     }
-    const fourth = await startDatabase({ dataDir, embedded: true, log: () => {} })
-    expect(fourth.url).toBe(third.url)
-    await fourth.close()
-    rmSync(dataDir, { recursive: true, force: true })
+
+    const first = await restart()
+    expect(await restart()).toBe(first)
+    expect(messages.join('\n')).not.toMatch(/taken/)
+
+    const squatter = createServer().listen(Number(new URL(first).port), '127.0.0.1')
+    onTestFinished(() => { squatter.close() })
+    await once(squatter, 'listening')
+    const moved = await restart()
+    expect(moved).not.toBe(first)
+    expect(messages.join('\n')).toMatch(/taken/)
+    expect(await restart()).toBe(moved)
   })
 })
 
