@@ -147,7 +147,7 @@ async function previousPort (portFile: string, log: Log): Promise<number> {
   const port = Number(readFileSync(portFile, 'utf8').trim())
   if (!Number.isInteger(port) || port < 1 || port > 65535) return 0
   if (await isFree(port)) return port
-  log(`Port ${String(port)} of the local database is taken by another program; it listens on a new one from now on.`)
+  log(`Port ${String(port)} of the local database is taken, so it moves to a new one: a MONGO_URL exported earlier needs the new port.`)
   return 0
 }
 
@@ -175,8 +175,8 @@ export async function startDatabase (options: StartDatabaseOptions = {}): Promis
   const port = temporary ? 0 : await previousPort(portFile, options.log ?? stderrLog)
   const first = await launch(binary, dataDir, `127.0.0.1:${String(port)}`)
   let child = first.child
-  const address = new URL(first.uri).host
-  if (!temporary) writeFileSync(portFile, `${new URL(first.uri).port}\n`)
+  const { host: address, port: listening } = new URL(first.uri)
+  if (!temporary) writeFileSync(portFile, `${listening}\n`)
   // The child also stops by itself when this process dies: its stdin closes.
   const killOnExit = (): void => { child.kill('SIGTERM') }
   process.on('exit', killOnExit)
