@@ -1,4 +1,4 @@
 import { ensureFerretdbBinary } from './local-database.js'
 
 /** Builds the FerretDB stand-in ahead of time (CI, or before going offline). */
-console.log(ensureFerretdbBinary())
+console.log(await ensureFerretdbBinary())

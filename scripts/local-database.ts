@@ -1,5 +1,7 @@
-import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -9,7 +11,8 @@ import { fileURLToPath } from 'node:url'
 /**
  * The database for development, tests and benchmarks: the server at
  * MONGO_URL when it is set, otherwise FerretDB v1.24.2 on SQLite, started on a
- * free loopback port and stopped again with this process.
+ * loopback port (a free one, or for kept data the one it had last time) and
+ * stopped again with this process.
  */
 export interface LocalDatabase {
   /** Connection string without a database name; see withDatabaseName. */
@@ -29,6 +32,9 @@ const sourceDir = join(root, 'tools', 'ferretdb')
 const ferretdbBinary = join(root, '.cache', 'ferretdb', 'ferretdb')
 const START_TIMEOUT_MS = 30_000
 
+// One helper for connection strings, here too for the scripts and tests that name a database on this server.
+export { withDatabaseName } from '../src/mongo-url.js'
+
 type Log = (message: string) => void
 const stderrLog: Log = (message) => { process.stderr.write(`${message}\n`) }
 
@@ -38,33 +44,58 @@ function isStale (): boolean {
   return readdirSync(sourceDir).some((name) => statSync(join(sourceDir, name)).mtimeMs > built)
 }
 
-/** Builds the FerretDB stand-in when the binary is missing or stale; the Go build cache makes later builds fast. */
-export function ensureFerretdbBinary (log: Log = stderrLog): string {
-  if (existsSync(ferretdbBinary) && !isStale()) return ferretdbBinary
-  log('Building FerretDB v1.24.2 from the Go module proxy (the first build compiles SQLite and takes a few minutes)...')
-  const partial = `${ferretdbBinary}.${process.pid}.tmp`
-  mkdirSync(dirname(ferretdbBinary), { recursive: true })
-  const build = spawnSync('go', ['build', '-o', partial, '.'], { cwd: sourceDir, stdio: ['ignore', 'inherit', 'inherit'] })
-  if (build.error !== undefined) {
-    throw new Error(`Cannot build FerretDB: ${build.error.message}. Install Go 1.24 or later, or set MONGO_URL to a MongoDB server.`)
-  }
-  if (build.status !== 0) throw new Error(`Building FerretDB failed (go build exited with ${String(build.status)}); see the output above`)
-  renameSync(partial, ferretdbBinary)
-  log('FerretDB is built.')
-  return ferretdbBinary
+/** 42s, or 3m 05s. */
+function formatElapsed (ms: number): string {
+  const seconds = Math.round(ms / 1000)
+  return seconds < 60 ? `${String(seconds)}s` : `${String(Math.floor(seconds / 60))}m ${String(seconds % 60).padStart(2, '0')}s`
 }
 
-/** The same server with another database name in the path; query options are kept. */
-export function withDatabaseName (url: string, name: string): string {
-  const match = /^(mongodb(?:\+srv)?:\/\/[^/?]*)\/?([^?]*)(\?.*)?$/.exec(url)
-  if (match === null) throw new Error('MONGO_URL is not a mongodb:// or mongodb+srv:// connection string')
-  return `${match[1]}/${encodeURIComponent(name)}${match[3] ?? ''}`
+/**
+ * Runs `go build -v`, whose package lines stream to stderr with the elapsed
+ * time; on a terminal a status line also ticks through long packages (SQLite).
+ */
+async function goBuild (output: string): Promise<void> {
+  const started = Date.now()
+  const elapsed = (): string => formatElapsed(Date.now() - started)
+  const tty = process.stderr.isTTY
+  const status = (): void => { if (tty) process.stderr.write(`\r\x1b[K  building FerretDB… ${elapsed()}`) }
+  const ticker = setInterval(status, 1000)
+  const child = spawn('go', ['build', '-v', '-o', output, '.'], { cwd: sourceDir, stdio: ['ignore', 'inherit', 'pipe'] })
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    process.stderr.write(`${tty ? '\r\x1b[K' : ''}  [${elapsed()}] ${line}\n`)
+    status()
+  })
+  try {
+    const [code] = await once(child, 'close') as [number | null]
+    if (code !== 0) throw new Error(`Building FerretDB failed (go build exited with ${String(code)}); see the output above`)
+  } catch (error) {
+    const spawnError = error as NodeJS.ErrnoException
+    if (spawnError.code !== 'ENOENT') throw error
+    throw new Error(`Cannot build FerretDB: ${spawnError.message}. Install Go 1.24 or later, or set MONGO_URL to a MongoDB server.`)
+  } finally {
+    clearInterval(ticker)
+    if (tty) process.stderr.write('\r\x1b[K')
+  }
+}
+
+/** Builds the FerretDB stand-in when the binary is missing or stale; the Go build cache makes later builds fast. */
+export async function ensureFerretdbBinary (log: Log = stderrLog): Promise<string> {
+  if (existsSync(ferretdbBinary) && !isStale()) return ferretdbBinary
+  log('Building FerretDB v1.24.2 from the Go module proxy (the first build compiles SQLite and takes a few minutes)...')
+  const started = Date.now()
+  const partial = `${ferretdbBinary}.${String(process.pid)}.tmp`
+  mkdirSync(dirname(ferretdbBinary), { recursive: true })
+  await goBuild(partial)
+  renameSync(partial, ferretdbBinary)
+  log(`FerretDB is built (${formatElapsed(Date.now() - started)}).`)
+  return ferretdbBinary
 }
 
 type FerretdbProcess = ChildProcessByStdio<Writable, Readable, null>
 
 async function launch (binary: string, dataDir: string, listen: string): Promise<{ child: FerretdbProcess, uri: string }> {
-  const child = spawn(binary, ['--dir', dataDir, '--listen', listen], { stdio: ['pipe', 'pipe', 'inherit'] })
+  // Detached, so that Ctrl-C reaches only this process, which closes its clients before it stops the database.
+  const child = spawn(binary, ['--dir', dataDir, '--listen', listen], { stdio: ['pipe', 'pipe', 'inherit'], detached: true })
   const lines = createInterface({ input: child.stdout })
   const uri = await new Promise<string>((resolveUri, reject) => {
     const timer = setTimeout(() => { reject(new Error(`FerretDB did not start within ${START_TIMEOUT_MS} ms`)) }, START_TIMEOUT_MS)
@@ -93,8 +124,35 @@ async function terminate (child: FerretdbProcess): Promise<void> {
   clearTimeout(timer)
 }
 
+/** Where a kept data directory remembers its port, so that a MONGO_URL printed by one start works after the next. */
+const PORT_FILE = 'port'
+
+async function isFree (port: number): Promise<boolean> {
+  const probe = createServer()
+  try {
+    probe.listen(port, '127.0.0.1')
+    await once(probe, 'listening')
+    return true
+  } catch {
+    return false
+  } finally {
+    probe.close()
+    await once(probe, 'close')
+  }
+}
+
+/** The port the data directory listened on last time when it is free again; 0 (any free port) otherwise. */
+async function previousPort (portFile: string, log: Log): Promise<number> {
+  if (!existsSync(portFile)) return 0
+  const port = Number(readFileSync(portFile, 'utf8').trim())
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return 0
+  if (await isFree(port)) return port
+  log(`Port ${String(port)} of the local database is taken, so it moves to a new one: a MONGO_URL exported earlier needs the new port.`)
+  return 0
+}
+
 export interface StartDatabaseOptions {
-  /** Keep the data here (development); a temporary directory otherwise, removed by close(). */
+  /** Keep the data, and the port, here (development); a temporary directory otherwise, removed by close(). */
   dataDir?: string
   log?: Log
   /** Start FerretDB even when MONGO_URL is set, for tests that must stop their own server. */
@@ -108,14 +166,17 @@ export async function startDatabase (options: StartDatabaseOptions = {}): Promis
     return { url: external, embedded: false, stop: noop, start: noop, close: noop }
   }
 
-  const binary = ensureFerretdbBinary(options.log)
+  const binary = await ensureFerretdbBinary(options.log)
   const temporary = options.dataDir === undefined
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'identify-ferretdb-'))
   mkdirSync(dataDir, { recursive: true })
 
-  const first = await launch(binary, dataDir, '127.0.0.1:0')
+  const portFile = join(dataDir, PORT_FILE)
+  const port = temporary ? 0 : await previousPort(portFile, options.log ?? stderrLog)
+  const first = await launch(binary, dataDir, `127.0.0.1:${String(port)}`)
   let child = first.child
-  const address = new URL(first.uri).host
+  const { host: address, port: listening } = new URL(first.uri)
+  if (!temporary) writeFileSync(portFile, `${listening}\n`)
   // The child also stops by itself when this process dies: its stdin closes.
   const killOnExit = (): void => { child.kill('SIGTERM') }
   process.on('exit', killOnExit)

@@ -1,16 +1,9 @@
 import { MongoClient, type Db } from 'mongodb'
+import { databaseNameOf } from './mongo-url.js'
 
 export interface Database {
   client: MongoClient
   db: Db
-}
-
-const DEFAULT_DATABASE = 'identify'
-
-/** The database named in the URL's path, or `identify` when the path names none. */
-export function databaseNameOf (url: string): string {
-  const name = /^mongodb(?:\+srv)?:\/\/[^/]*\/([^?]*)/.exec(url)?.[1]
-  return name === undefined || name === '' ? DEFAULT_DATABASE : decodeURIComponent(name)
 }
 
 /**

@@ -1,10 +1,11 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MongoClient } from 'mongodb'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import { startDatabase, withDatabaseName } from '../scripts/local-database.js'
 
 function ferretdbPids (dataDir: string): number[] {
@@ -53,10 +54,31 @@ setInterval(() => {}, 1000)`
     rmSync(dataDir, { recursive: true, force: true })
   })
 
-  it('puts a database name into a connection string and keeps its options', () => {
-    expect(withDatabaseName('mongodb://127.0.0.1:1234/?maxPoolSize=1', 'x')).toBe('mongodb://127.0.0.1:1234/x?maxPoolSize=1')
-    expect(withDatabaseName('mongodb://h/old', 'new')).toBe('mongodb://h/new')
-    expect(withDatabaseName('mongodb+srv://u:p@cluster.example.net/db?w=majority', 'y')).toBe('mongodb+srv://u:p@cluster.example.net/y?w=majority')
+  it('keeps a kept data directory on its port across restarts, and moves only when that port is taken', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'identify-test-'))
+    onTestFinished(() => { rmSync(dataDir, { recursive: true, force: true }) })
+    const messages: string[] = []
+    const restart = async (): Promise<string> => {
+      const database = await startDatabase({ dataDir, embedded: true, log: (message) => { messages.push(message) } })
+      onTestFinished(database.close)
+      const client = new MongoClient(withDatabaseName(database.url, 'probe'), { serverSelectionTimeoutMS: 3000 })
+      await client.db().command({ ping: 1 })
+      await client.close()
+      await database.close()
+      return database.url
+    }
+
+    const first = await restart()
+    expect(await restart()).toBe(first)
+    expect(messages.join('\n')).not.toMatch(/taken/)
+
+    const squatter = createServer().listen(Number(new URL(first).port), '127.0.0.1')
+    onTestFinished(() => { squatter.close() })
+    await once(squatter, 'listening')
+    const moved = await restart()
+    expect(moved).not.toBe(first)
+    expect(messages.join('\n')).toMatch(/taken/)
+    expect(await restart()).toBe(moved)
   })
 })
 

@@ -5,6 +5,7 @@ import { connectDatabase } from '../../src/database.js'
 import { IDENTIFY_WRITE } from '../../src/domain/credentials.js'
 import { createRepositories, ensureIndexes } from '../../src/repositories/index.js'
 import { profileIdFor } from '../../src/repositories/profiles.js'
+import { provisionWebsite } from '../provision.js'
 import { root } from './processes.js'
 import { seedMetadata, seedUserId, seedVisitorId } from './scenarios.js'
 
@@ -40,11 +41,8 @@ export async function seedDatabase (url: string, profiles: number, log: (line: s
     await db.dropDatabase()
     const repositories = createRepositories(db)
     await ensureIndexes(repositories)
-    const { websites, credentials } = repositories
-    const accountId = await websites.createAccount('Bench account')
-    const websiteId = await websites.createWebsite({ accountId, domain: 'bench.example.com', cookieless: false })
-    const { key } = await credentials.createWebsiteKey({ websiteId, name: 'bench' })
-    const { token } = await credentials.createAccountToken({
+    const { accountId, websiteId, key } = await provisionWebsite(repositories, { accountName: 'Bench account', domain: 'bench.example.com', keyName: 'bench' })
+    const { token } = await repositories.credentials.createAccountToken({
       accountId, permissions: [IDENTIFY_WRITE], websiteIds: [websiteId], name: 'bench', expiresAt: null
     })
 
