@@ -61,7 +61,7 @@ export function findDuplicateKey (text: string): string | undefined {
  * The only body parser, replacing Fastify's: invalid UTF-8 is refused instead of being
  * replaced with U+FFFD, and `__proto__` is parsed as a plain key (JSON.parse
  * never assigns a prototype) so that the metadata rules refuse it with the
- * contract's message. A key repeated in one object is refused: JSON.parse keeps
+ * message of docs/api.md#identify-metadata-field-names. A key repeated in one object is refused: JSON.parse keeps
  * the last, while a proxy or a log in front may read the first. Fastify still
  * applies the body limit before this runs.
  */
