@@ -17,8 +17,9 @@ export interface LocalDatabase {
   /** True when this process started FerretDB (and so may stop and start it). */
   embedded: boolean
   /**
-   * Stops the embedded server, by SIGTERM (FerretDB then lets open connections
-   * finish, for 5 s at most) or SIGKILL; the data directory is kept for start().
+   * Stops the embedded server, by SIGTERM (FerretDB then serves its open
+   * connections a few seconds more; SIGKILL follows at 5 s) or by SIGKILL at
+   * once; the data directory is kept for start().
    */
   stop: (signal?: 'SIGTERM' | 'SIGKILL') => Promise<void>
   /** Starts the embedded server again on the same port and data. */

@@ -47,16 +47,16 @@ const CREATORS = 8
 const UPDATERS = 16
 const USERS_PER_UPDATER = 4
 
-/**
- * Calls identify from workers creating new users and workers updating users
- * of their own (so each user's updates come one after another), while `outage`
- * takes the database down and brings it back; then stops the workers.
- */
 interface Calls { creations: Creation[], updates: Update[] }
 
 /** The visitors of the users that the updaters update. */
 const existingVisitors = new Set<string>()
 
+/**
+ * Calls identify from workers creating new users and workers updating users
+ * of their own (so each user's updates come one after another), while `outage`
+ * takes the database down and brings it back; then stops the workers.
+ */
 async function underLoad (site: TestWebsite, outage: (calls: Calls) => Promise<void>): Promise<Calls> {
   const creations: Creation[] = []
   const updates: Update[] = []
