@@ -19,8 +19,12 @@ export interface LocalDatabase {
   url: string
   /** True when this process started FerretDB (and so may stop and start it). */
   embedded: boolean
-  /** Stops the embedded server; the data directory is kept for start(). */
-  stop: () => Promise<void>
+  /**
+   * Stops the embedded server, by SIGTERM (FerretDB then serves its open
+   * connections a few seconds more; SIGKILL follows at 5 s) or by SIGKILL at
+   * once; the data directory is kept for start().
+   */
+  stop: (signal?: 'SIGTERM' | 'SIGKILL') => Promise<void>
   /** Starts the embedded server again on the same port and data. */
   start: () => Promise<void>
   /** Stops for good and removes a temporary data directory. */
@@ -115,10 +119,10 @@ async function launch (binary: string, dataDir: string, listen: string): Promise
   return { child, uri }
 }
 
-async function terminate (child: FerretdbProcess): Promise<void> {
+async function terminate (child: FerretdbProcess, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise<void>((resolveExit) => child.once('exit', () => { resolveExit() }))
-  child.kill('SIGTERM')
+  child.kill(signal)
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
   await exited
   clearTimeout(timer)
@@ -185,7 +189,7 @@ export async function startDatabase (options: StartDatabaseOptions = {}): Promis
     // One connection per client: the stand-in's updates are not atomic across connections.
     url: `mongodb://${address}/?maxPoolSize=1`,
     embedded: true,
-    stop: async () => { await terminate(child) },
+    stop: async (signal) => { await terminate(child, signal) },
     start: async () => {
       if (child.exitCode === null && child.signalCode === null) return
       child = (await launch(binary, dataDir, address)).child

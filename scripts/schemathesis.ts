@@ -1,29 +1,51 @@
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { ObjectId } from 'mongodb'
+import type { App } from '../src/app.js'
+import { IDENTIFY_WRITE } from '../src/domain/credentials.js'
+import { provisionWebsite } from './provision.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const schemathesisBinary = process.env.SCHEMATHESIS ?? join(root, '.cache', 'venv', 'bin', 'schemathesis')
+const configFile = join(root, 'scripts', 'schemathesis.toml')
 
 export interface FuzzOptions {
+  /** Hypothesis examples per operation in the fuzzing phase. */
   maxExamples: number
   seed: number
 }
 
+/** What the fuzzer sends as itself: a credential and the one website it may identify on. */
+export interface FuzzCredential {
+  secret: string
+  websiteId: string
+}
+
+/**
+ * The Schemathesis binary: $SCHEMATHESIS, or the pinned one installed (or
+ * reinstalled when the pins changed) by scripts/setup-test-tools.sh, which is
+ * quick when it is up to date.
+ */
+export function ensureSchemathesis (): string {
+  const given = process.env.SCHEMATHESIS
+  if (given !== undefined && given !== '') return given
+  const setup = spawnSync('bash', [join(root, 'scripts', 'setup-test-tools.sh'), 'schemathesis'], { stdio: 'inherit' })
+  if (setup.status !== 0) throw new Error(`Installing Schemathesis failed (scripts/setup-test-tools.sh exited with ${String(setup.status)}); see the output above`)
+  return join(root, '.cache', 'venv', 'bin', 'schemathesis')
+}
+
 /**
  * Runs Schemathesis against a running service's own /openapi.json with a real
- * key: every check it has, positive and negative data, a fixed seed.
+ * credential, websiteId pinned to its website (scripts/schemathesis.toml):
+ * every check it has, positive and negative data, a fixed seed.
  * Resolves with its exit code; the caller's process keeps serving meanwhile.
  */
-export async function runSchemathesis (baseUrl: string, key: string, options: FuzzOptions): Promise<number> {
-  if (!existsSync(schemathesisBinary)) {
-    throw new Error(`Schemathesis is not installed at ${schemathesisBinary}: run bash scripts/setup-test-tools.sh`)
-  }
-  const child = spawn(schemathesisBinary, [
+export async function runSchemathesis (baseUrl: string, credential: FuzzCredential, options: FuzzOptions): Promise<number> {
+  const child = spawn(ensureSchemathesis(), [
+    '--config-file', configFile,
     'run', `${baseUrl}/openapi.json`,
-    '--header', `Authorization: Bearer ${key}`,
+    '--header', `Authorization: Bearer ${credential.secret}`,
     '--checks', 'all',
     '--mode', 'all',
     '--seed', String(options.seed),
@@ -35,7 +57,94 @@ export async function runSchemathesis (baseUrl: string, key: string, options: Fu
     '--generation-codec', 'utf-8',
     '--generation-allow-x00', 'false',
     '--no-color'
-  ], { stdio: 'inherit' })
+  ], { stdio: 'inherit', env: { ...process.env, FUZZ_WEBSITE_ID: credential.websiteId } })
   const [code] = await once(child, 'exit') as [number | null]
   return code ?? 1
+}
+
+/** One fuzzing pass with one kind of credential, and how far its identify calls got. */
+export interface FuzzPass {
+  credential: 'df_ website key' | 'dft_ account token'
+  exitCode: number
+  /** Identify answers of this pass by status code, from /metrics. */
+  statuses: Record<string, number>
+  /** Profiles the pass left on its website, from the database. */
+  profiles: number
+}
+
+const IDENTIFY_ROUTE = '/api/v1/identify'
+
+/** Identify answers so far by status code, read from the service's own http_requests_total. */
+async function identifyStatuses (app: App): Promise<Record<string, number>> {
+  const response = await app.inject({ method: 'GET', url: '/metrics' })
+  if (response.statusCode !== 200) throw new Error(`GET /metrics answered ${String(response.statusCode)}: fuzzing needs METRICS_ENABLED`)
+  const statuses: Record<string, number> = {}
+  for (const line of response.body.split('\n')) {
+    if (!line.startsWith('http_requests_total{')) continue
+    const labels = new Map([...line.matchAll(/(\w+)="([^"]*)"/g)].map((match): [string, string] => [String(match[1]), String(match[2])]))
+    const status = labels.get('status_code')
+    if (labels.get('route') === IDENTIFY_ROUTE && status !== undefined) statuses[status] = Number(line.split(' ').at(-1))
+  }
+  return statuses
+}
+
+function subtract (after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(after)
+    .map(([status, count]): [string, number] => [status, count - (before[status] ?? 0)])
+    .filter(([, count]) => count !== 0))
+}
+
+/**
+ * Fuzzes the service in two passes, each on a website of its own: with a
+ * df_ website key, then with a dft_ account token holding identify:write for
+ * its website. Listens on a free loopback port.
+ */
+export async function fuzzIdentify (app: App, options: FuzzOptions): Promise<FuzzPass[]> {
+  const keyed = await provisionWebsite(app.repositories, { accountName: 'Fuzzing', domain: 'fuzz.example', keyName: 'fuzz' })
+  const tokenWebsite = await provisionWebsite(app.repositories, { accountId: keyed.accountId, domain: 'token.fuzz.example', keyName: 'unused' })
+  const { token } = await app.repositories.credentials.createAccountToken({
+    accountId: keyed.accountId, permissions: [IDENTIFY_WRITE], websiteIds: [tokenWebsite.websiteId], name: 'fuzz', expiresAt: null
+  })
+  const base = await app.listen({ host: '127.0.0.1', port: 0 })
+  const passes: FuzzPass[] = []
+  for (const [credential, secret, websiteId] of [
+    ['df_ website key', keyed.key, keyed.websiteId],
+    ['dft_ account token', token, tokenWebsite.websiteId]
+  ] as const) {
+    const before = await identifyStatuses(app)
+    const exitCode = await runSchemathesis(base, { secret, websiteId }, options)
+    const statuses = subtract(await identifyStatuses(app), before)
+    const profiles = await app.mongo.db.collection('profiles').countDocuments({ websiteId: new ObjectId(websiteId) })
+    passes.push({ credential, exitCode, statuses, profiles })
+  }
+  return passes
+}
+
+/** Most identify calls get past authentication; about 98% do with websiteId pinned, about 30% without. */
+const MIN_REACHED_SHARE = 0.8
+/**
+ * Distinct profiles per example asked for (the coverage phase adds a few hundred calls on a few users
+ * whatever the count): 0.45 at 300 examples, 0.3 at 1,000, 0.24 at 5,000; 0.05 at 300 when values
+ * of earlier calls were replayed.
+ */
+const MIN_PROFILES_PER_EXAMPLE = 0.1
+
+/**
+ * Checks that a pass tested the body, not the authentication: most identify
+ * calls were answered 200 or 400 (with websiteId pinned to the credential's
+ * website, a 400 comes from the body), over many distinct profiles.
+ * Returns what falls short, in words.
+ */
+export function shortfalls (pass: FuzzPass, options: FuzzOptions): string[] {
+  const calls = Object.values(pass.statuses).reduce((sum, count) => sum + count, 0)
+  const reached = (pass.statuses['200'] ?? 0) + (pass.statuses['400'] ?? 0)
+  const problems: string[] = []
+  if (reached < MIN_REACHED_SHARE * calls) {
+    problems.push(`${pass.credential}: only ${String(reached)} of ${String(calls)} identify calls reached the body (${JSON.stringify(pass.statuses)})`)
+  }
+  const wanted = Math.ceil(MIN_PROFILES_PER_EXAMPLE * options.maxExamples)
+  if (pass.profiles < wanted) {
+    problems.push(`${pass.credential}: ${String(pass.profiles)} distinct profiles, fewer than ${String(wanted)} (${JSON.stringify(pass.statuses)})`)
+  }
+  return problems
 }

@@ -3,12 +3,19 @@
 # stand-in (always: the tests that stop a database start their own, even with
 # MONGO_URL set), Chromium for the docs-page test, and Schemathesis for the
 # API fuzzing test. Quick when all are present and up to date.
+# Arguments name only some of them (ferretdb, chromium, schemathesis): npm run fuzz
+# installs Schemathesis alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-npx tsx scripts/build-ferretdb.ts >/dev/null
+tools=" ${*:-ferretdb chromium schemathesis} "
+wants () { [[ "$tools" == *" $1 "* ]]; }
 
-if [ ! -x /usr/bin/chromium ]; then
+if wants ferretdb; then
+  npx tsx scripts/build-ferretdb.ts >/dev/null
+fi
+
+if wants chromium && [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "Installing Chromium from Debian's packages for the docs-page test..."
     apt-get update -qq
@@ -22,7 +29,7 @@ fi
 # Reinstalled whenever the pinned requirements change.
 venv=.cache/venv
 requirements=scripts/fuzz-requirements.txt
-if [ ! -x "$venv/bin/schemathesis" ] || ! cmp -s "$requirements" "$venv/requirements.txt"; then
+if wants schemathesis && { [ ! -x "$venv/bin/schemathesis" ] || ! cmp -s "$requirements" "$venv/requirements.txt"; }; then
   echo "Installing Schemathesis (pinned in $requirements) into $venv..."
   if ! python3 -c 'import ensurepip' 2>/dev/null; then
     if [ "$(id -u)" = 0 ]; then

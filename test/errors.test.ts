@@ -1,8 +1,8 @@
 import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../src/app.js'
-import { startDatabase, withDatabaseName, type LocalDatabase } from '../scripts/local-database.js'
 import { buildTestApp, createTestWebsite, expectError, expectSuccess, identify, type TestWebsite, visitorId } from './helper.js'
+import { appOnOwnDatabase, type AppOnOwnDatabase } from './own-database.js'
 
 /**
  * docs/api.md#errors: one error envelope on every error of every route, the
@@ -223,22 +223,17 @@ describe('429 carries Retry-After in the envelope', () => {
 })
 
 describe('the database is down', () => {
-  let db: LocalDatabase
+  let own: AppOnOwnDatabase
   let outage: App
   let outageSite: TestWebsite
 
   beforeAll(async () => {
-    db = await startDatabase({ embedded: true })
-    outage = await buildTestApp({ MONGO_URL: withDatabaseName(db.url, 'outage') })
-    outageSite = await createTestWebsite(outage)
+    own = await appOnOwnDatabase()
+    outage = own.app
+    outageSite = own.site
   })
 
-  afterAll(async () => {
-    // The app drops its database when it closes, so the server must be up for that.
-    await db.start()
-    await outage.close()
-    await db.close()
-  })
+  afterAll(async () => { await own.close() })
 
   async function timedIdentify (key: string): Promise<{ response: LightMyRequestResponse, elapsed: number }> {
     const started = Date.now()
@@ -258,7 +253,7 @@ describe('the database is down', () => {
   it('answers 503 with Retry-After within a few seconds, then recovers by itself', async () => {
     expectSuccess(await identify(outage, { auth: outageSite.key, body: { user_id: 'before', datafast_visitor_id: visitorId() } }))
 
-    await db.stop()
+    await own.database.stop()
 
     // The first call after the server died, then calls that must wait for server selection.
     expect503(await timedIdentify(outageSite.key))
@@ -268,7 +263,7 @@ describe('the database is down', () => {
     // What needs no database still answers.
     expectError(await identify(outage, { body: {} }), 401)
 
-    await db.start()
+    await own.database.start()
 
     const deadline = Date.now() + 15_000
     let last: LightMyRequestResponse | undefined

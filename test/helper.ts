@@ -11,6 +11,14 @@ export function testDatabaseUrl (): string {
   return withDatabaseName(inject('mongoUrl'), `test_${randomUUID().replaceAll('-', '').slice(0, 12)}`)
 }
 
+/** The same connection string with these driver options set in its query, e.g. { maxPoolSize: '8' }. */
+export function withConnectionOptions (url: string, options: Record<string, string>): string {
+  const [base, query] = url.split('?') as [string, string | undefined]
+  const params = new URLSearchParams(query)
+  for (const [name, value] of Object.entries(options)) params.set(name, value)
+  return `${base}?${params.toString()}`
+}
+
 export function testConfig (overrides: Partial<Config> = {}): Config {
   return loadConfig({}, {
     NODE_ENV: 'test',

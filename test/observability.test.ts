@@ -2,8 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../src/app.js'
-import { startDatabase, withDatabaseName, type LocalDatabase } from '../scripts/local-database.js'
 import { buildTestApp, createTestToken, createTestWebsite, expectError, identify, RETRY_AFTER, type TestWebsite, visitorId } from './helper.js'
+import { appOnOwnDatabase, type AppOnOwnDatabase } from './own-database.js'
 
 /**
  * What an operator sees: liveness and readiness, Prometheus metrics, the
@@ -71,22 +71,17 @@ describe('liveness', () => {
 })
 
 describe('readiness and database errors follow the database', () => {
-  let db: LocalDatabase
+  let own: AppOnOwnDatabase
   let app: App
   let site: TestWebsite
 
   beforeAll(async () => {
-    db = await startDatabase({ embedded: true })
-    app = await buildTestApp({ MONGO_URL: withDatabaseName(db.url, 'ready') })
-    site = await createTestWebsite(app)
+    own = await appOnOwnDatabase()
+    app = own.app
+    site = own.site
   })
 
-  afterAll(async () => {
-    // The app drops its database when it closes, so the server must be up for that.
-    await db.start()
-    await app.close()
-    await db.close()
-  })
+  afterAll(async () => { await own.close() })
 
   it('GET /readyz is 200 while the database answers, a 503 envelope within seconds when it does not, and 200 again after', async () => {
     const up = await app.inject({ method: 'GET', url: '/readyz' })
@@ -96,7 +91,7 @@ describe('readiness and database errors follow the database', () => {
     const errorsBefore = valueOf((await scrape(app)).samples, 'database_errors_total')
     expect(errorsBefore).toBe(0)
 
-    await db.stop()
+    await own.database.stop()
 
     for (let attempt = 0; attempt < 2; attempt++) {
       const started = Date.now()
@@ -114,7 +109,7 @@ describe('readiness and database errors follow the database', () => {
     // Liveness does not depend on the database.
     expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200)
 
-    await db.start()
+    await own.database.start()
 
     const deadline = Date.now() + 15_000
     let last: LightMyRequestResponse | undefined

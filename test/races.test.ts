@@ -1,28 +1,56 @@
 import { isDeepStrictEqual } from 'node:util'
 import { ObjectId } from 'mongodb'
 import { afterAll, describe, expect, it } from 'vitest'
-import { buildTestApp, createTestWebsite, identify, visitorId, type TestWebsite } from './helper.js'
+import type { App } from '../src/app.js'
+import { buildTestApp, createTestWebsite, identify, testDatabaseUrl, visitorId, withConnectionOptions, type TestWebsite } from './helper.js'
 
 /*
  * docs/api.md#identify-concurrent-calls (concurrent calls for one profile all
  * succeed, leaving one profile with every visitor linked and the metadata of
  * some serial order) and docs/api.md#identify-visitor-links (a visitor is on
  * at most one profile per website), under real concurrency against the database.
+ *
+ * Two apps, because the stand-in's URL holds maxPoolSize=1: on one connection
+ * the driver sends one command at a time, so concurrent calls interleave
+ * command by command but no two commands ever run at once in the server.
+ * - `pooled` has several connections, so commands do run at once, and two
+ *   inserts (or upserts) of one new `_id` race inside the server: the loser
+ *   gets a duplicate key and must retry. Its tests count those duplicate keys
+ *   to show that the race really happened.
+ * - `serial` keeps the one connection for the metadata checks: the stand-in's
+ *   updates are not atomic across connections (docs/ferretdb.md), so with
+ *   several it would lose $set fields that MongoDB keeps.
  */
 
-const app = await buildTestApp()
-afterAll(async () => { await app.close() })
+const serial = await buildTestApp()
+const pooled = await buildTestApp({ MONGO_URL: withConnectionOptions(testDatabaseUrl(), { maxPoolSize: '8', monitorCommands: 'true' }) })
+afterAll(async () => { await Promise.all([serial.close(), pooled.close()]) })
+
+/**
+ * Duplicate-key answers the pooled app got, by command: an `insert` is
+ * upsertProfile creating a profile, an `update` is linkVisitor's upsert of a
+ * visitor link (the only upsert on the identify path).
+ */
+const duplicateKeys = { insert: 0, update: 0 }
+const isDuplicateKey = (error: unknown): boolean => (error as { code?: unknown } | undefined)?.code === 11000
+pooled.mongo.client.on('commandSucceeded', (event) => {
+  const { writeErrors } = event.reply as { writeErrors?: unknown[] }
+  if (writeErrors?.some(isDuplicateKey) === true && (event.commandName === 'insert' || event.commandName === 'update')) duplicateKeys[event.commandName]++
+})
+pooled.mongo.client.on('commandFailed', (event) => {
+  if (isDuplicateKey(event.failure) && (event.commandName === 'insert' || event.commandName === 'update')) duplicateKeys[event.commandName]++
+})
 
 type Reply = Awaited<ReturnType<typeof identify>>
 type Metadata = Record<string, unknown>
 
-const profiles = app.mongo.db.collection('profiles')
-const visitorLinks = app.mongo.db.collection('visitorLinks')
+const profiles = pooled.mongo.db.collection('profiles')
+const visitorLinks = pooled.mongo.db.collection('visitorLinks')
 
 let userCounter = 0
 const newUserId = (): string => `race_${String(++userCounter)}_${visitorId().slice(0, 8)}`
 
-async function call (site: TestWebsite, userId: string, vid: string, metadata: Metadata = {}): Promise<Reply> {
+async function call (app: App, site: TestWebsite, userId: string, vid: string, metadata: Metadata = {}): Promise<Reply> {
   return await identify(app, { auth: site.key, body: { user_id: userId, datafast_visitor_id: vid, ...metadata } })
 }
 
@@ -124,12 +152,15 @@ describe('the serial-order checker itself', () => {
   })
 })
 
-describe('concurrent identifies of one new user', () => {
-  it('200 visitors at once: all 200, one profile, every visitor linked, one profileId, exactly one created', async () => {
-    const site = await createTestWebsite(app)
+describe('concurrent identifies of one new user, over several connections', () => {
+  it('200 visitors at once: the losing inserts retry, and all answer 200 with one profile, every visitor linked, exactly one created', async () => {
+    const site = await createTestWebsite(pooled)
     const userId = newUserId()
     const vids = Array.from({ length: 200 }, () => visitorId())
-    const replies = await Promise.all(vids.map(async (vid) => await call(site, userId, vid)))
+    const insertsRefused = duplicateKeys.insert
+    const replies = await Promise.all(vids.map(async (vid) => await call(pooled, site, userId, vid)))
+    // The profile's insert raced: the calls that lost it went round upsertProfile's loop again.
+    expect(duplicateKeys.insert - insertsRefused).toBeGreaterThan(0)
 
     const results = replies.map(expectOk)
     expect(new Set(results.map((result) => result.profileId)).size).toBe(1)
@@ -139,7 +170,7 @@ describe('concurrent identifies of one new user', () => {
 
     expect(await profiles.countDocuments({ websiteId: new ObjectId(site.websiteId), userId })).toBe(1)
     expect(await profiles.countDocuments({ websiteId: new ObjectId(site.websiteId) })).toBe(1)
-    const profile = await app.repositories.profiles.findProfile(site.websiteId, userId)
+    const profile = await pooled.repositories.profiles.findProfile(site.websiteId, userId)
     expect(profile).not.toBeNull()
     expect(profile!.id).toBe(results[0]!.profileId)
     expect([...profile!.visitorIds].sort()).toEqual([...vids].sort())
@@ -151,63 +182,60 @@ describe('concurrent identifies of one new user', () => {
   }, 120_000)
 })
 
-describe('one visitor identified as two users at once', () => {
-  it('ends linked to exactly one of them, round after round', async () => {
-    const site = await createTestWebsite(app)
+describe('one visitor identified as several users at once, over several connections', () => {
+  /** The profile holding the visitor, from its one link document; checks that no other of these users' profiles lists it. */
+  async function holderOf (site: TestWebsite, vid: string, userIds: readonly string[], label: string): Promise<string> {
+    const links = await visitorLinks.find({ websiteId: new ObjectId(site.websiteId), visitorId: vid }).toArray()
+    expect(links, label).toHaveLength(1)
+    const holder = (links[0]!.profileId as ObjectId).toHexString()
+    const listing = await Promise.all(userIds.map(async (userId) => await pooled.repositories.profiles.findProfile(site.websiteId, userId)))
+    expect(listing.filter((profile) => profile?.visitorIds.includes(vid) === true).map((profile) => profile!.id), label).toEqual([holder])
+    return holder
+  }
+
+  it('a new visitor and 8 new users, 20 rounds: the losing link upserts retry, all answer 200, and the visitor ends on one of them', async () => {
+    const site = await createTestWebsite(pooled)
+    const upsertsRefused = duplicateKeys.update
+    for (let round = 0; round < 20; round++) {
+      const vid = visitorId()
+      const userIds = Array.from({ length: 8 }, newUserId)
+      const replies = await Promise.all(userIds.map(async (userId) => await call(pooled, site, userId, vid, { round })))
+      const profileIds = replies.map((reply) => expectOk(reply).profileId)
+      expect(profileIds).toContain(await holderOf(site, vid, userIds, `round ${String(round)}`))
+    }
+    // The visitor's link was inserted by several calls at once: linkVisitor's retry ran.
+    expect(duplicateKeys.update - upsertsRefused).toBeGreaterThan(0)
+  }, 120_000)
+
+  it('one visitor and two new users per round: it ends on exactly one of them, so the users of earlier rounds lost it', async () => {
+    const site = await createTestWebsite(pooled)
     const vid = visitorId()
-    const earlier: string[] = []
     for (let round = 0; round < 20; round++) {
       const [first, second] = [newUserId(), newUserId()]
-      const replies = await Promise.all([call(site, first, vid, { round }), call(site, second, vid, { round })])
-      const [firstId, secondId] = replies.map((reply) => expectOk(reply).profileId)
-
-      const links = await visitorLinks.find({ websiteId: new ObjectId(site.websiteId), visitorId: vid }).toArray()
-      expect(links, `round ${String(round)}`).toHaveLength(1)
-      const holder = (links[0]!.profileId as ObjectId).toHexString()
-      expect([firstId, secondId], `round ${String(round)}`).toContain(holder)
-
-      const [firstProfile, secondProfile] = await Promise.all([
-        app.repositories.profiles.findProfile(site.websiteId, first),
-        app.repositories.profiles.findProfile(site.websiteId, second)
-      ])
-      const listing = [firstProfile, secondProfile].filter((profile) => profile?.visitorIds.includes(vid) === true)
-      expect(listing, `round ${String(round)}`).toHaveLength(1)
-      expect(listing[0]!.id).toBe(holder)
-      // The users of earlier rounds lost the visitor for good.
-      for (const userId of earlier) {
-        const profile = await app.repositories.profiles.findProfile(site.websiteId, userId)
-        expect(profile?.visitorIds, `${userId} in round ${String(round)}`).not.toContain(vid)
-      }
-      earlier.push(first, second)
+      const replies = await Promise.all([call(pooled, site, first, vid, { round }), call(pooled, site, second, vid, { round })])
+      const profileIds = replies.map((reply) => expectOk(reply).profileId)
+      // The visitor's one link points at this round's winner: no earlier user holds it any more.
+      expect(profileIds).toContain(await holderOf(site, vid, [first, second], `round ${String(round)}`))
     }
   }, 120_000)
 
   it('ends linked to exactly one when both users already exist and the visitor is on a third', async () => {
-    const site = await createTestWebsite(app)
+    const site = await createTestWebsite(pooled)
     for (let round = 0; round < 10; round++) {
       const vid = visitorId()
       const [owner, first, second] = [newUserId(), newUserId(), newUserId()]
-      expectOk(await call(site, owner, vid))
-      const firstId = expectOk(await call(site, first, visitorId())).profileId
-      const secondId = expectOk(await call(site, second, visitorId())).profileId
-      const replies = await Promise.all([call(site, first, vid), call(site, second, vid)])
+      expectOk(await call(pooled, site, owner, vid))
+      const firstId = expectOk(await call(pooled, site, first, visitorId())).profileId
+      const secondId = expectOk(await call(pooled, site, second, visitorId())).profileId
+      const replies = await Promise.all([call(pooled, site, first, vid), call(pooled, site, second, vid)])
       for (const reply of replies) expect(expectOk(reply).action).toBe('updated')
-
-      const links = await visitorLinks.find({ websiteId: new ObjectId(site.websiteId), visitorId: vid }).toArray()
-      expect(links).toHaveLength(1)
-      const holder = (links[0]!.profileId as ObjectId).toHexString()
-      expect([firstId, secondId]).toContain(holder)
-      let listing = 0
-      for (const userId of [owner, first, second]) {
-        const profile = await app.repositories.profiles.findProfile(site.websiteId, userId)
-        if (profile!.visitorIds.includes(vid)) listing++
-      }
-      expect(listing, `round ${String(round)}`).toBe(1)
+      expect([firstId, secondId]).toContain(await holderOf(site, vid, [owner, first, second], `round ${String(round)}`))
     }
   }, 120_000)
 })
 
-describe('concurrent metadata updates of one profile', () => {
+// On one connection: see `serial` at the top.
+describe('concurrent metadata updates of one profile, on one connection', () => {
   /** 20 full overwrites {a, b, c} and 12 subsets, each giving every field it sends its own id as the value. */
   function makeWrites (): Write[] {
     const subsets = [['a'], ['b'], ['c'], ['a', 'b'], ['b', 'c'], ['a', 'c'], ['a', 'd'], ['d'], ['c', 'd'], ['a', 'b', 'd'], ['b'], ['a', 'c', 'd']]
@@ -223,34 +251,34 @@ describe('concurrent metadata updates of one profile', () => {
   const rounds = 5
 
   it(`an existing profile: the final metadata is that of some serial order (${String(rounds)} rounds)`, async () => {
-    const site = await createTestWebsite(app)
+    const site = await createTestWebsite(serial)
     for (let round = 0; round < rounds; round++) {
       const userId = newUserId()
       const vid = visitorId()
       const initial: Metadata = { a: -1, b: -1, c: -1, keep: 'me' }
-      expect(expectOk(await call(site, userId, vid, initial)).action).toBe('created')
+      expect(expectOk(await call(serial, site, userId, vid, initial)).action).toBe('created')
       const writes = makeWrites()
-      const replies = await Promise.all(writes.map(async (write) => await call(site, userId, vid, write.fields)))
+      const replies = await Promise.all(writes.map(async (write) => await call(serial, site, userId, vid, write.fields)))
       // Every request sends values no other holds, so every one changes something.
       for (const reply of replies) expect(expectOk(reply).action).toBe('updated')
 
-      const { metadata } = (await app.repositories.profiles.findProfile(site.websiteId, userId))!
+      const { metadata } = (await serial.repositories.profiles.findProfile(site.websiteId, userId))!
       const order = findSerialOrder(initial, writes, metadata)
       expect(order, `round ${String(round)}: no serial order gives ${JSON.stringify(metadata)}`).not.toBeNull()
     }
   }, 120_000)
 
   it(`a new profile created by the concurrent calls themselves: some serial order (${String(rounds)} rounds)`, async () => {
-    const site = await createTestWebsite(app)
+    const site = await createTestWebsite(serial)
     for (let round = 0; round < rounds; round++) {
       const userId = newUserId()
       const writes = makeWrites()
       const vids = writes.map(() => visitorId())
-      const replies = await Promise.all(writes.map(async (write, index) => await call(site, userId, vids[index]!, write.fields)))
+      const replies = await Promise.all(writes.map(async (write, index) => await call(serial, site, userId, vids[index]!, write.fields)))
       const actions = replies.map((reply) => expectOk(reply).action)
       expect(actions.filter((action) => action === 'created')).toHaveLength(1)
 
-      const profile = (await app.repositories.profiles.findProfile(site.websiteId, userId))!
+      const profile = (await serial.repositories.profiles.findProfile(site.websiteId, userId))!
       expect([...profile.visitorIds].sort()).toEqual([...vids].sort())
       const order = findSerialOrder({}, writes, profile.metadata)
       expect(order, `round ${String(round)}: no serial order gives ${JSON.stringify(profile.metadata)}`).not.toBeNull()

@@ -1,0 +1,43 @@
+import type { App } from '../src/app.js'
+import type { Config } from '../src/config.js'
+import { startDatabase, withDatabaseName, type LocalDatabase } from '../scripts/local-database.js'
+import { buildTestApp, createTestWebsite, withConnectionOptions, type TestWebsite } from './helper.js'
+
+/** An app on a database server of its own, which the test may stop and start again. */
+export interface AppOnOwnDatabase {
+  app: App
+  /** The test's own FerretDB: stop('SIGTERM' or 'SIGKILL') and start() it at will. */
+  database: LocalDatabase
+  site: TestWebsite
+  /** Starts the server if it is down (the app drops its database as it closes), then closes both. */
+  close: () => Promise<void>
+}
+
+/**
+ * For tests that take the database down: a FerretDB started for this test
+ * alone (even when MONGO_URL names a shared server, which must stay up for the
+ * other files), an app on it, and a website. With monitorCommands, the
+ * app's MongoClient emits command events.
+ */
+export async function appOnOwnDatabase (overrides: Partial<Config> = {}, options: { monitorCommands?: boolean } = {}): Promise<AppOnOwnDatabase> {
+  const database = await startDatabase({ embedded: true })
+  const url = withDatabaseName(database.url, 'own')
+  let app: App
+  try {
+    app = await buildTestApp({ MONGO_URL: options.monitorCommands === true ? withConnectionOptions(url, { monitorCommands: 'true' }) : url, ...overrides })
+  } catch (error) {
+    await database.close()
+    throw error
+  }
+  const site = await createTestWebsite(app)
+  return {
+    app,
+    database,
+    site,
+    close: async () => {
+      await database.start()
+      await app.close()
+      await database.close()
+    }
+  }
+}
