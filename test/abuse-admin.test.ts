@@ -194,7 +194,7 @@ describe('credentials of the wrong party', () => {
       }
       await refused(404, async () => await adminCall(app, 'POST', '/access-tokens', token, { permissions: ['identify:write'], websiteIds: [site.websiteId] }))
     }
-    const { websites } = dataOf(await adminCall(app, 'GET', '/websites', listed.token ?? listed)) as { websites: unknown[] }
+    const { websites } = dataOf(await adminCall(app, 'GET', '/websites', listed)) as { websites: unknown[] }
     expect(websites).toEqual([])
   })
 
