@@ -90,11 +90,11 @@ export class AccountAdmin {
   }
 
   /**
-   * The count of active tokens is checked before the insert and again after
-   * it: of concurrent creates at the cap, each one that sees too many tokens
-   * takes its own back before anyone has seen its secret. Whichever order
-   * the writes land in, the last of them to count sees all the others, so
-   * the cap holds; at worst all of them are refused.
+   * The cap is checked after the insert: a create that then counts too many
+   * active tokens takes its own back before anyone has seen its secret. Of
+   * the tokens that stay, the last to count saw all the others, so they
+   * never pass the cap, however the creates interleave; creates racing for
+   * the last places may all be refused.
    */
   async createAccessToken (actor: Actor, input: AccessTokenInput): Promise<{ accessToken: AccessTokenView, token: string }> {
     const accountId = accountOf(actor)
@@ -102,9 +102,6 @@ export class AccountAdmin {
     await this.requireAccount(accountId)
     for (const websiteId of input.websiteIds) await this.website(actor, websiteId)
     const { credentials } = this.store
-    if (await credentials.countActiveAccountTokens(accountId, new Date()) >= this.maxTokensPerAccount) {
-      throw tokenCapReached(this.maxTokensPerAccount)
-    }
     const created = await credentials.createAccountToken({ accountId, ...input })
     if (await credentials.countActiveAccountTokens(accountId, new Date()) > this.maxTokensPerAccount) {
       await credentials.deleteAccountToken(created.id)
