@@ -17,7 +17,8 @@ export const DOMAIN_MAX_LENGTH = 253
 /** A host name: labels of letters, digits and inner hyphens, joined by dots; no scheme, port or path. */
 export const DOMAIN_PATTERN = '^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$'
 /** A day, or a day and a time with its zone: without a zone the expiry would depend on the machine that parsed it. */
-export const EXPIRES_AT_PATTERN = '^\\d{4}-\\d{2}-\\d{2}(?:T\\d{2}:\\d{2}(?::\\d{2}(?:\\.\\d+)?)?(?:Z|[+-]\\d{2}:\\d{2}))?$'
+export const EXPIRES_AT_PATTERN = '^\\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\\d|3[01])' +
+  '(?:T(?:[01]\\d|2[0-3]):[0-5]\\d(?::[0-5]\\d(?:\\.\\d+)?)?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d))?$'
 /** The longest website allow-list of one token. */
 export const MAX_TOKEN_WEBSITES = 100
 
@@ -143,9 +144,8 @@ export function checkWebsiteChanges (body: unknown): WebsiteChanges {
   return changes
 }
 
-/** No body at all is the same as {}: every field is optional. */
 export function checkApiKeyInput (body: unknown): ApiKeyInput {
-  const fields = fieldsOf(body ?? {}, ['name'])
+  const fields = fieldsOf(body, ['name'])
   return { name: fields.name === undefined ? '' : checkName(fields.name) }
 }
 

@@ -23,7 +23,7 @@ const apiKeysRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async 
     action: 'api-keys.create',
     operationId: 'createApiKey',
     summary: 'Create a df_ key for a website',
-    description: 'The answer holds the key itself, shown this once: store it now. Send {} (or no body) for a key without a name.',
+    description: 'The answer holds the key itself, shown this once: store it now. Send {} for a key without a name.',
     byId: true,
     body: { schema: ApiKeyCreateBody, check: checkApiKeyInput },
     success: { 201: { ...ApiKeyCreated, description: 'The new key, with its secret' } }
