@@ -14,7 +14,7 @@ const app = await buildTestApp()
 afterAll(async () => { await app.close() })
 
 const site = await createOwner(app)
-/** A token of the same account limited to its one website, and one without api-keys:write. */
+/** A token of the same account, with the permissions it needs here but limited to the account's one website. */
 const limited = await createTestToken(app, { accountId: site.accountId, permissions: ['api-keys:write', 'identify:write', 'websites:write'], websiteIds: [site.websiteId] })
 const stranger = await createOwner(app)
 

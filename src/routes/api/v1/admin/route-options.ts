@@ -46,6 +46,10 @@ export function adminRoute<Success extends Record<number, TSchema>, Body extends
   options: AdminRouteOptions<Success, Body>
 ) {
   const errors = { ...commonErrors, ...options.errors }
+  if (options.body !== undefined) {
+    errors[413] = 'The body is larger than the body limit (64 KiB by default)'
+    errors[415] = 'The body is not application/json'
+  }
   if (options.byId) {
     errors[400] = options.body === undefined ? badId : `${badId}, or the body breaks a rule (the message names it)`
     errors[404] = unseen
