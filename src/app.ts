@@ -15,6 +15,7 @@ import errors from './plugins/app/errors.js'
 import jsonBody from './plugins/app/json-body.js'
 import repositories from './plugins/app/repositories.js'
 import requestLog, { requestIdOf } from './plugins/app/request-log.js'
+import adminRoutes from './routes/api/v1/admin/index.js'
 import identifyRoutes from './routes/api/v1/identify.js'
 import healthRoutes from './routes/health.js'
 
@@ -85,6 +86,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
   await app.register(async (api) => {
     await api.register(underPressure)
     await api.register(identifyRoutes)
+    await api.register(adminRoutes, { prefix: '/admin' })
   }, { prefix: '/api/v1' })
   return app
 }

@@ -2,6 +2,8 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { ConfigError, loadConfig } from './config.js'
 import { connectDatabase } from './database.js'
 import { isDatabaseUnavailable } from './repositories/mongo-errors.js'
+import { AccountAdmin, operatorActor } from './domain/account-admin.js'
+import { checkDomain, checkExpiresAt, checkName, checkWebsiteIds } from './domain/account-rules.js'
 import { checkPermissions } from './domain/credentials.js'
 import { DomainError } from './domain/errors.js'
 import { canonicalObjectId } from './domain/ids.js'
@@ -27,30 +29,21 @@ const parseList = (value: string): string[] => {
   return [...new Set(items)]
 }
 
-/** The same rule as the Account API's: a non-empty list of known permissions. */
-const parsePermissions = (value: string): string[] => {
+/** One of the Account API's rules as an option parser: the command line refuses what the API refuses, with the API's message. */
+const byRule = <T>(check: (value: string) => T) => (value: string): T => {
   try {
-    return checkPermissions(parseList(value))
+    return check(value)
   } catch (error) {
     if (error instanceof DomainError) throw new InvalidArgumentError(`${error.message}.`)
     throw error
   }
 }
 
-const parseIds = (value: string): string[] => [...new Set(parseList(value).map(parseId))]
-
-const parseFutureDate = (value: string): Date => {
-  // Date.parse also takes free-form text and rolls 2030-02-30 over into March, so check the shape and the calendar too;
-  // a time must carry its zone, or the expiry would depend on the machine that ran the command.
-  const match = /^(\d{4})-(\d{2})-(\d{2})(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2}))?$/.exec(value)
-  const date = new Date(value)
-  const calendarDay = match === null ? null : new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])))
-  if (calendarDay === null || Number.isNaN(date.getTime()) || calendarDay.toISOString().slice(0, 10) !== value.slice(0, 10)) {
-    throw new InvalidArgumentError('Expected an ISO 8601 date such as 2030-01-31 or 2030-01-31T12:00:00Z.')
-  }
-  if (date.getTime() <= Date.now()) throw new InvalidArgumentError('Expected a date in the future.')
-  return date
-}
+const parsePermissions = byRule((value) => checkPermissions(parseList(value)))
+const parseWebsiteIds = byRule((value) => checkWebsiteIds(parseList(value)))
+const parseDomain = byRule(checkDomain)
+const parseName = byRule(checkName)
+const parseExpiresAt = byRule((value) => checkExpiresAt(value))
 
 const program = new Command('cli')
   .description('Administer accounts, websites, website keys, account tokens and profiles.')
@@ -82,8 +75,11 @@ async function withRepositories (options: { write: boolean }, run: (repositories
   }
 }
 
-async function requireAccount ({ websites }: Repositories, accountId: string): Promise<void> {
-  if (!await websites.accountExists(accountId)) throw new CliError(`account ${accountId} does not exist`)
+/** The Account API's operations for the operator, who is bound by nothing but the account named. */
+async function withAdmin (options: { write: boolean }, run: (admin: AccountAdmin) => Promise<void>): Promise<void> {
+  await withRepositories(options, async (repositories) => {
+    await run(new AccountAdmin(repositories, loadConfig().MAX_TOKENS_PER_ACCOUNT))
+  })
 }
 
 const accounts = program.command('accounts').description('manage accounts')
@@ -103,13 +99,23 @@ const websites = program.command('websites').description('manage websites')
 websites.command('create')
   .description('create a website of an account')
   .requiredOption('--account <id>', 'id of the owning account', parseId)
-  .requiredOption('--domain <domain>', 'domain of the website', parseText)
+  .requiredOption('--domain <domain>', 'host name of the website, such as example.com', parseDomain)
   .option('--cookieless', 'cookieless tracking: identify calls succeed and store nothing', false)
   .action(async (options: { account: string, domain: string, cookieless: boolean }) => {
-    await withRepositories({ write: true }, async (repositories) => {
-      await requireAccount(repositories, options.account)
-      const id = await repositories.websites.createWebsite({ accountId: options.account, domain: options.domain, cookieless: options.cookieless })
-      print({ id }, `Created website ${id} (${options.domain}${options.cookieless ? ', cookieless' : ''}).`)
+    await withAdmin({ write: true }, async (admin) => {
+      const { id, domain } = await admin.createWebsite(operatorActor(options.account), { domain: options.domain, cookieless: options.cookieless })
+      print({ id }, `Created website ${id} (${domain}${options.cookieless ? ', cookieless' : ''}).`)
+    })
+  })
+
+websites.command('list')
+  .description('list the websites of an account')
+  .requiredOption('--account <id>', 'account id', parseId)
+  .action(async (options: { account: string }) => {
+    await withAdmin({ write: false }, async (admin) => {
+      const list = await admin.listWebsites(operatorActor(options.account))
+      print({ websites: list }, ...list.map((website) =>
+        `${website.id}  ${website.domain}${website.cookieless ? '  cookieless' : ''}${website.suspended ? '  suspended' : ''}`))
     })
   })
 
@@ -118,8 +124,8 @@ for (const [name, suspended] of [['suspend', true], ['resume', false]] as const)
     .description(suspended ? 'stop accepting identify calls for a website' : 'accept identify calls for a website again')
     .argument('<id>', 'website id', parseId)
     .action(async (id: string) => {
-      await withRepositories({ write: true }, async ({ websites }) => {
-        if (!await websites.setSuspended(id, suspended)) throw new CliError(`website ${id} does not exist`)
+      await withAdmin({ write: true }, async (admin) => {
+        await admin.updateWebsite(operatorActor(), id, { suspended })
         print({ id, suspended }, `Website ${id} is ${suspended ? 'suspended' : 'active'}.`)
       })
     })
@@ -130,12 +136,22 @@ const keys = program.command('keys').description('manage website keys (df_…)')
 keys.command('create')
   .description('create a key for one website')
   .requiredOption('--website <id>', 'website id', parseId)
-  .option('--name <name>', 'a label to tell keys apart', parseText)
+  .option('--name <name>', 'a label to tell keys apart', parseName)
   .action(async (options: { website: string, name?: string }) => {
-    await withRepositories({ write: true }, async ({ websites, credentials }) => {
-      if (await websites.findWebsite(options.website) === null) throw new CliError(`website ${options.website} does not exist`)
-      const { id, key } = await credentials.createWebsiteKey({ websiteId: options.website, name: options.name ?? '' })
+    await withAdmin({ write: true }, async (admin) => {
+      const { apiKey: { id }, key } = await admin.createApiKey(operatorActor(), options.website, { name: options.name ?? '' })
       print({ id, key }, `Created website key ${id}:`, key, 'Store it now: it is shown only once.')
+    })
+  })
+
+keys.command('list')
+  .description('list the keys of a website, revoked ones included; never a secret')
+  .requiredOption('--website <id>', 'website id', parseId)
+  .action(async (options: { website: string }) => {
+    await withAdmin({ write: false }, async (admin) => {
+      const list = await admin.listApiKeys(operatorActor(), options.website)
+      print({ apiKeys: list }, ...list.map((key) =>
+        `${key.id}  ${key.displayPrefix}…  ${key.revokedAt === null ? 'active' : `revoked ${key.revokedAt}`}  ${key.name}`.trimEnd()))
     })
   })
 
@@ -143,8 +159,8 @@ keys.command('revoke')
   .description('revoke a website key')
   .argument('<id>', 'key id', parseId)
   .action(async (id: string) => {
-    await withRepositories({ write: true }, async ({ credentials }) => {
-      if (!await credentials.revokeWebsiteKey(id)) throw new CliError(`website key ${id} does not exist`)
+    await withAdmin({ write: true }, async (admin) => {
+      await admin.revokeApiKey(operatorActor(), id)
       print({ id, revoked: true }, `Website key ${id} is revoked.`)
     })
   })
@@ -155,19 +171,12 @@ tokens.command('create')
   .description('create a token for an account')
   .requiredOption('--account <id>', 'account id', parseId)
   .requiredOption('--permissions <list>', 'comma-separated permissions, e.g. identify:write or *', parsePermissions)
-  .option('--websites <ids>', 'comma-separated website ids of the account (default: all its websites)', parseIds)
-  .option('--name <name>', 'a label to tell tokens apart', parseText)
-  .option('--expires <date>', 'ISO 8601 expiry date in the future (default: never)', parseFutureDate)
+  .option('--websites <ids>', 'comma-separated website ids of the account (default: all its websites)', parseWebsiteIds)
+  .option('--name <name>', 'a label to tell tokens apart', parseName)
+  .option('--expires <date>', 'ISO 8601 expiry date in the future (default: never)', parseExpiresAt)
   .action(async (options: { account: string, permissions: string[], websites?: string[], name?: string, expires?: Date }) => {
-    await withRepositories({ write: true }, async (repositories) => {
-      await requireAccount(repositories, options.account)
-      for (const websiteId of options.websites ?? []) {
-        const website = await repositories.websites.findWebsite(websiteId)
-        if (website === null) throw new CliError(`website ${websiteId} does not exist`)
-        if (website.accountId !== options.account) throw new CliError(`website ${websiteId} does not belong to account ${options.account}`)
-      }
-      const { id, token } = await repositories.credentials.createAccountToken({
-        accountId: options.account,
+    await withAdmin({ write: true }, async (admin) => {
+      const { accessToken: { id }, token } = await admin.createAccessToken(operatorActor(options.account), {
         permissions: options.permissions,
         websiteIds: options.websites ?? [],
         name: options.name ?? '',
@@ -177,12 +186,27 @@ tokens.command('create')
     })
   })
 
+tokens.command('list')
+  .description('list the tokens of an account, revoked and expired ones included; never a secret')
+  .requiredOption('--account <id>', 'account id', parseId)
+  .action(async (options: { account: string }) => {
+    await withAdmin({ write: false }, async (admin) => {
+      const list = await admin.listAccessTokens(operatorActor(options.account))
+      print({ accessTokens: list }, ...list.map((token) => [
+        `${token.id}  ${token.displayPrefix}…  ${token.permissions.join(',')}`,
+        `websites: ${token.websiteIds.length === 0 ? 'all' : token.websiteIds.join(',')}`,
+        token.revokedAt === null ? `expires: ${token.expiresAt ?? 'never'}` : `revoked ${token.revokedAt}`,
+        token.name
+      ].join('  ').trimEnd()))
+    })
+  })
+
 tokens.command('revoke')
   .description('revoke an account token')
   .argument('<id>', 'token id', parseId)
   .action(async (id: string) => {
-    await withRepositories({ write: true }, async ({ credentials }) => {
-      if (!await credentials.revokeAccountToken(id)) throw new CliError(`account token ${id} does not exist`)
+    await withAdmin({ write: true }, async (admin) => {
+      await admin.revokeAccessToken(operatorActor(), id)
       print({ id, revoked: true }, `Account token ${id} is revoked.`)
     })
   })
@@ -215,7 +239,7 @@ async function main (): Promise<void> {
       return
     }
     const detail = error instanceof Error ? error.message : String(error)
-    if (error instanceof CliError) process.stderr.write(`error: ${detail}\n`)
+    if (error instanceof CliError || error instanceof DomainError) process.stderr.write(`error: ${detail}\n`)
     else if (error instanceof ConfigError) process.stderr.write(`error: configuration: ${detail}\n`)
     else if (isDatabaseUnavailable(error)) process.stderr.write(`error: cannot reach the database: ${detail}\n`)
     // Anything else is a bug: the stack trace is what its report needs.

@@ -83,6 +83,12 @@ export const ConfigSchema = Type.Object({
     minimum: 0,
     maximum: 60000,
     description: 'how long a resolved key, token or website is reused; a revoked key or a suspended website stops working within it (0 turns the cache off)'
+  }),
+  MAX_TOKENS_PER_ACCOUNT: Integer({
+    default: 20,
+    minimum: 1,
+    maximum: 10000,
+    description: 'most active (neither revoked nor expired) account tokens one account may hold; creating one more gets 409, from the Account API and the command line'
   })
 })
 

@@ -87,7 +87,7 @@ describe.concurrent('cli', { timeout: 180_000 }, () => {
     const cookieless = JSON.parse(run.stdout)
     expect(Object.keys(plain)).toEqual(['id'])
     expect(await app.repositories.websites.findWebsite(plain.id as string))
-      .toEqual({ id: plain.id, accountId, domain: 'acme.test', cookieless: false, suspended: false })
+      .toEqual({ id: plain.id, accountId, domain: 'acme.test', cookieless: false, suspended: false, createdAt: expect.any(Date) })
     expect(await app.repositories.websites.findWebsite(cookieless.id))
       .toMatchObject({ accountId, domain: 'quiet.test', cookieless: true })
   })
@@ -168,7 +168,8 @@ describe.concurrent('cli', { timeout: 180_000 }, () => {
     const { websiteId: foreignWebsiteId } = await createTestWebsite(app)
     await Promise.all([
       fails(['tokens', 'create', '--account', accountId, '--permissions', 'identify:write', '--websites', foreignWebsiteId],
-        new RegExp(`website ${foreignWebsiteId} does not belong to account ${accountId}`)),
+        // The Account API's answer: another account's website is reported like an unknown one.
+        new RegExp(`website ${foreignWebsiteId} does not exist`)),
       fails(['tokens', 'create', '--account', accountId, '--permissions', 'identify:write', '--websites', unknownId],
         /website ffffffffffffffffffffffff does not exist/),
       fails(['tokens', 'create', '--account', unknownId, '--permissions', 'identify:write'], /account ffffffffffffffffffffffff does not exist/)

@@ -72,7 +72,50 @@ describe('GET /openapi.json', () => {
 
   it('leaves out the routes that are not part of the API', async () => {
     const document = await openapiDocument()
-    expect(Object.keys(document.paths).sort()).toEqual(['/api/v1/identify', '/healthz', '/readyz'])
+    expect(Object.keys(document.paths).sort()).toEqual([
+      '/api/v1/admin/access-tokens',
+      '/api/v1/admin/access-tokens/{id}',
+      '/api/v1/admin/api-keys/{id}',
+      '/api/v1/admin/websites',
+      '/api/v1/admin/websites/{id}',
+      '/api/v1/admin/websites/{id}/api-keys',
+      '/api/v1/identify',
+      '/healthz',
+      '/readyz'
+    ])
     expect(Object.keys(document.paths['/api/v1/identify'])).toEqual(['post'])
+  })
+
+  it('lists every Account API route under the admin tag, with its permission, its id pattern and its answers', async () => {
+    const document = await openapiDocument()
+    const admin = Object.entries(document.paths as Record<string, Record<string, Operation & { tags: string[], description: string }>>)
+      .filter(([path]) => path.startsWith('/api/v1/admin/'))
+      .flatMap(([path, operations]) => Object.entries(operations).map(([method, operation]) => ({ route: `${method.toUpperCase()} ${path}`, operation })))
+    const permissions = Object.fromEntries(admin.map(({ route, operation }) => [route, /^Permission: `([^`]+)`/.exec(operation.description)?.[1]]))
+    expect(permissions).toEqual({
+      'GET /api/v1/admin/websites': 'websites:read',
+      'POST /api/v1/admin/websites': 'websites:write',
+      'PATCH /api/v1/admin/websites/{id}': 'websites:write',
+      'GET /api/v1/admin/websites/{id}/api-keys': 'api-keys:read',
+      'POST /api/v1/admin/websites/{id}/api-keys': 'api-keys:write',
+      'DELETE /api/v1/admin/api-keys/{id}': 'api-keys:write',
+      'GET /api/v1/admin/access-tokens': 'api-keys:read',
+      'POST /api/v1/admin/access-tokens': 'api-keys:write',
+      'DELETE /api/v1/admin/access-tokens/{id}': 'api-keys:write'
+    })
+    for (const { route, operation } of admin) {
+      expect(operation.tags, route).toEqual(['admin'])
+      expect(operation.security, route).toEqual([{ bearerAuth: [] }])
+      const success = route.startsWith('POST') ? '201' : '200'
+      expect(Object.keys(operation.responses[success]?.content['application/json']?.schema.properties ?? {}), route).toEqual(['status', 'data'])
+      for (const status of ['401', '403', '429', '500']) {
+        expect(Object.keys(operation.responses[status]?.content['application/json']?.schema.properties ?? {}), `${route} ${status}`).toEqual(['status', 'error'])
+      }
+      if (route.includes('{id}')) {
+        expect(operation.parameters.find((parameter) => parameter.name === 'id'), route).toMatchObject({ in: 'path', required: true, schema: { pattern: '^[0-9a-fA-F]{24}$' } })
+        expect(operation.responses['404']?.description, route).toMatch(/same answer/)
+      }
+    }
+    expect(Object.keys(document.paths['/api/v1/admin/access-tokens'].post.responses)).toContain('409')
   })
 })

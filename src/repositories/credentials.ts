@@ -40,6 +40,29 @@ export interface WebsiteKey {
   revoked: boolean
 }
 
+/** A website key as a listing shows it: everything but the hash. */
+export interface WebsiteKeyRecord {
+  id: string
+  websiteId: string
+  name: string
+  displayPrefix: string
+  createdAt: Date
+  revokedAt: Date | null
+}
+
+/** An account token as a listing shows it: everything but the hash. */
+export interface AccountTokenRecord {
+  id: string
+  accountId: string
+  name: string
+  permissions: string[]
+  websiteIds: string[]
+  displayPrefix: string
+  createdAt: Date
+  expiresAt: Date | null
+  revokedAt: Date | null
+}
+
 export interface AccountToken {
   id: string
   accountId: string
@@ -66,12 +89,14 @@ export class CredentialsRepository {
   async ensureIndexes (): Promise<void> {
     await this.websiteKeys.createIndex({ hash: 1 }, { name: 'hash', unique: true }, undefined)
     await this.accountTokens.createIndex({ hash: 1 }, { name: 'hash', unique: true }, undefined)
+    await this.websiteKeys.createIndex({ websiteId: 1 }, { name: 'websiteId' }, undefined)
+    await this.accountTokens.createIndex({ accountId: 1 }, { name: 'accountId' }, undefined)
   }
 
   /** Returns the new key's id and the raw `df_` key, which is never stored. */
-  async createWebsiteKey (input: { websiteId: string, name: string }): Promise<{ id: string, key: string }> {
+  async createWebsiteKey (input: { websiteId: string, name: string }): Promise<{ id: string, key: string, record: WebsiteKeyRecord }> {
     const key = generateSecret('websiteKey')
-    const { insertedId } = await this.websiteKeys.insertOne({
+    const document: WebsiteKeyDocument = {
       _id: new ObjectId(),
       hash: hashSecret(key),
       prefix: displayPrefix(key),
@@ -79,8 +104,9 @@ export class CredentialsRepository {
       name: input.name,
       createdAt: new Date(),
       revokedAt: null
-    })
-    return { id: insertedId.toHexString(), key }
+    }
+    await this.websiteKeys.insertOne(document)
+    return { id: document._id.toHexString(), key, record: toWebsiteKeyRecord(document) }
   }
 
   /** Returns the new token's id and the raw `dft_` token, which is never stored. */
@@ -90,9 +116,9 @@ export class CredentialsRepository {
     websiteIds: string[]
     name: string
     expiresAt: Date | null
-  }): Promise<{ id: string, token: string }> {
+  }): Promise<{ id: string, token: string, record: AccountTokenRecord }> {
     const token = generateSecret('accountToken')
-    const { insertedId } = await this.accountTokens.insertOne({
+    const document: AccountTokenDocument = {
       _id: new ObjectId(),
       hash: hashSecret(token),
       prefix: displayPrefix(token),
@@ -103,8 +129,9 @@ export class CredentialsRepository {
       createdAt: new Date(),
       expiresAt: input.expiresAt,
       revokedAt: null
-    })
-    return { id: insertedId.toHexString(), token }
+    }
+    await this.accountTokens.insertOne(document)
+    return { id: document._id.toHexString(), token, record: toAccountTokenRecord(document) }
   }
 
   async findWebsiteKey (hash: string): Promise<WebsiteKey | null> {
@@ -126,6 +153,42 @@ export class CredentialsRepository {
     }
   }
 
+  async findWebsiteKeyById (keyId: string): Promise<WebsiteKeyRecord | null> {
+    const document = await this.websiteKeys.findOne({ _id: new ObjectId(keyId) })
+    return document === null ? null : toWebsiteKeyRecord(document)
+  }
+
+  /** The keys of a website, revoked ones included, oldest first. */
+  async listWebsiteKeys (websiteId: string): Promise<WebsiteKeyRecord[]> {
+    const documents = await this.websiteKeys.find({ websiteId: new ObjectId(websiteId) }).sort({ _id: 1 }).toArray()
+    return documents.map(toWebsiteKeyRecord)
+  }
+
+  async findAccountTokenById (tokenId: string): Promise<AccountTokenRecord | null> {
+    const document = await this.accountTokens.findOne({ _id: new ObjectId(tokenId) })
+    return document === null ? null : toAccountTokenRecord(document)
+  }
+
+  /** The tokens of an account, revoked and expired ones included, oldest first. */
+  async listAccountTokens (accountId: string): Promise<AccountTokenRecord[]> {
+    const documents = await this.accountTokens.find({ accountId: new ObjectId(accountId) }).sort({ _id: 1 }).toArray()
+    return documents.map(toAccountTokenRecord)
+  }
+
+  /** Tokens of the account that are neither revoked nor expired at `now`. */
+  async countActiveAccountTokens (accountId: string, now: Date): Promise<number> {
+    return await this.accountTokens.countDocuments({
+      accountId: new ObjectId(accountId),
+      revokedAt: null,
+      $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }]
+    })
+  }
+
+  /** Takes back a token whose secret was never handed out (see AccountAdmin.createAccessToken). */
+  async deleteAccountToken (tokenId: string): Promise<void> {
+    await this.accountTokens.deleteOne({ _id: new ObjectId(tokenId) })
+  }
+
   /** Returns false when no key has that id. Revoking twice keeps the first time. */
   async revokeWebsiteKey (keyId: string): Promise<boolean> {
     return await revoke(this.db.collection<Revocable>(WEBSITE_KEYS), keyId)
@@ -134,6 +197,31 @@ export class CredentialsRepository {
   /** Returns false when no token has that id. Revoking twice keeps the first time. */
   async revokeAccountToken (tokenId: string): Promise<boolean> {
     return await revoke(this.db.collection<Revocable>(ACCOUNT_TOKENS), tokenId)
+  }
+}
+
+function toWebsiteKeyRecord (document: WebsiteKeyDocument): WebsiteKeyRecord {
+  return {
+    id: document._id.toHexString(),
+    websiteId: document.websiteId.toHexString(),
+    name: document.name,
+    displayPrefix: document.prefix,
+    createdAt: document.createdAt,
+    revokedAt: document.revokedAt
+  }
+}
+
+function toAccountTokenRecord (document: AccountTokenDocument): AccountTokenRecord {
+  return {
+    id: document._id.toHexString(),
+    accountId: document.accountId.toHexString(),
+    name: document.name,
+    permissions: document.permissions,
+    websiteIds: document.websiteIds.map((id) => id.toHexString()),
+    displayPrefix: document.prefix,
+    createdAt: document.createdAt,
+    expiresAt: document.expiresAt,
+    revokedAt: document.revokedAt
   }
 }
 

@@ -19,6 +19,7 @@ export function createRepositories (db: Db): Repositories {
 
 /** Creates every index the repositories rely on; safe to run at every start. */
 export async function ensureIndexes (repositories: Repositories): Promise<void> {
+  await repositories.websites.ensureIndexes()
   await repositories.credentials.ensureIndexes()
   await repositories.profiles.ensureIndexes()
 }

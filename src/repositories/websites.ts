@@ -21,6 +21,14 @@ export interface Website {
   domain: string
   cookieless: boolean
   suspended: boolean
+  createdAt: Date
+}
+
+/** What may change on a website after it is made. */
+export interface WebsiteChanges {
+  domain?: string
+  cookieless?: boolean
+  suspended?: boolean
 }
 
 /** Accounts and their websites: who owns a website, and how it tracks. */
@@ -31,6 +39,10 @@ export class WebsitesRepository {
   constructor (db: Db) {
     this.accounts = db.collection<AccountDocument>('accounts')
     this.websites = db.collection<WebsiteDocument>('websites')
+  }
+
+  async ensureIndexes (): Promise<void> {
+    await this.websites.createIndex({ accountId: 1 }, { name: 'accountId' }, undefined)
   }
 
   async createAccount (name: string): Promise<string> {
@@ -60,15 +72,33 @@ export class WebsitesRepository {
     return matchedCount === 1
   }
 
+  /** Returns the website as changed, or null when no website has that id. */
+  async updateWebsite (websiteId: string, changes: WebsiteChanges): Promise<Website | null> {
+    // An undefined value would be stored as null: set only what was given.
+    const set = Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined))
+    const { matchedCount } = await this.websites.updateOne({ _id: new ObjectId(websiteId) }, { $set: set })
+    return matchedCount === 1 ? await this.findWebsite(websiteId) : null
+  }
+
   async findWebsite (websiteId: string): Promise<Website | null> {
     const document = await this.websites.findOne({ _id: new ObjectId(websiteId) })
-    if (document === null) return null
-    return {
-      id: document._id.toHexString(),
-      accountId: document.accountId.toHexString(),
-      domain: document.domain,
-      cookieless: document.cookieless,
-      suspended: document.suspended
-    }
+    return document === null ? null : toWebsite(document)
+  }
+
+  /** The websites of an account, oldest first. */
+  async listWebsites (accountId: string): Promise<Website[]> {
+    const documents = await this.websites.find({ accountId: new ObjectId(accountId) }).sort({ _id: 1 }).toArray()
+    return documents.map(toWebsite)
+  }
+}
+
+function toWebsite (document: WebsiteDocument): Website {
+  return {
+    id: document._id.toHexString(),
+    accountId: document.accountId.toHexString(),
+    domain: document.domain,
+    cookieless: document.cookieless,
+    suspended: document.suspended,
+    createdAt: document.createdAt
   }
 }

@@ -30,6 +30,12 @@ export default fp(async (fastify) => {
   })
   // Every action from zero, so that a rate over a new action needs no special case.
   for (const { const: action } of IdentifyAction.anyOf) identifyActions.inc({ action }, 0)
+  const adminCalls = new Counter({
+    name: 'admin_calls_total',
+    help: 'Account API calls by action and status',
+    labelNames: ['action', 'status_code'],
+    registers: [registry]
+  })
   const databaseErrors = new Counter({ name: 'database_errors_total', help: 'Errors raised by the database driver', registers: [registry] })
   databaseErrors.inc(0)
 
@@ -43,6 +49,8 @@ export default fp(async (fastify) => {
     duration.observe(labels, reply.elapsedTime / 1000)
     const action = request.identifyAction
     if (action !== null && action !== undefined) identifyActions.inc({ action })
+    const { adminAction } = request.routeOptions.config
+    if (adminAction !== undefined) adminCalls.inc({ action: adminAction, status_code: reply.statusCode })
   })
 
   fastify.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {

@@ -1,0 +1,155 @@
+import type { AccountToken, AccountTokenRecord, CredentialsRepository } from '../repositories/credentials.js'
+import type { Website, WebsiteChanges, WebsitesRepository } from '../repositories/websites.js'
+import type { AccessTokenView, ApiKeyView, WebsiteView } from '../schemas/admin.js'
+import {
+  accessTokenNotFound,
+  accountNotFound,
+  allowsWebsite,
+  apiKeyNotFound,
+  checkGrant,
+  checkMayCreateWebsite,
+  tokenCapReached,
+  websiteNotFound,
+  type AccessTokenInput,
+  type ApiKeyInput,
+  type WebsiteInput
+} from './account-rules.js'
+import { accessTokenView, apiKeyView, websiteView } from './account-views.js'
+
+/**
+ * Who acts: an account token over HTTP, bound by its account, permissions,
+ * websites and expiry; or the operator at the command line (token null),
+ * bound by nothing but the account it names (any account when null).
+ */
+export interface Actor {
+  accountId: string | null
+  token: AccountToken | null
+}
+
+export const tokenActor = (token: AccountToken): Actor => ({ accountId: token.accountId, token })
+export const operatorActor = (accountId: string | null = null): Actor => ({ accountId, token: null })
+
+export interface AccountAdminStore {
+  websites: WebsitesRepository
+  credentials: CredentialsRepository
+}
+
+/**
+ * Websites, website keys and account tokens as the Account API and the
+ * command line manage them: the one place that decides who may see and
+ * change what. Anything the actor may not see is "does not exist", the
+ * same answer as an unknown id.
+ */
+export class AccountAdmin {
+  constructor (private readonly store: AccountAdminStore, private readonly maxTokensPerAccount: number) {}
+
+  async listWebsites (actor: Actor): Promise<WebsiteView[]> {
+    const websites = await this.store.websites.listWebsites(accountOf(actor))
+    return websites.filter((website) => mayActOn(actor, website)).map(websiteView)
+  }
+
+  async createWebsite (actor: Actor, input: WebsiteInput): Promise<WebsiteView> {
+    const accountId = accountOf(actor)
+    if (actor.token !== null) checkMayCreateWebsite(actor.token)
+    await this.requireAccount(accountId)
+    const id = await this.store.websites.createWebsite({ accountId, ...input })
+    return websiteView(await this.website(actor, id))
+  }
+
+  async updateWebsite (actor: Actor, websiteId: string, changes: WebsiteChanges): Promise<WebsiteView> {
+    await this.website(actor, websiteId)
+    const updated = await this.store.websites.updateWebsite(websiteId, changes)
+    if (updated === null) throw websiteNotFound(websiteId)
+    return websiteView(updated)
+  }
+
+  async listApiKeys (actor: Actor, websiteId: string): Promise<ApiKeyView[]> {
+    await this.website(actor, websiteId)
+    return (await this.store.credentials.listWebsiteKeys(websiteId)).map(apiKeyView)
+  }
+
+  async createApiKey (actor: Actor, websiteId: string, input: ApiKeyInput): Promise<{ apiKey: ApiKeyView, key: string }> {
+    await this.website(actor, websiteId)
+    const { key, record } = await this.store.credentials.createWebsiteKey({ websiteId, name: input.name })
+    return { apiKey: apiKeyView(record), key }
+  }
+
+  async revokeApiKey (actor: Actor, keyId: string): Promise<ApiKeyView> {
+    const key = await this.store.credentials.findWebsiteKeyById(keyId)
+    const website = key === null ? null : await this.store.websites.findWebsite(key.websiteId)
+    if (website === null || !mayActOn(actor, website)) throw apiKeyNotFound(keyId)
+    await this.store.credentials.revokeWebsiteKey(keyId)
+    const revoked = await this.store.credentials.findWebsiteKeyById(keyId)
+    if (revoked === null) throw apiKeyNotFound(keyId)
+    return apiKeyView(revoked)
+  }
+
+  async listAccessTokens (actor: Actor): Promise<AccessTokenView[]> {
+    const tokens = await this.store.credentials.listAccountTokens(accountOf(actor))
+    return tokens.filter((token) => maySee(actor, token)).map(accessTokenView)
+  }
+
+  /**
+   * The cap is checked after the insert: a create that then counts too many
+   * active tokens takes its own back before anyone has seen its secret. Of
+   * the tokens that stay, the last to count saw all the others, so they
+   * never pass the cap, however the creates interleave; creates racing for
+   * the last places may all be refused.
+   */
+  async createAccessToken (actor: Actor, input: AccessTokenInput): Promise<{ accessToken: AccessTokenView, token: string }> {
+    const accountId = accountOf(actor)
+    if (actor.token !== null) checkGrant(actor.token, input)
+    await this.requireAccount(accountId)
+    for (const websiteId of input.websiteIds) await this.website(actor, websiteId)
+    const { credentials } = this.store
+    const created = await credentials.createAccountToken({ accountId, ...input })
+    if (await credentials.countActiveAccountTokens(accountId, new Date()) > this.maxTokensPerAccount) {
+      await credentials.deleteAccountToken(created.id)
+      throw tokenCapReached(this.maxTokensPerAccount)
+    }
+    return { accessToken: accessTokenView(created.record), token: created.token }
+  }
+
+  async revokeAccessToken (actor: Actor, tokenId: string): Promise<AccessTokenView> {
+    const token = await this.store.credentials.findAccountTokenById(tokenId)
+    if (token === null || !maySee(actor, token)) throw accessTokenNotFound(tokenId)
+    await this.store.credentials.revokeAccountToken(tokenId)
+    const revoked = await this.store.credentials.findAccountTokenById(tokenId)
+    if (revoked === null) throw accessTokenNotFound(tokenId)
+    return accessTokenView(revoked)
+  }
+
+  /** A website the actor may act on, else "does not exist". */
+  private async website (actor: Actor, websiteId: string): Promise<Website> {
+    const website = await this.store.websites.findWebsite(websiteId)
+    if (website === null || !mayActOn(actor, website)) throw websiteNotFound(websiteId)
+    return website
+  }
+
+  private async requireAccount (accountId: string): Promise<void> {
+    if (!await this.store.websites.accountExists(accountId)) throw accountNotFound(accountId)
+  }
+}
+
+/** The account of an account-wide action; only the operator's id-addressed actions have none. */
+function accountOf (actor: Actor): string {
+  if (actor.accountId === null) throw new Error('An account-wide action needs an account')
+  return actor.accountId
+}
+
+function mayActOn (actor: Actor, website: Website): boolean {
+  if (actor.accountId !== null && website.accountId !== actor.accountId) return false
+  return actor.token === null || allowsWebsite(actor.token, website.id)
+}
+
+/**
+ * A token limited to some websites sees only the tokens limited to some of
+ * those (itself among them); a token for every website sees every token of
+ * its account.
+ */
+function maySee (actor: Actor, token: AccountTokenRecord): boolean {
+  if (actor.accountId !== null && token.accountId !== actor.accountId) return false
+  const limits = actor.token?.websiteIds ?? []
+  if (limits.length === 0) return true
+  return token.websiteIds.length > 0 && token.websiteIds.every((id) => limits.includes(id))
+}

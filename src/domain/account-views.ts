@@ -1,0 +1,44 @@
+import type { AccountTokenRecord, WebsiteKeyRecord } from '../repositories/credentials.js'
+import type { Website } from '../repositories/websites.js'
+import type { AccessTokenView, ApiKeyView, WebsiteView } from '../schemas/admin.js'
+
+/*
+ * The one shape of each thing the Account API and the command line's --json
+ * show: never a secret, never a hash, dates as ISO 8601 strings.
+ */
+
+const isoOrNull = (date: Date | null): string | null => date === null ? null : date.toISOString()
+
+export function websiteView (website: Website): WebsiteView {
+  return {
+    id: website.id,
+    domain: website.domain,
+    cookieless: website.cookieless,
+    suspended: website.suspended,
+    createdAt: website.createdAt.toISOString()
+  }
+}
+
+export function apiKeyView (key: WebsiteKeyRecord): ApiKeyView {
+  return {
+    id: key.id,
+    websiteId: key.websiteId,
+    name: key.name,
+    displayPrefix: key.displayPrefix,
+    createdAt: key.createdAt.toISOString(),
+    revokedAt: isoOrNull(key.revokedAt)
+  }
+}
+
+export function accessTokenView (token: AccountTokenRecord): AccessTokenView {
+  return {
+    id: token.id,
+    name: token.name,
+    permissions: token.permissions,
+    websiteIds: token.websiteIds,
+    displayPrefix: token.displayPrefix,
+    createdAt: token.createdAt.toISOString(),
+    expiresAt: isoOrNull(token.expiresAt),
+    revokedAt: isoOrNull(token.revokedAt)
+  }
+}

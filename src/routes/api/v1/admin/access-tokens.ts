@@ -1,0 +1,60 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { tokenActor, type AccountAdmin } from '../../../../domain/account-admin.js'
+import { checkAccessTokenInput, type AccessTokenInput } from '../../../../domain/account-rules.js'
+import { AccessTokenCreateBody, AccessTokenCreated, AccessTokenList, AccessTokenOne } from '../../../../schemas/admin.js'
+import { adminRoute } from './route-options.js'
+
+const accessTokensRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async (fastify, { admin }) => {
+  fastify.get('/access-tokens', adminRoute(fastify, {
+    permission: 'api-keys:read',
+    action: 'access-tokens.list',
+    operationId: 'listAccessTokens',
+    summary: 'List the dft_ tokens of the token\'s account',
+    description: 'Revoked and expired tokens included, oldest first; never a secret or a hash. ' +
+      'A token limited to some websites sees only the tokens limited to some of those.',
+    byId: false,
+    success: { 200: { ...AccessTokenList, description: 'The tokens' } }
+  }), async (request) => {
+    return { status: 'success' as const, data: { accessTokens: await admin.listAccessTokens(tokenActor(request.accountCaller.token)) } }
+  })
+
+  fastify.post('/access-tokens', adminRoute(fastify, {
+    permission: 'api-keys:write',
+    action: 'access-tokens.create',
+    operationId: 'createAccessToken',
+    summary: 'Create a dft_ token for the token\'s account',
+    description: 'Never wider than the calling token: each permission held by it, websiteIds inside its website list, ' +
+      'expiresAt no later than its own. The answer holds the token itself, shown this once: store it now.',
+    byId: false,
+    body: { schema: AccessTokenCreateBody, check: (body) => checkAccessTokenInput(body) },
+    success: { 201: { ...AccessTokenCreated, description: 'The new token, with its secret' } },
+    errors: {
+      400: 'The body breaks a rule (the message names it): an unknown permission, a malformed website id, an expiry that is malformed or past',
+      403: 'A df_ website key, a token without api-keys:write, or a new token wider than the calling one (the message names what exceeds)',
+      404: 'A website of websiteIds is unknown or of another account',
+      409: 'The account already holds MAX_TOKENS_PER_ACCOUNT active tokens (20 by default)'
+    }
+  }), async (request, reply) => {
+    const created = await admin.createAccessToken(tokenActor(request.accountCaller.token), request.body as AccessTokenInput)
+    request.adminTargetId = created.accessToken.id
+    return await reply.code(201).send({ status: 'success' as const, data: created })
+  })
+
+  fastify.delete('/access-tokens/:id', adminRoute(fastify, {
+    permission: 'api-keys:write',
+    action: 'access-tokens.revoke',
+    operationId: 'revokeAccessToken',
+    summary: 'Revoke a dft_ token',
+    description: 'A token may revoke itself. The token stops working at once on the instance that served the call, ' +
+      'and within AUTH_CACHE_TTL_MS on the others. Revoking a revoked token answers it with its first revokedAt.',
+    byId: true,
+    success: { 200: { ...AccessTokenOne, description: 'The token, with revokedAt set' } }
+  }), async (request) => {
+    const { id } = request.params as { id: string }
+    const accessToken = await admin.revokeAccessToken(tokenActor(request.accountCaller.token), id)
+    await fastify.invalidateCredential({ kind: 'accountToken', id })
+    return { status: 'success' as const, data: { accessToken } }
+  })
+}
+
+export default accessTokensRoutes

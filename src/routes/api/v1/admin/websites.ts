@@ -1,0 +1,59 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { tokenActor, type AccountAdmin } from '../../../../domain/account-admin.js'
+import { accountFieldRules, checkWebsiteChanges, checkWebsiteInput, type WebsiteInput } from '../../../../domain/account-rules.js'
+import type { WebsiteChanges } from '../../../../repositories/websites.js'
+import { WebsiteCreateBody, WebsiteList, WebsiteOne, WebsitePatchBody } from '../../../../schemas/admin.js'
+import { adminRoute } from './route-options.js'
+
+const websitesRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async (fastify, { admin }) => {
+  fastify.get('/websites', adminRoute(fastify, {
+    permission: 'websites:read',
+    action: 'websites.list',
+    operationId: 'listWebsites',
+    summary: 'List the websites of the token\'s account',
+    description: 'Only those the token may act on: every website of the account, or those of its website list.',
+    byId: false,
+    success: { 200: { ...WebsiteList, description: 'The websites, oldest first' } }
+  }), async (request) => {
+    return { status: 'success' as const, data: { websites: await admin.listWebsites(tokenActor(request.accountCaller.token)) } }
+  })
+
+  fastify.post('/websites', adminRoute(fastify, {
+    permission: 'websites:write',
+    action: 'websites.create',
+    operationId: 'createWebsite',
+    summary: 'Add a website to the token\'s account',
+    description: 'Only a token for every website of its account (an empty website list) may add one.',
+    byId: false,
+    body: { schema: WebsiteCreateBody, check: checkWebsiteInput },
+    success: { 201: { ...WebsiteOne, description: 'The new website' } },
+    errors: {
+      400: `The body breaks a rule (the message names it): ${accountFieldRules.domain}`,
+      403: 'A df_ website key, a token without websites:write, or a token limited to some websites'
+    }
+  }), async (request, reply) => {
+    // The domain's check replaced the parsed JSON with the checked input.
+    const website = await admin.createWebsite(tokenActor(request.accountCaller.token), request.body as WebsiteInput)
+    request.adminTargetId = website.id
+    return await reply.code(201).send({ status: 'success' as const, data: { website } })
+  })
+
+  fastify.patch('/websites/:id', adminRoute(fastify, {
+    permission: 'websites:write',
+    action: 'websites.update',
+    operationId: 'updateWebsite',
+    summary: 'Suspend or resume a website, or change its domain or cookieless mode',
+    description: 'Send any of suspended, cookieless and domain. A suspension takes effect at once on the instance that served it, ' +
+      'and within AUTH_CACHE_TTL_MS on the others.',
+    byId: true,
+    body: { schema: WebsitePatchBody, check: checkWebsiteChanges },
+    success: { 200: { ...WebsiteOne, description: 'The website as changed' } }
+  }), async (request) => {
+    const { id } = request.params as { id: string }
+    const website = await admin.updateWebsite(tokenActor(request.accountCaller.token), id, request.body as WebsiteChanges)
+    await fastify.invalidateCredential({ kind: 'website', id })
+    return { status: 'success' as const, data: { website } }
+  })
+}
+
+export default websitesRoutes
