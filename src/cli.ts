@@ -1,6 +1,8 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { ConfigError, loadConfig } from './config.js'
 import { connectDatabase } from './database.js'
+import { publishCredentialChange } from './credential-changes.js'
+import type { CredentialChange } from './domain/credential-resolver.js'
 import { isDatabaseUnavailable } from './repositories/mongo-errors.js'
 import { checkPermissions } from './domain/credentials.js'
 import { DomainError } from './domain/errors.js'
@@ -82,6 +84,13 @@ async function withRepositories (options: { write: boolean }, run: (repositories
   }
 }
 
+/** With REDIS_URL, every replica drops its cached copy at once; without Redis they see the change within AUTH_CACHE_TTL_MS. */
+async function announce (change: CredentialChange): Promise<void> {
+  if (await publishCredentialChange(loadConfig().REDIS_URL, change) === 'unreachable') {
+    process.stderr.write('Warning: Redis is unreachable; running replicas see this change within AUTH_CACHE_TTL_MS.\n')
+  }
+}
+
 async function requireAccount ({ websites }: Repositories, accountId: string): Promise<void> {
   if (!await websites.accountExists(accountId)) throw new CliError(`account ${accountId} does not exist`)
 }
@@ -120,6 +129,7 @@ for (const [name, suspended] of [['suspend', true], ['resume', false]] as const)
     .action(async (id: string) => {
       await withRepositories({ write: true }, async ({ websites }) => {
         if (!await websites.setSuspended(id, suspended)) throw new CliError(`website ${id} does not exist`)
+        await announce({ kind: 'website', id })
         print({ id, suspended }, `Website ${id} is ${suspended ? 'suspended' : 'active'}.`)
       })
     })
@@ -145,6 +155,7 @@ keys.command('revoke')
   .action(async (id: string) => {
     await withRepositories({ write: true }, async ({ credentials }) => {
       if (!await credentials.revokeWebsiteKey(id)) throw new CliError(`website key ${id} does not exist`)
+      await announce({ kind: 'websiteKey', id })
       print({ id, revoked: true }, `Website key ${id} is revoked.`)
     })
   })
@@ -183,6 +194,7 @@ tokens.command('revoke')
   .action(async (id: string) => {
     await withRepositories({ write: true }, async ({ credentials }) => {
       if (!await credentials.revokeAccountToken(id)) throw new CliError(`account token ${id} does not exist`)
+      await announce({ kind: 'accountToken', id })
       print({ id, revoked: true }, `Account token ${id} is revoked.`)
     })
   })
