@@ -146,8 +146,22 @@ describe('two replicas sharing one Redis', () => {
         expect((await identify(replicas[(i + 1) % 2] as App, { auth: site.key, body })).json().data.action).toBe('unchanged')
       }
 
+      // Wrong keys during the outage count in memory: 401s, not 5xx.
+      for (const app of replicas) {
+        expectError(await identify(app, { auth: unknownKey(), body: bodies[0] }), 401)
+        expect(await metric(app, /^redis_fallbacks_total\{use="auth-failures"\} (\d+)$/m)).toBeGreaterThan(0)
+      }
+
+      // A revocation during the outage reaches the other replica only when Redis is back: it then forgets all it cached.
+      const call = async (app: App) => await identify(app, { auth: site.key, body: bodies[0] })
+      await replicas[0].repositories.credentials.revokeWebsiteKey(site.keyId)
+      await replicas[0].invalidateCredential({ kind: 'websiteKey', id: site.keyId })
+      expect(await metric(replicas[0], /^redis_fallbacks_total\{use="credential-changes"\} (\d+)$/m)).toBe(1)
+      expectSuccess(await call(replicas[1]))
+
       await redis.restart()
       for (const app of replicas) await vi.waitFor(async () => { expect(await metric(app, /^redis_up (\d+)$/m)).toBe(1) }, { timeout: 5000, interval: 50 })
+      await vi.waitFor(async () => { expectError(await call(replicas[1]), 401) }, { timeout: 5000, interval: 50 })
     })
   })
 })
