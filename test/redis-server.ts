@@ -45,6 +45,11 @@ export class RedisServer {
     })
   }
 
+  /** SIGSTOP (or SIGCONT): connections stay open but nothing is answered, as with a hung or overloaded Redis. */
+  hang (hung: boolean): void {
+    this.process?.kill(hung ? 'SIGSTOP' : 'SIGCONT')
+  }
+
   /** SIGKILL, as a crash or an OOM kill would stop it. */
   async kill (): Promise<void> {
     const child = this.process

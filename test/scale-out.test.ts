@@ -164,4 +164,21 @@ describe('two replicas sharing one Redis', () => {
       await vi.waitFor(async () => { expectError(await call(replicas[1]), 401) }, { timeout: 5000, interval: 50 })
     })
   })
+
+  it('Redis hung (connections open, no answers): calls fall back to memory after the command timeout, none a 5xx', async () => {
+    await withFleet({}, async (replicas) => {
+      const site = await createTestWebsite(replicas[0])
+      redis.hang(true)
+      try {
+        for (const app of replicas) {
+          expectSuccess(await identify(app, { auth: site.key, body: { user_id: 'during_hang', datafast_visitor_id: visitorId() } }))
+          expectError(await identify(app, { auth: unknownKey(), body: { user_id: 'during_hang', datafast_visitor_id: visitorId() } }), 401)
+          expect(await metric(app, /^redis_fallbacks_total\{use="rate-limit"\} (\d+)$/m)).toBeGreaterThan(0)
+          expect(await metric(app, /^redis_fallbacks_total\{use="auth-failures"\} (\d+)$/m)).toBeGreaterThan(0)
+        }
+      } finally {
+        redis.hang(false)
+      }
+    })
+  })
 })
