@@ -20,6 +20,8 @@ export interface LocalDatabase {
   stop: () => Promise<void>
   /** Starts the embedded server again on the same port and data. */
   start: () => Promise<void>
+  /** SIGKILL, as a crash would stop it (chaos run); start() brings it back on the same data. */
+  kill: () => Promise<void>
   /** Stops for good and removes a temporary data directory. */
   close: () => Promise<void>
 }
@@ -84,10 +86,10 @@ async function launch (binary: string, dataDir: string, listen: string): Promise
   return { child, uri }
 }
 
-async function terminate (child: FerretdbProcess): Promise<void> {
+async function terminate (child: FerretdbProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise<void>((resolveExit) => child.once('exit', () => { resolveExit() }))
-  child.kill('SIGTERM')
+  child.kill(signal)
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
   await exited
   clearTimeout(timer)
@@ -105,7 +107,7 @@ export async function startDatabase (options: StartDatabaseOptions = {}): Promis
   const external = process.env.MONGO_URL
   if (options.embedded !== true && external !== undefined && external !== '') {
     const noop = async (): Promise<void> => {}
-    return { url: external, embedded: false, stop: noop, start: noop, close: noop }
+    return { url: external, embedded: false, stop: noop, start: noop, kill: noop, close: noop }
   }
 
   const binary = ensureFerretdbBinary(options.log)
@@ -125,6 +127,7 @@ export async function startDatabase (options: StartDatabaseOptions = {}): Promis
     url: `mongodb://${address}/?maxPoolSize=1`,
     embedded: true,
     stop: async () => { await terminate(child) },
+    kill: async () => { await terminate(child, 'SIGKILL') },
     start: async () => {
       if (child.exitCode === null && child.signalCode === null) return
       child = (await launch(binary, dataDir, address)).child

@@ -6,7 +6,7 @@ import { addressKey } from '../src/auth-failures.js'
 import { publishCredentialChange } from '../src/credential-changes.js'
 import type { Config } from '../src/config.js'
 import { buildTestApp, createTestWebsite, expectError, expectSuccess, identify, testDatabaseUrl, visitorId } from './helper.js'
-import { RedisServer } from './redis-server.js'
+import { RedisServer } from '../scripts/redis-server.js'
 
 /**
  * Two replicas on one database and one Redis (docs/scaling.md), with a

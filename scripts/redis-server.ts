@@ -13,7 +13,7 @@ export async function freePort (): Promise<number> {
   return address.port
 }
 
-/** A real redis-server (Debian's package) on a free port, without persistence; the tests kill and restart it. */
+/** A real redis-server (Debian's package) on a free port, without persistence; the tests and the chaos run kill and restart it. */
 export class RedisServer {
   private process: ChildProcess | null = null
 
