@@ -162,6 +162,8 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
     const failures: string[] = []
     let calls = 0
     let running = true
+    // Each failure is reported against the last kill or restart, to tell which one it followed.
+    let lastEvent = { kind: 'start', at: Date.now() }
     const worker = async (index: number): Promise<void> => {
       for (let turn = index; running; turn++) {
         const replica = turn % 2
@@ -171,7 +173,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
         const kind = outcome.startsWith('failure') ? 'failure' : outcome
         counts.set(kind, (counts.get(kind) ?? 0) + 1)
         if (outcome === 'ok') acknowledged.push({ body, replica })
-        else if (kind === 'failure') failures.push(outcome)
+        else if (kind === 'failure') failures.push(`${outcome} (replica ${String(replica)}, ${lastEvent.kind} event ${String(Date.now() - lastEvent.at)} ms before)`)
         if (outcome !== 'ok') await sleep(50)
       }
     }
@@ -189,6 +191,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
     for (const event of events) {
       const slot = Date.now() + spacing
       await sleep(between(0, spacing / 3))
+      lastEvent = { kind: `${event} kill`, at: Date.now() }
       if (event === 'database') {
         await database.kill()
         await sleep(between(1000, 3000))
@@ -206,6 +209,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
         await redis.restart()
         done.redis++
       }
+      lastEvent = { kind: `${event} restart`, at: Date.now() }
       log(`${new Date().toISOString()} ${event} killed and back (${String(done.database)} database, ${String(done.replica)} replica, ${String(done.redis)} Redis); ${String(calls)} calls`)
       await sleep(Math.max(0, slot - Date.now()))
     }
