@@ -45,3 +45,15 @@ if wants schemathesis && { [ ! -x "$venv/bin/schemathesis" ] || ! cmp -s "$requi
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
   cp "$requirements" "$venv/requirements.txt"
 fi
+
+# The scale-out tests start their own Redis on a free port.
+if ! command -v redis-server >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "Installing Redis from Debian's packages for the scale-out tests..."
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "The scale-out tests need redis-server: sudo apt-get install redis-server" >&2
+    exit 1
+  fi
+fi

@@ -7,6 +7,7 @@ import helmet from './plugins/external/helmet.js'
 import metrics from './plugins/external/metrics.js'
 import mongo from './plugins/external/mongo.js'
 import rateLimit from './plugins/external/rate-limit.js'
+import redis from './plugins/external/redis.js'
 import swagger from './plugins/external/swagger.js'
 import underPressure from './plugins/external/under-pressure.js'
 import auth from './plugins/app/auth.js'
@@ -78,6 +79,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
   await app.register(swagger)
   await app.register(mongo)
   await app.register(repositories)
+  await app.register(redis)
   await app.register(auth)
   await app.register(rateLimit)
   await app.register(metrics)

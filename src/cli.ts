@@ -1,6 +1,8 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { ConfigError, loadConfig } from './config.js'
 import { connectDatabase } from './database.js'
+import { publishCredentialChange } from './credential-changes.js'
+import type { CredentialChange } from './domain/credential-resolver.js'
 import { isDatabaseUnavailable } from './repositories/mongo-errors.js'
 import { AccountAdmin, operatorActor } from './domain/account-admin.js'
 import { checkDomain, checkExpiresAt, checkName, checkWebsiteIds } from './domain/account-rules.js'
@@ -82,6 +84,13 @@ async function withAdmin (options: { write: boolean }, run: (admin: AccountAdmin
   })
 }
 
+/** With REDIS_URL, every replica drops its cached copy at once; without Redis they see the change within AUTH_CACHE_TTL_MS. */
+async function announce (change: CredentialChange): Promise<void> {
+  if (await publishCredentialChange(loadConfig().REDIS_URL, change) === 'unreachable') {
+    process.stderr.write('Warning: Redis is unreachable; running replicas see this change within AUTH_CACHE_TTL_MS.\n')
+  }
+}
+
 const accounts = program.command('accounts').description('manage accounts')
 
 accounts.command('create')
@@ -126,6 +135,7 @@ for (const [name, suspended] of [['suspend', true], ['resume', false]] as const)
     .action(async (id: string) => {
       await withAdmin({ write: true }, async (admin) => {
         await admin.updateWebsite(operatorActor(), id, { suspended })
+        await announce({ kind: 'website', id })
         print({ id, suspended }, `Website ${id} is ${suspended ? 'suspended' : 'active'}.`)
       })
     })
@@ -161,6 +171,7 @@ keys.command('revoke')
   .action(async (id: string) => {
     await withAdmin({ write: true }, async (admin) => {
       await admin.revokeApiKey(operatorActor(), id)
+      await announce({ kind: 'websiteKey', id })
       print({ id, revoked: true }, `Website key ${id} is revoked.`)
     })
   })
@@ -207,6 +218,7 @@ tokens.command('revoke')
   .action(async (id: string) => {
     await withAdmin({ write: true }, async (admin) => {
       await admin.revokeAccessToken(operatorActor(), id)
+      await announce({ kind: 'accountToken', id })
       print({ id, revoked: true }, `Account token ${id} is revoked.`)
     })
   })

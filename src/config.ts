@@ -77,6 +77,10 @@ export const ConfigSchema = Type.Object({
     default: false,
     description: 'take the client address from X-Forwarded-For (behind a proxy or load balancer); it keys the failed-authentication limit'
   }),
+  REDIS_URL: Type.String({
+    default: '',
+    description: 'Redis connection string (redis://host:6379) shared by the replicas of a fleet: rate limits, the failed-authentication lockout and revocations; empty keeps them in this process'
+  }),
   METRICS_ENABLED: Type.Boolean({ default: true, description: 'serve Prometheus metrics at GET /metrics' }),
   AUTH_CACHE_TTL_MS: Integer({
     default: 30000,

@@ -133,6 +133,13 @@ export class CredentialResolver {
     else forgetById(change.kind === 'websiteKey' ? this.keys : this.tokens, change.id)
   }
 
+  /** Drops everything cached, for when changes may have been missed (a lost connection to the other replicas). */
+  forgetAll (): void {
+    this.keys?.clear()
+    this.tokens?.clear()
+    this.websites?.clear()
+  }
+
   private presented (authorization: string | undefined): { kind: CredentialKind, hash: string } {
     const parsed = parseBearer(authorization)
     if (!parsed.ok) throw unauthenticated(parsed.reason)

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
-import { LRUCache } from 'lru-cache'
+import { AuthFailures } from '../../auth-failures.js'
+import { publishOn, subscribeToCredentialChanges } from '../../credential-changes.js'
 import { DomainError } from '../../domain/errors.js'
 import {
   CredentialResolver,
@@ -55,28 +56,42 @@ export default fp(async (fastify) => {
     findWebsite: async (id) => await websites.findWebsite(id)
   }, AUTH_CACHE_TTL_MS)
 
-  // Failed attempts per client address, in fixed windows.
-  const failures = new LRUCache<string, { count: number }>({ max: 100_000, ttl: AUTH_FAILURE_WINDOW_MS })
+  const failures = new AuthFailures(AUTH_FAILURE_WINDOW_MS, fastify.redis)
 
   /** Refuses a locked-out address, and counts each failed authentication against it. */
   async function throttled (request: FastifyRequest, resolve: () => Promise<void>): Promise<void> {
-    const failed = failures.get(request.ip)
-    if (failed !== undefined && failed.count >= AUTH_FAILURE_MAX && !resolver.isKnown(request.headers.authorization)) {
-      const retryAfter = Math.max(1, Math.ceil(failures.getRemainingTTL(request.ip) / 1000))
-      throw new ApiError(429, 'Too many failed authentications from this address; try again later', { 'retry-after': String(retryAfter) })
+    // A caller whose credential resolved recently is never locked out with the guessers at its address, nor costs a look-up.
+    if (!resolver.isKnown(request.headers.authorization)) {
+      const failed = await failures.count(request.ip)
+      if (failed.count >= AUTH_FAILURE_MAX) {
+        const retryAfter = Math.max(1, Math.ceil(failed.remainingMs / 1000))
+        throw new ApiError(429, 'Too many failed authentications from this address; try again later', { 'retry-after': String(retryAfter) })
+      }
     }
     try {
       await resolve()
     } catch (error) {
-      if (error instanceof DomainError && error.kind === 'unauthenticated') {
-        if (failed === undefined) failures.set(request.ip, { count: 1 })
-        else failed.count++
-      }
+      if (error instanceof DomainError && error.kind === 'unauthenticated') await failures.add(request.ip)
       throw error
     }
   }
 
-  fastify.decorate('invalidateCredential', async (change: CredentialChange) => { resolver.forget(change) })
+  const redis = fastify.redis
+  if (redis !== null) {
+    // Changes made on other replicas or by the CLI; after an outage, anything may have been missed.
+    const subscriber = subscribeToCredentialChanges(redis.client, (change) => { resolver.forget(change) }, () => { resolver.forgetAll() })
+    fastify.addHook('onClose', async () => { subscriber.disconnect() })
+  }
+  fastify.decorate('invalidateCredential', async (change: CredentialChange) => {
+    resolver.forget(change)
+    if (redis === null) return
+    try {
+      await publishOn(redis.client, change)
+    } catch (error) {
+      redis.fellBack('credential-changes')
+      fastify.log.warn({ err: error, change }, 'Could not tell the other replicas of a change; they see it within AUTH_CACHE_TTL_MS')
+    }
+  })
   fastify.decorateRequest<WebsiteCaller | null>('caller', null)
   fastify.decorateRequest<AccountCaller | null>('accountCaller', null)
   fastify.decorate('authenticate', (access: WebsiteAccess): AuthHook => async (request) => {
@@ -90,4 +105,4 @@ export default fp(async (fastify) => {
       request.accountCaller = await resolver.resolveAccountCaller(request.headers.authorization, permission)
     })
   })
-}, { name: 'auth', dependencies: ['repositories'] })
+}, { name: 'auth', dependencies: ['repositories', 'redis'] })

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { MongoError } from 'mongodb'
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { IdentifyAction } from '../../schemas/identify.js'
 
 /**
@@ -39,6 +39,22 @@ export default fp(async (fastify) => {
   const databaseErrors = new Counter({ name: 'database_errors_total', help: 'Errors raised by the database driver', registers: [registry] })
   databaseErrors.inc(0)
 
+  const redis = fastify.redis
+  if (redis !== null) {
+    // Read from the redis plugin at each scrape rather than counted twice.
+    new Gauge({ name: 'redis_up', help: '1 while Redis answers; 0 while limits count per replica', registers: [registry], collect () { this.set(redis.isUp() ? 1 : 0) } })
+    new Counter({
+      name: 'redis_fallbacks_total',
+      help: 'Calls served from this replica\'s memory because Redis failed, by use',
+      labelNames: ['use'],
+      registers: [registry],
+      collect () {
+        this.reset()
+        for (const [use, count] of Object.entries(redis.fallbacks)) this.inc({ use }, count)
+      }
+    })
+  }
+
   fastify.addHook('onError', async (_request, _reply, error) => {
     if (error instanceof MongoError) databaseErrors.inc()
   })
@@ -57,4 +73,4 @@ export default fp(async (fastify) => {
     reply.type(registry.contentType)
     return await registry.metrics()
   })
-}, { name: 'metrics', dependencies: ['request-log'] })
+}, { name: 'metrics', dependencies: ['request-log', 'redis'] })

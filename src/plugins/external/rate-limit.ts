@@ -1,7 +1,52 @@
 import fp from 'fastify-plugin'
-import rateLimit from '@fastify/rate-limit'
+import rateLimit, { type FastifyRateLimitStoreCtor, type RateLimitOptions } from '@fastify/rate-limit'
+import LocalStore from '@fastify/rate-limit/store/LocalStore.js'
+import RedisStore from '@fastify/rate-limit/store/RedisStore.js'
 import { ApiError } from '../../errors.js'
 import { credentialOf } from '../app/auth.js'
+import type { SharedRedis } from './redis.js'
+
+type Store = InstanceType<typeof LocalStore>
+
+/**
+ * Counts in Redis, shared by the fleet, while Redis answers; in this
+ * replica's memory while it does not, so that a Redis outage never refuses
+ * or stalls a call (each replica then allows RATE_LIMIT_MAX on its own).
+ */
+class SharedOrLocalStore {
+  constructor (private readonly shared: Store, private readonly local: Store, private readonly redis: SharedRedis) {}
+
+  incr: Store['incr'] = (key, callback, timeWindow, max) => {
+    if (!this.redis.isUp()) {
+      this.redis.fellBack('rate-limit')
+      this.local.incr(key, callback, timeWindow, max)
+      return
+    }
+    this.shared.incr(key, (error, result) => {
+      if (error === null) {
+        callback(null, result)
+        return
+      }
+      this.redis.fellBack('rate-limit')
+      this.local.incr(key, callback, timeWindow, max)
+    }, timeWindow, max)
+  }
+
+  child (routeOptions: object): SharedOrLocalStore {
+    return new SharedOrLocalStore(this.shared.child(routeOptions), this.local.child(routeOptions), this.redis)
+  }
+}
+
+/** The store option of @fastify/rate-limit for a fleet sharing this Redis. */
+function sharedOrLocalStore (redis: SharedRedis): FastifyRateLimitStoreCtor {
+  // The published store type gives incr two parameters; the plugin passes four (key, callback, timeWindow, max).
+  return class extends SharedOrLocalStore {
+    constructor (options: RateLimitOptions) {
+      const { continueExceeding = false, exponentialBackoff = false } = options
+      super(new RedisStore(continueExceeding, exponentialBackoff, redis.client, 'rate-limit:'), new LocalStore(continueExceeding, exponentialBackoff), redis)
+    }
+  } as unknown as FastifyRateLimitStoreCtor
+}
 
 /**
  * Per key or token budgets for the routes that opt in with
@@ -16,8 +61,9 @@ export default fp(async (fastify) => {
     timeWindow: fastify.config.RATE_LIMIT_WINDOW_MS,
     hook: 'preParsing',
     enableDraftSpec: true,
+    ...(fastify.redis === null ? {} : { store: sharedOrLocalStore(fastify.redis) }),
     keyGenerator: (request) => credentialOf(request)?.id ?? request.ip,
     errorResponseBuilder: (_request, context) =>
       new ApiError(429, `Rate limit exceeded: at most ${context.max} calls per ${context.after}`)
   })
-}, { name: 'rate-limit', dependencies: ['auth'] })
+}, { name: 'rate-limit', dependencies: ['auth', 'redis'] })

@@ -1,0 +1,297 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { randomUUID } from 'node:crypto'
+import { parseArgs } from 'node:util'
+import { fileURLToPath } from 'node:url'
+import { connectDatabase } from '../src/database.js'
+import { createRepositories, ensureIndexes } from '../src/repositories/index.js'
+import { startDatabase, withDatabaseName, type LocalDatabase } from './local-database.js'
+import { provisionWebsite } from './provision.js'
+import { freePort, RedisServer } from './redis-server.js'
+
+/**
+ * `npm run chaos`: two replicas (server processes) on one database and one
+ * Redis under steady identify load of new users, while the database is
+ * SIGKILLed and restarted, one replica is SIGKILLed and restarted, and Redis
+ * is stopped for a while. Then every call answered 200 is re-sent and must
+ * come back `unchanged`. Every other answer must be a 503 in the envelope,
+ * a refused connection to a killed replica, or a call in flight on a replica
+ * when it was killed; never a 500, never a hang over 5 s. The replica that
+ * is never killed must keep a flat memory.
+ */
+
+export interface ChaosOptions {
+  /** How long the load runs. */
+  seconds: number
+  /** Database SIGKILLs, spread over the run; replica kills and Redis stops come on top. */
+  databaseKills: number
+  replicaKills: number
+  redisStops: number
+  /** Concurrent callers. */
+  workers: number
+  log: (line: string) => void
+}
+
+export interface ChaosReport {
+  databaseKills: number
+  replicaKills: number
+  redisStops: number
+  calls: number
+  ok: number
+  unavailable: number
+  refused: number
+  droppedByKill: number
+  failures: string[]
+  acknowledged: number
+  lost: number
+  lostAnswers: string[]
+  survivorRssMiB: { start: number, end: number }
+  wallSeconds: number
+}
+
+const HANG_MS = 5000
+/** More growth than this of the replica that is never killed counts as a leak. */
+const RSS_GROWTH_LIMIT_MIB = 64
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+const between = (min: number, max: number): number => min + Math.random() * (max - min)
+
+/** One server process on a fixed port, so that it comes back where the load expects it. */
+class Replica {
+  private child: ChildProcess | null = null
+  /** Until when a connection error to it is expected: it was killed and is starting again. */
+  downUntil = 0
+
+  constructor (readonly port: number, private readonly env: Record<string, string>) {}
+
+  get url (): string { return `http://127.0.0.1:${this.port}` }
+
+  async start (): Promise<void> {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      env: { ...process.env, ...this.env, PORT: String(this.port) },
+      stdio: ['ignore', 'ignore', 'inherit']
+    })
+    this.child = child
+    const deadline = Date.now() + 60_000
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`replica on ${this.port} exited with ${String(child.exitCode)}`)
+      const healthy = await fetch(`${this.url}/healthz`).then((response) => response.ok, () => false)
+      if (healthy) return
+      await sleep(200)
+    }
+    throw new Error(`replica on ${this.port} did not start within 60 s`)
+  }
+
+  async kill (): Promise<void> {
+    const child = this.child
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return
+    this.downUntil = Number.POSITIVE_INFINITY
+    child.kill('SIGKILL')
+    await once(child, 'exit')
+  }
+
+  rssMiB (): number {
+    const pid = this.child?.pid
+    if (pid === undefined) return 0
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${String(pid)}/status`, 'utf8'))
+    return Math.round(Number(match?.[1] ?? 0) / 1024)
+  }
+}
+
+interface Call { body: Record<string, unknown>, replica: number }
+
+/** What a call's answer (or its failure) was, in the run's classes. */
+type Outcome = 'ok' | 'unavailable' | 'refused' | 'dropped-by-kill' | `failure: ${string}`
+
+async function send (replica: Replica, key: string, body: Record<string, unknown>): Promise<{ outcome: Outcome, json?: unknown }> {
+  const started = Date.now()
+  try {
+    const response = await fetch(`${replica.url}/api/v1/identify`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(HANG_MS)
+    })
+    const json: unknown = await response.json()
+    if (response.status === 200) return { outcome: 'ok', json }
+    const envelope = json as { status?: string, error?: { code?: number } }
+    if (response.status === 503 && envelope.status === 'error' && envelope.error?.code === 503) return { outcome: 'unavailable' }
+    return { outcome: `failure: ${String(response.status)} ${JSON.stringify(json)}` }
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name
+    if (cause === 'TimeoutError') return { outcome: `failure: no answer within ${String(HANG_MS)} ms` }
+    const killed = replica.downUntil >= started
+    if (killed && cause === 'ECONNREFUSED') return { outcome: 'refused' }
+    if (killed) return { outcome: 'dropped-by-kill' }
+    return { outcome: `failure: ${cause}` }
+  }
+}
+
+export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
+  const began = Date.now()
+  const { log } = options
+  const database: LocalDatabase = await startDatabase({ embedded: true })
+  const redis = await RedisServer.start()
+  const mongoUrl = withDatabaseName(database.url, 'chaos')
+  const replicas: Replica[] = []
+  try {
+    const { client, db } = await connectDatabase(mongoUrl, 5000)
+    const repositories = createRepositories(db)
+    await ensureIndexes(repositories)
+    const site = await provisionWebsite(repositories)
+    await client.close()
+
+    const env = {
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'error',
+      HOST: '127.0.0.1',
+      MONGO_URL: mongoUrl,
+      MONGO_TIMEOUT_MS: '2000',
+      REDIS_URL: redis.url,
+      RATE_LIMIT_MAX: '1000000',
+      PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0'
+    }
+    for (let i = 0; i < 2; i++) replicas.push(new Replica(await freePort(), env))
+    await Promise.all(replicas.map(async (replica) => { await replica.start() }))
+    const [survivor, victim] = replicas as [Replica, Replica]
+    log(`replicas on ${replicas.map((replica) => replica.port).join(' and ')}; database ${database.url}; Redis ${redis.url}`)
+
+    const acknowledged: Call[] = []
+    const counts = new Map<string, number>()
+    const failures: string[] = []
+    let calls = 0
+    let running = true
+    // Each failure is reported against the last kill or restart, to tell which one it followed.
+    let lastEvent = { kind: 'start', at: Date.now() }
+    const worker = async (index: number): Promise<void> => {
+      for (let turn = index; running; turn++) {
+        const replica = turn % 2
+        const body = { user_id: `chaos_${randomUUID()}`, datafast_visitor_id: randomUUID(), plan: 'pro', seats: turn }
+        const { outcome } = await send(replicas[replica] as Replica, site.key, body)
+        calls++
+        const kind = outcome.startsWith('failure') ? 'failure' : outcome
+        counts.set(kind, (counts.get(kind) ?? 0) + 1)
+        if (outcome === 'ok') acknowledged.push({ body, replica })
+        else if (kind === 'failure') failures.push(`${outcome} (replica ${String(replica)}, ${lastEvent.kind} event ${String(Date.now() - lastEvent.at)} ms before)`)
+        if (outcome !== 'ok') await sleep(50)
+      }
+    }
+    const load = Array.from({ length: options.workers }, async (_, index) => { await worker(index) })
+
+    await sleep(1000)
+    const rssStart = survivor.rssMiB()
+    const events = [
+      ...Array<string>(options.databaseKills).fill('database'),
+      ...Array<string>(options.replicaKills).fill('replica'),
+      ...Array<string>(options.redisStops).fill('redis')
+    ].sort(() => Math.random() - 0.5)
+    const spacing = (options.seconds * 1000) / Math.max(1, events.length)
+    const done = { database: 0, replica: 0, redis: 0 }
+    for (const event of events) {
+      const slot = Date.now() + spacing
+      await sleep(between(0, spacing / 3))
+      lastEvent = { kind: `${event} kill`, at: Date.now() }
+      if (event === 'database') {
+        await database.stop('SIGKILL')
+        await sleep(between(1000, 3000))
+        await database.start()
+        done.database++
+      } else if (event === 'replica') {
+        await victim.kill()
+        await sleep(between(500, 2000))
+        await victim.start()
+        victim.downUntil = Date.now()
+        done.replica++
+      } else {
+        await redis.kill()
+        await sleep(between(2000, 4000))
+        await redis.restart()
+        done.redis++
+      }
+      lastEvent = { kind: `${event} restart`, at: Date.now() }
+      log(`${new Date().toISOString()} ${event} killed and back (${String(done.database)} database, ${String(done.replica)} replica, ${String(done.redis)} Redis); ${String(calls)} calls`)
+      await sleep(Math.max(0, slot - Date.now()))
+    }
+    running = false
+    await Promise.all(load)
+    const rssEnd = survivor.rssMiB()
+
+    // Every acknowledged call, re-sent to the other replica, must find its profile as it was acknowledged.
+    const lostAnswers: string[] = []
+    for (const [index, call] of acknowledged.entries()) {
+      const { outcome, json } = await send(replicas[(call.replica + 1) % 2] as Replica, site.key, call.body)
+      const action = (json as { data?: { action?: string } } | undefined)?.data?.action
+      if (outcome !== 'ok' || action !== 'unchanged') lostAnswers.push(`#${String(index)} ${call.body.user_id as string}: ${outcome} ${String(action)}`)
+    }
+    if (rssEnd - rssStart > RSS_GROWTH_LIMIT_MIB) failures.push(`the surviving replica grew from ${String(rssStart)} to ${String(rssEnd)} MiB`)
+
+    return {
+      databaseKills: done.database,
+      replicaKills: done.replica,
+      redisStops: done.redis,
+      calls,
+      ok: counts.get('ok') ?? 0,
+      unavailable: counts.get('unavailable') ?? 0,
+      refused: counts.get('refused') ?? 0,
+      droppedByKill: counts.get('dropped-by-kill') ?? 0,
+      failures,
+      acknowledged: acknowledged.length,
+      lost: lostAnswers.length,
+      lostAnswers,
+      survivorRssMiB: { start: rssStart, end: rssEnd },
+      wallSeconds: Math.round((Date.now() - began) / 1000)
+    }
+  } finally {
+    await Promise.all(replicas.map(async (replica) => { await replica.kill() }))
+    await redis.kill()
+    await database.close()
+  }
+}
+
+/** The one table of a run, in Markdown. */
+export function formatReport (report: ChaosReport): string {
+  const rows: Array<[string, string | number]> = [
+    ['database SIGKILLs', report.databaseKills],
+    ['replica SIGKILLs', report.replicaKills],
+    ['Redis stops', report.redisStops],
+    ['calls', report.calls],
+    ['200', report.ok],
+    ['503 in the envelope', report.unavailable],
+    ['refused by a killed replica', report.refused],
+    ['in flight on a replica when it was killed', report.droppedByKill],
+    ['anything else (500, hang over 5 s, …)', report.failures.length],
+    ['acknowledged calls re-sent', report.acknowledged],
+    ['acknowledged calls lost (must be 0)', report.lost],
+    ['RSS of the replica never killed, MiB', `${String(report.survivorRssMiB.start)} → ${String(report.survivorRssMiB.end)}`],
+    ['wall time, s', report.wallSeconds]
+  ]
+  return ['| | |', '| --- | ---: |', ...rows.map(([name, value]) => `| ${name} | ${String(value)} |`)].join('\n')
+}
+
+async function main (): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      minutes: { type: 'string', default: '20' },
+      kills: { type: 'string', default: '100' },
+      'replica-kills': { type: 'string' },
+      'redis-stops': { type: 'string' },
+      workers: { type: 'string', default: '8' }
+    }
+  })
+  const databaseKills = Number(values.kills)
+  const report = await runChaos({
+    seconds: Number(values.minutes) * 60,
+    databaseKills,
+    replicaKills: Number(values['replica-kills'] ?? Math.max(1, Math.round(databaseKills / 10))),
+    redisStops: Number(values['redis-stops'] ?? Math.max(1, Math.round(databaseKills / 20))),
+    workers: Number(values.workers),
+    log: (line) => { process.stderr.write(`${line}\n`) }
+  })
+  process.stdout.write(`${formatReport(report)}\n`)
+  for (const failure of report.failures.slice(0, 20)) process.stdout.write(`failure: ${failure}\n`)
+  for (const lost of report.lostAnswers.slice(0, 50)) process.stdout.write(`lost: ${lost}\n`)
+  if (report.failures.length > 0 || report.lost > 0) process.exitCode = 1
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main()

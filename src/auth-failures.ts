@@ -1,0 +1,70 @@
+import ipaddr from 'ipaddr.js'
+import { LRUCache } from 'lru-cache'
+import type { SharedRedis } from './plugins/external/redis.js'
+
+/**
+ * What failed authentications count against: an IPv6 address by its /64
+ * (one subscriber's network, so rotating addresses inside it does not
+ * escape the lockout), an IPv4 address (also written as IPv4-mapped IPv6)
+ * as it is.
+ */
+export function addressKey (ip: string): string {
+  if (!ipaddr.isValid(ip)) return ip
+  const address = ipaddr.process(ip)
+  if (address.kind() === 'ipv4') return address.toString()
+  const network = ipaddr.IPv6.networkAddressFromCIDR(`${address.toNormalizedString()}/64`)
+  return `${network.toString()}/64`
+}
+
+// INCR, and start the window on the first failure: one round trip, atomic for the fleet.
+const addScript = `local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`
+
+export interface FailureCount {
+  count: number
+  /** Until the window of these failures ends. */
+  remainingMs: number
+}
+
+/**
+ * Failed authentications per client address, in fixed windows: in Redis
+ * for the fleet when there is one, and always in this process's memory too,
+ * which answers while Redis is down.
+ */
+export class AuthFailures {
+  private readonly local: LRUCache<string, { count: number }>
+
+  constructor (private readonly windowMs: number, private readonly redis: SharedRedis | null) {
+    this.local = new LRUCache({ max: 100_000, ttl: windowMs })
+  }
+
+  async count (ip: string): Promise<FailureCount> {
+    const key = addressKey(ip)
+    const shared = await this.fromRedis(async (client) => {
+      const [count, remainingMs] = await Promise.all([client.get(`auth-failures:${key}`), client.pttl(`auth-failures:${key}`)])
+      return { count: Number(count ?? 0), remainingMs: Math.max(0, remainingMs) }
+    })
+    return shared ?? { count: this.local.get(key)?.count ?? 0, remainingMs: this.local.getRemainingTTL(key) }
+  }
+
+  async add (ip: string): Promise<void> {
+    const key = addressKey(ip)
+    const failed = this.local.get(key)
+    if (failed === undefined) this.local.set(key, { count: 1 })
+    else failed.count++
+    await this.fromRedis(async (client) => await client.eval(addScript, 1, `auth-failures:${key}`, this.windowMs))
+  }
+
+  /** The answer of Redis, or null (and a fallback counted) when there is none or it fails. */
+  private async fromRedis<T> (ask: (client: SharedRedis['client']) => Promise<T>): Promise<T | null> {
+    if (this.redis === null) return null
+    if (this.redis.isUp()) {
+      try {
+        return await ask(this.redis.client)
+      } catch { /* counted below */ }
+    }
+    this.redis.fellBack('auth-failures')
+    return null
+  }
+}

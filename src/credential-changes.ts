@@ -1,0 +1,64 @@
+import type { Redis } from 'ioredis'
+import type { CredentialChange } from './domain/credential-resolver.js'
+import { createRedisClient } from './redis.js'
+
+/** The Redis channel on which revocations, suspensions and erasures reach every replica. */
+export const CREDENTIAL_CHANGES_CHANNEL = 'identify:credential-changes'
+
+const kinds = new Set<unknown>(['websiteKey', 'accountToken', 'website'])
+
+/** A message of the channel, or null for anything else (another publisher's, a later version's). */
+export function parseCredentialChange (message: string): CredentialChange | null {
+  try {
+    const { kind, id } = JSON.parse(message) as Partial<Record<keyof CredentialChange, unknown>>
+    return kinds.has(kind) && typeof id === 'string' ? { kind: kind as CredentialChange['kind'], id } : null
+  } catch {
+    return null
+  }
+}
+
+/** Tells every replica to drop what it cached about the change; fails if Redis does not answer. */
+export async function publishOn (client: Redis, change: CredentialChange): Promise<void> {
+  await client.publish(CREDENTIAL_CHANGES_CHANNEL, JSON.stringify({ kind: change.kind, id: change.id }))
+}
+
+/**
+ * For a process without the app (the CLI): publishes one change and
+ * disconnects. Never throws: the change is already in the database, and
+ * without Redis the replicas see it within AUTH_CACHE_TTL_MS anyway.
+ */
+export async function publishCredentialChange (redisUrl: string, change: CredentialChange): Promise<'published' | 'no-redis' | 'unreachable'> {
+  if (redisUrl === '') return 'no-redis'
+  const client = createRedisClient(redisUrl, { retryStrategy: () => null, lazyConnect: true })
+  client.on('error', () => { /* answered by the rejected connect or publish below */ })
+  try {
+    await client.connect()
+    await publishOn(client, change)
+    return 'published'
+  } catch {
+    return 'unreachable'
+  } finally {
+    client.disconnect()
+  }
+}
+
+/**
+ * Calls `onChange` for every change published by any replica or the CLI, on
+ * a connection of its own (a subscribed connection takes no other command).
+ * After each (re)connection `onConnected` runs: changes published while it
+ * was away were missed, so everything cached must be forgotten.
+ */
+export function subscribeToCredentialChanges (client: Redis, onChange: (change: CredentialChange) => void, onConnected: () => void): Redis {
+  const subscriber = client.duplicate()
+  subscriber.on('error', () => { /* the shared client's listener reports outages once */ })
+  subscriber.on('ready', () => {
+    onConnected()
+    // Subscribing again on each connection also covers a first attempt made while Redis was down.
+    subscriber.subscribe(CREDENTIAL_CHANGES_CHANNEL).catch(() => { /* retried on the next connection */ })
+  })
+  subscriber.on('message', (channel: string, message: string) => {
+    const change = channel === CREDENTIAL_CHANGES_CHANNEL ? parseCredentialChange(message) : null
+    if (change !== null) onChange(change)
+  })
+  return subscriber
+}

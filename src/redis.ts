@@ -1,0 +1,20 @@
+import { Redis, type RedisOptions } from 'ioredis'
+
+/** Short deadlines: a slow or absent Redis costs a call at most this much before it falls back to memory. */
+export const REDIS_TIMEOUT_MS = 500
+
+/**
+ * A Redis client that never makes a caller wait for an outage: commands fail
+ * at once while it is disconnected (no offline queue, no retries), and it
+ * reconnects by itself, at most every 2 s. Attach an 'error' listener.
+ */
+export function createRedisClient (url: string, overrides: RedisOptions = {}): Redis {
+  return new Redis(url, {
+    connectTimeout: REDIS_TIMEOUT_MS,
+    commandTimeout: REDIS_TIMEOUT_MS,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
+    ...overrides
+  })
+}
