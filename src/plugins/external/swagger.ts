@@ -25,7 +25,7 @@ export default fp(async (fastify) => {
           bearerAuth: {
             type: 'http',
             scheme: 'bearer',
-            description: 'A df_ website key, or a dft_ account token with the identify:write permission (then websiteId is required)'
+            description: 'A df_ website key (its own website), or a dft_ account token with the permission each operation names (website routes then need websiteId; account routes take tokens only)'
           }
         }
       }

@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest, FastifySchemaCompiler } from 'fastify'
-import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import { identifyRules } from '../../../config.js'
 import { IDENTIFY_WRITE } from '../../../domain/credentials.js'
-import { checkIdentifyBody, type IdentifyInput, type IdentifyRules } from '../../../domain/identify.js'
+import { checkIdentifyBody, type IdentifyInput } from '../../../domain/identify.js'
 import { ErrorEnvelope } from '../../../schemas/errors.js'
+import { domainValidator } from '../../domain-validator.js'
 import { identifyBodySchema, IdentifyQuery, IdentifySuccess, type IdentifyAction } from '../../../schemas/identify.js'
 
 declare module 'fastify' {
@@ -38,16 +38,6 @@ export const errorResponses = (cases: Record<number, string>) => Object.fromEntr
   Object.entries(cases).map(([code, description]) => [code, { ...ErrorEnvelope, description }])
 )
 
-/**
- * The body is validated once, by the domain's check (which names the broken
- * rule); its schema states the same rules for OpenAPI and fuzzers.
- */
-function bodyValidator (rules: IdentifyRules): FastifySchemaCompiler<unknown> {
-  return (route) => route.httpPart === 'body'
-    ? (body: unknown) => ({ value: checkIdentifyBody(body, rules) })
-    : TypeBoxValidatorCompiler(route as Parameters<typeof TypeBoxValidatorCompiler>[0])
-}
-
 const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { profiles } = fastify.repositories
   const rules = identifyRules(fastify.config)
@@ -56,7 +46,7 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/identify', {
     onRequest: fastify.authenticate({ permissions: [IDENTIFY_WRITE], allowSuspended: false }),
     config: { rateLimit: {} },
-    validatorCompiler: bodyValidator(rules),
+    validatorCompiler: domainValidator({ body: (body) => checkIdentifyBody(body, rules) }),
     schema: {
       summary: 'Link a visitor to a known user and store the user\'s profile metadata',
       operationId: 'identify',
@@ -67,7 +57,7 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: { ...IdentifySuccess, description: 'The profile was created, updated, left unchanged, or skipped for a cookieless website' }, ...errorResponses(errorCases) }
     }
   }, async (request) => {
-    // The body validator replaced the parsed JSON with the checked input.
+    // The domain check validated the body and replaced the parsed JSON with its result.
     const { userId, visitorId, metadata } = request.body as unknown as IdentifyInput
     const { website } = request.caller
     if (website.cookieless) return success(request, 'skipped', null)

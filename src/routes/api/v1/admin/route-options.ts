@@ -1,7 +1,8 @@
 import type { TSchema } from '@sinclair/typebox'
-import type { FastifyInstance, FastifySchemaCompiler } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { checkId } from '../../../../domain/account-rules.js'
 import { IdParams, type AdminAction } from '../../../../schemas/admin.js'
+import { domainValidator } from '../../../domain-validator.js'
 import { errorResponses } from '../identify.js'
 
 declare module 'fastify' {
@@ -57,7 +58,8 @@ export function adminRoute<Success extends Record<number, TSchema>, Body extends
   return {
     onRequest: fastify.authenticateAccount(options.permission),
     config: { rateLimit: {}, adminAction: options.action },
-    validatorCompiler: domainValidator(options.body?.check),
+    // Path ids and bodies are checked by the domain, as the command line checks them.
+    validatorCompiler: domainValidator({ params: (data) => ({ id: checkId((data as { id?: unknown }).id) }), ...(options.body === undefined ? {} : { body: options.body.check }) }),
     schema: {
       summary: options.summary,
       description: `Permission: \`${options.permission}\` (or \`*\`), on a dft_ account token. ${options.description}`,
@@ -69,18 +71,5 @@ export function adminRoute<Success extends Record<number, TSchema>, Body extends
       // Typed as the success answers only: handlers return those, and throw the errors.
       response: { ...errorResponses(errors), ...options.success } as Success
     }
-  }
-}
-
-/**
- * Bodies and path ids are validated once, by the domain's checks (which name
- * the broken rule, and which the command line applies too); the schemas
- * state the same rules for OpenAPI and fuzzers.
- */
-function domainValidator (checkBody?: (body: unknown) => unknown): FastifySchemaCompiler<unknown> {
-  return ({ httpPart }) => (data: unknown) => {
-    if (httpPart === 'params') return { value: { id: checkId((data as { id?: unknown }).id) } }
-    if (httpPart === 'body' && checkBody !== undefined) return { value: checkBody(data) }
-    return true
   }
 }
