@@ -36,16 +36,18 @@ const body = (userId: string, visitor: string, plan = 'pro') => ({ user_id: user
 await identify(app, { auth: site.key, body: body('warm-key', visitorId()) })
 
 describe('database commands per identify, with warm credentials', () => {
-  it('created: read the profile and the link, insert the profile, link the visitor', async () => {
+  it('created: read the profile, insert it listing the visitor, link the visitor, read the profile again', async () => {
+    // The last read sees an erasure that happened meanwhile (docs/api.md#profiles-how-visitor-ids-are-kept).
     expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('new-user', visitorId()) }), 'created'))
-      .toEqual(['find profiles', 'find visitorLinks', 'insert profiles', 'update visitorLinks'])
+      .toEqual(['find profiles', 'find profiles', 'findAndModify visitorLinks', 'insert profiles'])
   })
 
   it('updated: the two reads and one update of the profile', async () => {
     const visitor = visitorId()
     await identify(app, { auth: site.key, body: body('known-user', visitor) })
+    // findAndModify: the update returns the profile, so that an erasure since the read is seen.
     expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('known-user', visitor, 'team') }), 'updated'))
-      .toEqual(['find profiles', 'find visitorLinks', 'update profiles'])
+      .toEqual(['find profiles', 'find visitorLinks', 'findAndModify profiles'])
   })
 
   it('unchanged: the two reads and no write', async () => {
@@ -55,10 +57,19 @@ describe('database commands per identify, with warm credentials', () => {
       .toEqual(['find profiles', 'find visitorLinks'])
   })
 
-  it('updated by a new device: the two reads and the link, the profile document untouched', async () => {
+  it('updated by a new device: the profile read, the link, the profile listing the visitor; no read of the link', async () => {
+    // The profile does not list the visitor, so the link is written without reading it first.
     await identify(app, { auth: site.key, body: body('two-devices', visitorId()) })
     expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('two-devices', visitorId()) }), 'updated'))
-      .toEqual(['find profiles', 'find visitorLinks', 'update visitorLinks'])
+      .toEqual(['find profiles', 'findAndModify profiles', 'findAndModify visitorLinks'])
+  })
+
+  it('updated by a visitor moving from another profile: one more write, which marks the profile it left', async () => {
+    const visitor = visitorId()
+    await identify(app, { auth: site.key, body: body('first-owner', visitor) })
+    await identify(app, { auth: site.key, body: body('second-owner', visitorId()) })
+    expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('second-owner', visitor) }), 'updated'))
+      .toEqual(['find profiles', 'findAndModify profiles', 'findAndModify visitorLinks', 'update profiles'])
   })
 
   it('skipped on a cookieless website: no command at all', async () => {

@@ -5,7 +5,7 @@ import { IdentifyAction } from '../../schemas/identify.js'
 
 /**
  * Prometheus metrics at GET /metrics: requests and latency by route and
- * status, identify outcomes by action, database errors, and the default
+ * status, identify outcomes by action, profile erasures, database errors, and the default
  * process metrics. Off when METRICS_ENABLED is false.
  */
 export default fp(async (fastify) => {
@@ -30,6 +30,8 @@ export default fp(async (fastify) => {
   })
   // Every action from zero, so that a rate over a new action needs no special case.
   for (const { const: action } of IdentifyAction.anyOf) identifyActions.inc({ action }, 0)
+  const erasures = new Counter({ name: 'profile_erasures_total', help: 'Profiles erased through the API', registers: [registry] })
+  erasures.inc(0)
   const databaseErrors = new Counter({ name: 'database_errors_total', help: 'Errors raised by the database driver', registers: [registry] })
   databaseErrors.inc(0)
 
@@ -43,6 +45,7 @@ export default fp(async (fastify) => {
     duration.observe(labels, reply.elapsedTime / 1000)
     const action = request.identifyAction
     if (action !== null && action !== undefined) identifyActions.inc({ action })
+    if (request.profileErased === true) erasures.inc()
   })
 
   fastify.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
