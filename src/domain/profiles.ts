@@ -63,11 +63,11 @@ export function checkProfilesQuery (query: Record<string, unknown>): ProfilesQue
     }
     return { kind: 'user', userId }
   }
-  return { kind: 'page', limit: checkLimit(limit), after: cursor === undefined ? null : checkCursor(cursor) }
+  return { kind: 'page', limit: limit === undefined ? PAGE_LIMIT_DEFAULT : checkPageLimit(limit), after: cursor === undefined ? null : checkCursor(cursor) }
 }
 
-function checkLimit (value: unknown): number {
-  if (value === undefined) return PAGE_LIMIT_DEFAULT
+/** A page size written as digits, as a query string or a command line gives it. */
+export function checkPageLimit (value: unknown): number {
   const limit = typeof value === 'string' && /^\d{1,3}$/.test(value) ? Number(value) : 0
   if (limit < 1 || limit > PAGE_LIMIT_MAX) throw invalid(profileRules.limit)
   return limit

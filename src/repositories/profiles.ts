@@ -333,33 +333,40 @@ export class ProfilesRepository {
   }
 
   private async toProfile (document: ProfileDocument): Promise<Profile> {
-    const [profile] = await this.toProfiles([document])
-    return profile!
+    return shownProfile(document, await this.linkedVisitors([document]))
   }
 
-  /** The profiles as shown, reading the links (in one query) of those that no longer list their visitors. */
   private async toProfiles (documents: ProfileDocument[]): Promise<Profile[]> {
-    const unlisted = documents.filter((document) => !listsVisitors(document))
+    const linked = await this.linkedVisitors(documents)
+    return documents.map((document) => shownProfile(document, linked))
+  }
+
+  /** The visitors of the profiles that no longer list them, from their links, in one query; keyed by linkKey. */
+  private async linkedVisitors (documents: ProfileDocument[]): Promise<Map<string, string[]>> {
     const linked = new Map<string, string[]>()
-    if (unlisted.length > 0) {
-      const links = await this.visitorLinks
-        .find({ profileId: unlisted.length === 1 ? unlisted[0]!._id : { $in: unlisted.map((document) => document._id) } }, { sort: { linkedAt: 1, _id: 1 } })
-        .toArray()
-      for (const link of links) {
-        const key = `${link.profileId.toHexString()}:${link.profileIncarnation.toHexString()}`
-        linked.set(key, [...linked.get(key) ?? [], link.visitorId])
-      }
+    const [only, ...more] = documents.filter((document) => !listsVisitors(document)).map((document) => document._id)
+    if (only === undefined) return linked
+    // $in is a full scan on the stand-in, as is any filter but _id: one query for the whole page.
+    const links = this.visitorLinks.find({ profileId: more.length === 0 ? only : { $in: [only, ...more] } }, { sort: { linkedAt: 1, _id: 1 } })
+    for await (const link of links) {
+      const key = linkKey(link.profileId, link.profileIncarnation)
+      linked.set(key, [...linked.get(key) ?? [], link.visitorId])
     }
-    return documents.map((document) => ({
-      id: document._id.toHexString(),
-      websiteId: document.websiteId.toHexString(),
-      userId: document.userId,
-      metadata: document.metadata,
-      visitorIds: listsVisitors(document)
-        ? [...document.visitorIds]
-        : linked.get(`${document._id.toHexString()}:${document.incarnation.toHexString()}`) ?? [],
-      createdAt: document.createdAt,
-      updatedAt: document.updatedAt
-    }))
+    return linked
+  }
+}
+
+const linkKey = (profileId: ObjectId, incarnation: ObjectId): string => `${profileId.toHexString()}:${incarnation.toHexString()}`
+
+/** P, from the profile document and, when it no longer lists its visitors, from its links. */
+function shownProfile (document: ProfileDocument, linked: Map<string, string[]>): Profile {
+  return {
+    id: document._id.toHexString(),
+    websiteId: document.websiteId.toHexString(),
+    userId: document.userId,
+    metadata: document.metadata,
+    visitorIds: listsVisitors(document) ? [...document.visitorIds] : linked.get(linkKey(document._id, document.incarnation)) ?? [],
+    createdAt: document.createdAt,
+    updatedAt: document.updatedAt
   }
 }
