@@ -73,10 +73,10 @@ describe('GET /openapi.json', () => {
   it('describes every profile operation: summary, tag, security, parameters, the answer and every error status', async () => {
     const document = await openapiDocument()
     const operations: Array<[string, string, string, string[], string[]]> = [
-      ['/api/v1/profiles/{profileId}', 'get', 'getProfile', ['profileId', 'websiteId'], ['400', '401', '403', '404', '429', '500', '503']],
+      ['/api/v1/profiles/{profileId}', 'get', 'getProfile', ['profileId', 'websiteId'], ['400', '401', '403', '404', '414', '429', '500', '503']],
       ['/api/v1/profiles', 'get', 'listProfiles', ['websiteId', 'user_id', 'limit', 'cursor'], ['400', '401', '403', '404', '429', '500', '503']],
-      ['/api/v1/visitors/{visitorId}/profile', 'get', 'getVisitorProfile', ['visitorId', 'websiteId'], ['400', '401', '403', '404', '429', '500', '503']],
-      ['/api/v1/profiles/{profileId}', 'delete', 'eraseProfile', ['profileId', 'websiteId'], ['400', '401', '403', '404', '429', '500', '503']]
+      ['/api/v1/visitors/{visitorId}/profile', 'get', 'getVisitorProfile', ['visitorId', 'websiteId'], ['400', '401', '403', '404', '414', '429', '500', '503']],
+      ['/api/v1/profiles/{profileId}', 'delete', 'eraseProfile', ['profileId', 'websiteId'], ['400', '401', '403', '404', '414', '429', '500', '503']]
     ]
     for (const [path, method, operationId, parameters, errors] of operations) {
       const operation = document.paths[path][method] as Operation & { summary: string, tags: string[] }

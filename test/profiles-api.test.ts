@@ -162,7 +162,7 @@ describe('parameters: a malformed one is a 400 that names it', () => {
     ['user_id blank', '/profiles', { user_id: '   ' }, /^user_id must be a string of 1 to 255 characters/],
     ['user_id empty', '/profiles', { user_id: '' }, /^user_id must be/],
     ['user_id too long', '/profiles', { user_id: 'x'.repeat(256) }, /^user_id must be/],
-    ['user_id with limit', '/profiles', { user_id: 'u', limit: '5' }, /^user_id cannot be combined with limit or cursor$/],
+    ['limit beside user_id', '/profiles', { user_id: 'u', limit: '0' }, /^limit must be/],
     ['websiteId malformed', '/profiles', { websiteId: 'nope' }, /^websiteId must be 24 hexadecimal characters$/]
   ]
   it.each(cases)('%s', async (_name, path, query, message) => {
@@ -175,6 +175,14 @@ describe('parameters: a malformed one is a 400 that names it', () => {
     const repeated = await app.inject({ url: '/api/v1/profiles?limit=1&limit=2', headers: { authorization: `Bearer ${site.key}` } })
     expect(expectError(repeated, 400)).toMatch(/^limit must be/)
     expect(expectError(await profilesCall(app, { method: 'DELETE', path: '/profiles/123', auth: site.key }), 400)).toMatch(/^profileId must be/)
+  })
+
+  it('with user_id, a well-formed limit and cursor have no effect', async () => {
+    const site = await createTestWebsite(app)
+    const userId = newUserId()
+    await identified(app, site, userId, visitorId())
+    const alone = profileOf(await profilesCall(app, { path: '/profiles', auth: site.key, query: { user_id: userId } }))
+    expect(profileOf(await profilesCall(app, { path: '/profiles', auth: site.key, query: { user_id: userId, limit: '1', cursor: '________________' } }))).toEqual(alone)
   })
 
   it('accepts 250 and a cursor that points past every profile', async () => {

@@ -15,8 +15,7 @@ export const profileRules = {
   visitorId: 'visitorId must be a UUID in the 8-4-4-4-12 hexadecimal form',
   user_id: fieldRules.user_id,
   limit: `limit must be a whole number from 1 to ${PAGE_LIMIT_MAX}`,
-  cursor: 'cursor must be the nextCursor of an earlier page, unchanged',
-  lookupOrPage: 'user_id cannot be combined with limit or cursor'
+  cursor: 'cursor must be the nextCursor of an earlier page, unchanged'
 } as const
 
 /** Where a listing starts, given to clients as an opaque string. */
@@ -51,19 +50,18 @@ export type ProfilesQuery =
  * The query of GET /api/v1/profiles, from the raw query string values (a
  * repeated parameter arrives as an array and is refused). The user_id rule is
  * identify's, without the placeholder list: a profile stored before the list
- * changed can still be read.
+ * changed can still be read. Every parameter is checked; with user_id, limit
+ * and cursor have no effect.
  */
 export function checkProfilesQuery (query: Record<string, unknown>): ProfilesQuery {
   const { user_id: userId, limit, cursor } = query
-  if (userId !== undefined) {
-    if (limit !== undefined || cursor !== undefined) throw invalid(profileRules.lookupOrPage)
-    const length = typeof userId === 'string' ? Array.from(userId).length : 0
-    if (typeof userId !== 'string' || length > USER_ID_MAX_LENGTH || userId.trim() === '' || !isStorableString(userId)) {
-      throw invalid(profileRules.user_id)
-    }
-    return { kind: 'user', userId }
+  const page = { kind: 'page', limit: limit === undefined ? PAGE_LIMIT_DEFAULT : checkPageLimit(limit), after: cursor === undefined ? null : checkCursor(cursor) } as const
+  if (userId === undefined) return page
+  const length = typeof userId === 'string' ? Array.from(userId).length : 0
+  if (typeof userId !== 'string' || length > USER_ID_MAX_LENGTH || userId.trim() === '' || !isStorableString(userId)) {
+    throw invalid(profileRules.user_id)
   }
-  return { kind: 'page', limit: limit === undefined ? PAGE_LIMIT_DEFAULT : checkPageLimit(limit), after: cursor === undefined ? null : checkCursor(cursor) }
+  return { kind: 'user', userId }
 }
 
 /** A page size written as digits, as a query string or a command line gives it. */

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { fieldRules, USER_ID_MAX_LENGTH } from '../domain/identify.js'
+import { fieldRules, USER_ID_MAX_LENGTH, USER_ID_PATTERN } from '../domain/identify.js'
 import { OBJECT_ID_PATTERN, UUID_PATTERN } from '../domain/ids.js'
 import { CURSOR_PATTERN, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, profileRules } from '../domain/profiles.js'
 
@@ -22,7 +22,8 @@ export const ProfilesQuery = Type.Object({
   user_id: Type.Optional(Type.String({
     minLength: 1,
     maxLength: USER_ID_MAX_LENGTH,
-    description: `Answer the profile of this user (as sent to identify) instead of a page. ${fieldRules.user_id}; not combined with limit or cursor`
+    pattern: USER_ID_PATTERN,
+    description: `Answer the profile of this user (as sent to identify) instead of a page; limit and cursor then have no effect. ${fieldRules.user_id}`
   })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PAGE_LIMIT_MAX, default: PAGE_LIMIT_DEFAULT, description: 'Profiles per page' })),
   cursor: Type.Optional(Type.String({ pattern: CURSOR_PATTERN, description: `Where the page starts: ${profileRules.cursor.replace('cursor must be ', '')}` }))

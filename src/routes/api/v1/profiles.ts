@@ -33,14 +33,22 @@ const websiteErrors = (permissions: string) => ({
   403: `The key belongs to another website than websiteId, or the token lacks ${permissions} or is not allowed on the website`,
   404: 'No such profile on the website; with a dft_ token, also a website that does not exist or belongs to another account'
 })
-const readErrors = errorResponses({
-  400: 'A malformed profileId, visitorId, user_id, limit, cursor or websiteId, user_id with limit or cursor, or a dft_ token without websiteId',
+const tooLong = { 414: 'A path parameter longer than 100 characters' }
+const listErrors = errorResponses({
+  400: 'A malformed user_id, limit, cursor or websiteId, or a dft_ token without websiteId',
   ...websiteErrors(PROFILE_READ_PERMISSIONS.join(' and ')),
+  ...commonErrors
+})
+const readErrors = errorResponses({
+  400: 'A malformed profileId, visitorId or websiteId, or a dft_ token without websiteId',
+  ...websiteErrors(PROFILE_READ_PERMISSIONS.join(' and ')),
+  ...tooLong,
   ...commonErrors
 })
 const eraseErrors = errorResponses({
   400: 'A malformed profileId or websiteId, or a dft_ token without websiteId',
   ...websiteErrors(IDENTIFY_DELETE),
+  ...tooLong,
   ...commonErrors
 })
 
@@ -109,7 +117,7 @@ const profileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: ProfilesQuery,
       response: {
         200: { anyOf: [ProfileSuccess, ProfilePageSuccess], description: 'The user\'s profile (with user_id), or a page of profiles' },
-        ...readErrors
+        ...listErrors
       }
     }
   }, async (request): Promise<ProfileSuccess | ProfilePageSuccess> => {
