@@ -18,6 +18,7 @@ import repositories from './plugins/app/repositories.js'
 import requestLog, { requestIdOf } from './plugins/app/request-log.js'
 import adminRoutes from './routes/api/v1/admin/index.js'
 import identifyRoutes from './routes/api/v1/identify.js'
+import profileRoutes from './routes/api/v1/profiles.js'
 import healthRoutes from './routes/health.js'
 
 declare module 'fastify' {
@@ -89,6 +90,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
     await api.register(underPressure)
     await api.register(identifyRoutes)
     await api.register(adminRoutes, { prefix: '/admin' })
+    await api.register(profileRoutes)
   }, { prefix: '/api/v1' })
   return app
 }

@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { ConfigError, loadConfig } from './config.js'
 import { connectDatabase } from './database.js'
@@ -9,7 +10,9 @@ import { checkDomain, checkExpiresAt, checkName, checkWebsiteIds } from './domai
 import { checkPermissions } from './domain/credentials.js'
 import { DomainError } from './domain/errors.js'
 import { canonicalObjectId } from './domain/ids.js'
+import { checkPageLimit, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX } from './domain/profiles.js'
 import { createRepositories, ensureIndexes, type Repositories } from './repositories/index.js'
+import { profileIdFor } from './repositories/profiles.js'
 
 /** A problem with what the operator asked for; printed without a stack trace. */
 class CliError extends Error {}
@@ -18,6 +21,15 @@ const parseId = (value: string): string => {
   const id = canonicalObjectId(value)
   if (id === null) throw new InvalidArgumentError('Expected an id of 24 hex characters.')
   return id
+}
+
+const parseLimit = (value: string): number => {
+  try {
+    return checkPageLimit(value)
+  } catch (error) {
+    if (error instanceof DomainError) throw new InvalidArgumentError(`Expected a whole number from 1 to ${PAGE_LIMIT_MAX}.`)
+    throw error
+  }
 }
 
 const parseText = (value: string): string => {
@@ -223,7 +235,11 @@ tokens.command('revoke')
     })
   })
 
-const profiles = program.command('profiles').description('read profiles')
+const profiles = program.command('profiles').description('read, list, export and erase profiles')
+
+async function requireWebsite ({ websites }: Repositories, websiteId: string): Promise<void> {
+  if (await websites.findWebsite(websiteId) === null) throw new CliError(`website ${websiteId} does not exist`)
+}
 
 profiles.command('get')
   .description('show the profile of one user of a website')
@@ -240,6 +256,84 @@ profiles.command('get')
         `metadata: ${JSON.stringify(profile.metadata, null, 2)}`)
     })
   })
+
+profiles.command('list')
+  .description(`list the first profiles of a website in id order (all of them: profiles export)`)
+  .requiredOption('--website <id>', 'website id', parseId)
+  .option('--limit <n>', `how many, 1 to ${PAGE_LIMIT_MAX}`, parseLimit, PAGE_LIMIT_DEFAULT)
+  .action(async (options: { website: string, limit: number }) => {
+    await withRepositories({ write: false }, async (repositories) => {
+      await requireWebsite(repositories, options.website)
+      const page = await repositories.profiles.listProfiles(options.website, { after: null, limit: options.limit })
+      const more = page.nextAfter !== null
+      print({ profiles: page.profiles, more },
+        ...page.profiles.map((profile) => `${profile.id}  ${JSON.stringify(profile.userId)}  ${profile.visitorIds.length} visitor(s)  updated ${profile.updatedAt.toISOString()}`),
+        `${page.profiles.length} profile(s)${more ? '; there are more: raise --limit or use profiles export' : ''}.`)
+    })
+  })
+
+profiles.command('delete')
+  .description('erase the profile of one user of a website and every visitor link to it')
+  .requiredOption('--website <id>', 'website id', parseId)
+  .requiredOption('--user <userId>', 'the user_id sent to identify')
+  .action(async (options: { website: string, user: string }) => {
+    await withRepositories({ write: true }, async (repositories) => {
+      await requireWebsite(repositories, options.website)
+      const profileId = profileIdFor(options.website, options.user).toHexString()
+      const erasure = await repositories.profiles.eraseProfile(options.website, profileId)
+      if (erasure === null) throw new CliError(`website ${options.website} has no profile for user ${JSON.stringify(options.user)}`)
+      print({ profileId, erased: true, visitorLinks: erasure.visitorLinks },
+        `Erased profile ${profileId} of website ${options.website} and its ${erasure.visitorLinks} visitor link(s).`)
+    })
+  })
+
+profiles.command('export')
+  .description('write every profile of a website to stdout as NDJSON, one profile a line (progress on stderr when it is a terminal)')
+  .requiredOption('--website <id>', 'website id', parseId)
+  .action(async (options: { website: string }) => {
+    await withRepositories({ write: false }, async (repositories) => {
+      await requireWebsite(repositories, options.website)
+      const output = stdoutWriter()
+      const progress = exportProgress()
+      try {
+        for await (const profile of repositories.profiles.exportProfiles(options.website)) {
+          await output.write(`${JSON.stringify(profile)}\n`)
+          progress.count()
+        }
+      } finally {
+        progress.done()
+      }
+    })
+  })
+
+/** Writes to stdout, waiting while it is full, so that memory stays constant however slow the reader; fails once the reader is gone. */
+function stdoutWriter (): { write: (text: string) => Promise<void> } {
+  let failed: Error | null = null
+  process.stdout.on('error', (error: Error) => { failed = error })
+  return {
+    write: async (text) => {
+      if (failed !== null) throw new CliError(`stdout closed before the export ended (${failed.message})`)
+      if (!process.stdout.write(text)) await once(process.stdout, 'drain')
+    }
+  }
+}
+
+/** A line on stderr, rewritten once a second, when stderr is a terminal; nothing otherwise. */
+function exportProgress (): { count: () => void, done: () => void } {
+  let exported = 0
+  const started = Date.now()
+  const show = (): void => { process.stderr.write(`\rexported ${exported.toLocaleString('en-US')} profiles (${Math.round(exported / Math.max(1, (Date.now() - started) / 1000)).toLocaleString('en-US')}/s)`) }
+  const timer = process.stderr.isTTY ? setInterval(show, 1000) : undefined
+  return {
+    count: () => { exported++ },
+    done: () => {
+      if (timer === undefined) return
+      clearInterval(timer)
+      show()
+      process.stderr.write('\n')
+    }
+  }
+}
 
 async function main (): Promise<void> {
   try {

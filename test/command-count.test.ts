@@ -1,10 +1,12 @@
-import type { CommandStartedEvent } from 'mongodb'
+import { ObjectId, type CommandStartedEvent } from 'mongodb'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
+import { profileIdFor } from '../src/repositories/profiles.js'
 import { buildTestApp, createTestToken, createTestWebsite, identify, testDatabaseUrl, visitorId } from './helper.js'
 
 /**
- * Deterministic guards of the identify path's cost: the database commands
- * one call sends, counted with the driver's command monitoring.
+ * Deterministic guards of the identify path's cost, and of the profile
+ * routes': the database commands one call sends, counted with the driver's
+ * command monitoring.
  */
 const url = testDatabaseUrl()
 const app = await buildTestApp({
@@ -36,16 +38,18 @@ const body = (userId: string, visitor: string, plan = 'pro') => ({ user_id: user
 await identify(app, { auth: site.key, body: body('warm-key', visitorId()) })
 
 describe('database commands per identify, with warm credentials', () => {
-  it('created: read the profile and the link, insert the profile, link the visitor', async () => {
+  it('created: read the profile, insert it listing the visitor, link the visitor, read the profile again', async () => {
+    // The last read sees an erasure that happened meanwhile (docs/api.md#profiles-how-visitor-ids-are-kept).
     expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('new-user', visitorId()) }), 'created'))
-      .toEqual(['find profiles', 'find visitorLinks', 'insert profiles', 'update visitorLinks'])
+      .toEqual(['find profiles', 'find profiles', 'findAndModify visitorLinks', 'insert profiles'])
   })
 
   it('updated: the two reads and one update of the profile', async () => {
     const visitor = visitorId()
     await identify(app, { auth: site.key, body: body('known-user', visitor) })
+    // findAndModify: the update returns the profile, so that an erasure since the read is seen.
     expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('known-user', visitor, 'team') }), 'updated'))
-      .toEqual(['find profiles', 'find visitorLinks', 'update profiles'])
+      .toEqual(['find profiles', 'find visitorLinks', 'findAndModify profiles'])
   })
 
   it('unchanged: the two reads and no write', async () => {
@@ -55,10 +59,19 @@ describe('database commands per identify, with warm credentials', () => {
       .toEqual(['find profiles', 'find visitorLinks'])
   })
 
-  it('updated by a new device: the two reads and the link, the profile document untouched', async () => {
+  it('updated by a new device: the profile read, the link, the profile listing the visitor; no read of the link', async () => {
+    // The profile does not list the visitor, so the link is written without reading it first.
     await identify(app, { auth: site.key, body: body('two-devices', visitorId()) })
     expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('two-devices', visitorId()) }), 'updated'))
-      .toEqual(['find profiles', 'find visitorLinks', 'update visitorLinks'])
+      .toEqual(['find profiles', 'findAndModify profiles', 'findAndModify visitorLinks'])
+  })
+
+  it('updated by a visitor moving from another profile: one more write, which marks the profile it left', async () => {
+    const visitor = visitorId()
+    await identify(app, { auth: site.key, body: body('first-owner', visitor) })
+    await identify(app, { auth: site.key, body: body('second-owner', visitorId()) })
+    expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('second-owner', visitor) }), 'updated'))
+      .toEqual(['find profiles', 'findAndModify profiles', 'findAndModify visitorLinks', 'update profiles'])
   })
 
   it('skipped on a cookieless website: no command at all', async () => {
@@ -79,4 +92,40 @@ describe('database commands per identify, with warm credentials', () => {
     expect((await identify(app, { auth: site.key, body: { user_id: 42 } })).statusCode).toBe(400)
     expect(sent).toEqual([])
   })
+})
+
+describe('database commands per profile read and erasure, with warm credentials', () => {
+  const get = async (url: string) => await app.inject({ url: `/api/v1${url}`, headers: { authorization: `Bearer ${site.key}` } })
+  async function commandsOfRead (url: string): Promise<string[]> {
+    sent.length = 0
+    expect((await get(url)).statusCode).toBe(200)
+    return [...sent].sort()
+  }
+
+  it('a profile by user_id or by id is one lookup by _id; by visitor, the link and then the profile', async () => {
+    const visitor = visitorId()
+    const { profileId } = (await identify(app, { auth: site.key, body: body('read-user', visitor) })).json<{ data: { profileId: string } }>().data
+    expect(await commandsOfRead('/profiles?user_id=read-user')).toEqual(['find profiles'])
+    expect(await commandsOfRead(`/profiles/${profileId}`)).toEqual(['find profiles'])
+    expect(await commandsOfRead(`/visitors/${visitor}/profile`)).toEqual(['find profiles', 'find visitorLinks'])
+  })
+
+  it('erasing a profile with 10,000 visitor links is three commands: the read, the delete, one deleteMany of the links', async () => {
+    const userId = 'erased-user'
+    await identify(app, { auth: site.key, body: body(userId, visitorId()) })
+    // 9,999 more links written directly in the shape the repository writes, as identify would take minutes for them.
+    const profiles = app.mongo.db.collection<{ _id: ObjectId, incarnation: ObjectId }>('profiles')
+    const profile = (await profiles.findOne({ _id: profileIdFor(site.websiteId, userId) }))!
+    await app.mongo.db.collection('visitorLinks').insertMany(Array.from({ length: 9_999 }, () => {
+      const visitor = visitorId()
+      return { _id: `${site.websiteId}:${visitor}` as unknown as ObjectId, websiteId: new ObjectId(site.websiteId), visitorId: visitor, profileId: profile._id, profileIncarnation: profile.incarnation, linkedAt: new Date() }
+    }))
+    await profiles.updateOne({ _id: profile._id }, { $set: { visitorIdsInLinks: true }, $unset: { visitorIds: '' } })
+
+    sent.length = 0
+    const erased = await app.inject({ method: 'DELETE', url: `/api/v1/profiles/${profile._id.toHexString()}`, headers: { authorization: `Bearer ${site.key}` } })
+    expect(erased.json()).toEqual({ status: 'success', data: { profileId: profile._id.toHexString(), erased: true, visitorLinks: 10_000 } })
+    expect([...sent].sort()).toEqual(['delete visitorLinks', 'find profiles', 'findAndModify profiles'])
+    expect(await app.mongo.db.collection('visitorLinks').countDocuments({ profileId: profile._id })).toBe(0)
+  }, 120_000)
 })

@@ -70,6 +70,34 @@ describe('GET /openapi.json', () => {
     }
   })
 
+  it('describes every profile operation: summary, tag, security, parameters, the answer and every error status', async () => {
+    const document = await openapiDocument()
+    const operations: Array<[string, string, string, string[], string[]]> = [
+      ['/api/v1/profiles/{profileId}', 'get', 'getProfile', ['profileId', 'websiteId'], ['400', '401', '403', '404', '414', '429', '500', '503']],
+      ['/api/v1/profiles', 'get', 'listProfiles', ['websiteId', 'user_id', 'limit', 'cursor'], ['400', '401', '403', '404', '429', '500', '503']],
+      ['/api/v1/visitors/{visitorId}/profile', 'get', 'getVisitorProfile', ['visitorId', 'websiteId'], ['400', '401', '403', '404', '414', '429', '500', '503']],
+      ['/api/v1/profiles/{profileId}', 'delete', 'eraseProfile', ['profileId', 'websiteId'], ['400', '401', '403', '404', '414', '429', '500', '503']]
+    ]
+    for (const [path, method, operationId, parameters, errors] of operations) {
+      const operation = document.paths[path][method] as Operation & { summary: string, tags: string[] }
+      expect(operation.operationId).toBe(operationId)
+      expect(operation.summary.length, operationId).toBeGreaterThan(10)
+      expect(operation.tags).toEqual(['profiles'])
+      expect(operation.security).toEqual([{ bearerAuth: [] }])
+      expect(operation.parameters.map((parameter) => parameter.name).sort()).toEqual([...parameters].sort())
+      expect(Object.keys(operation.responses).sort()).toEqual(['200', ...errors].sort())
+      for (const status of errors) {
+        expect(operation.responses[status]?.description, `${operationId} ${status}`).not.toBe('Default Response')
+        expect(Object.keys(operation.responses[status]?.content['application/json']?.schema.properties ?? {})).toEqual(['status', 'error'])
+      }
+    }
+    const profile = document.paths['/api/v1/profiles/{profileId}'].get.responses['200'].content['application/json'].schema.properties.data.properties.profile
+    expect(Object.keys(profile.properties)).toEqual(['id', 'websiteId', 'userId', 'metadata', 'visitorIds', 'createdAt', 'updatedAt'])
+    expect(profile.properties.createdAt).toMatchObject({ type: 'string', format: 'date-time' })
+    const limit = (document.paths['/api/v1/profiles'].get as Operation).parameters.find((parameter) => parameter.name === 'limit')
+    expect(limit?.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 250, default: 100 })
+  })
+
   it('leaves out the routes that are not part of the API', async () => {
     const document = await openapiDocument()
     expect(Object.keys(document.paths).sort()).toEqual([
@@ -80,10 +108,14 @@ describe('GET /openapi.json', () => {
       '/api/v1/admin/websites/{id}',
       '/api/v1/admin/websites/{id}/api-keys',
       '/api/v1/identify',
+      '/api/v1/profiles',
+      '/api/v1/profiles/{profileId}',
+      '/api/v1/visitors/{visitorId}/profile',
       '/healthz',
       '/readyz'
     ])
     expect(Object.keys(document.paths['/api/v1/identify'])).toEqual(['post'])
+    expect(Object.keys(document.paths['/api/v1/profiles/{profileId}']).sort()).toEqual(['delete', 'get'])
   })
 
   it('lists every Account API route under the admin tag, with its permission, its id pattern and its answers', async () => {

@@ -3,18 +3,23 @@ import { connectDatabase } from '../../src/database.js'
 import { loadConfig } from '../../src/config.js'
 import { profileIdFor } from '../../src/repositories/profiles.js'
 import { LatencyRecorder, receiveInput, replyToParent, type Measurement } from './measure.js'
-import { splitBody, updateBody, type Layout } from './scenarios.js'
+import { readUser, splitBody, updateBody, type Layout } from './scenarios.js'
 
 /**
- * The db-floor reference: what the database alone sustains for the one write
- * an update needs, with no HTTP and no reads. Each call is the
- * `updateOne({ _id }, { $set })` that ProfilesRepository issues for a merge,
- * made an upsert as the issue defines the floor (every user is seeded, so it
- * always updates), with the same body as an `update` call, through the same connection
- * settings and URL (so one connection on the stand-in), from `connections`
- * concurrent loops. Runs in a process of its own, forked by run.ts.
+ * The db-floor and read-floor references: what the database alone sustains,
+ * with no HTTP, through the same connection settings and URL as the server
+ * (so one connection on the stand-in), from `connections` concurrent loops.
+ * Runs in a process of its own, forked by run.ts.
+ *
+ * - write (db-floor): the one write an update needs, the
+ *   `updateOne({ _id }, { $set })` of a merge, made an upsert as the issue
+ *   defines the floor (every user is seeded, so it always updates), with the
+ *   same body as an `update` call; no reads.
+ * - read (read-floor): `findOne({ _id })` of the profiles the `read`
+ *   scenario reads, in the same order.
  */
 export interface DbFloorInput {
+  kind: 'write' | 'read'
   mongoUrl: string
   layout: Layout
   connections: number
@@ -35,17 +40,22 @@ async function main (): Promise<void> {
   let next = 0
   let successes = 0
   let errors = 0
+  const readCall = (i: number) => async () => await profiles.findOne({ _id: profileIdFor(input.layout.websiteId, readUser(input.layout, i)) })
+  const writeCall = (i: number) => {
+    const { userId, metadata } = splitBody(updateBody(input.layout, i, 'db-floor'))
+    const set: Record<string, unknown> = { updatedAt: new Date() }
+    for (const [name, value] of Object.entries(metadata)) set[`metadata.${name}`] = value
+    return async () => await profiles.updateOne({ _id: profileIdFor(input.layout.websiteId, userId) }, { $set: set }, { upsert: true })
+  }
 
   const started = performance.now()
   const deadline = started + input.durationSeconds * 1000
   const loop = async (): Promise<void> => {
     while (performance.now() < deadline) {
-      const { userId, metadata } = splitBody(updateBody(input.layout, next++, 'db-floor'))
-      const set: Record<string, unknown> = { updatedAt: new Date() }
-      for (const [name, value] of Object.entries(metadata)) set[`metadata.${name}`] = value
+      const call = input.kind === 'read' ? readCall(next++) : writeCall(next++)
       const begin = performance.now()
       try {
-        await profiles.updateOne({ _id: profileIdFor(input.layout.websiteId, userId) }, { $set: set }, { upsert: true })
+        await call()
         successes++
       } catch {
         errors++
@@ -71,6 +81,6 @@ async function main (): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error('bench db-floor process failed:', error)
+  console.error('bench db-floor/read-floor process failed:', error)
   process.exit(1)
 })

@@ -1,6 +1,6 @@
 import autocannon from 'autocannon'
 import { LatencyRecorder, increment, receiveInput, replyToParent, type Measurement } from './measure.js'
-import { scenarioBody, type Layout, type ScenarioName } from './scenarios.js'
+import { readPath, scenarioBody, type Layout, type ScenarioName } from './scenarios.js'
 
 /**
  * One HTTP load run, in a process of its own (forked by run.ts) so that the
@@ -23,8 +23,12 @@ export interface LoadInput {
 
 const actionPattern = /"action":"([a-z]+)"/
 
+/** What a successful answer did: identify's action, or `profile` for a read. */
+const answerOf = (body: string): string => actionPattern.exec(body)?.[1] ?? (body.includes('"profile":{') ? 'profile' : 'unknown')
+
 async function main (): Promise<void> {
   const input = await receiveInput<LoadInput>()
+  const { scenario } = input
   let next = input.firstCall ?? 0
   const actions: Record<string, number> = {}
   const latencies = new LatencyRecorder()
@@ -35,14 +39,16 @@ async function main (): Promise<void> {
     duration: input.durationSeconds,
     // Long enough for a slow database: a timed-out call is abandoned by autocannon but still runs on the server.
     timeout: 30,
-    method: 'POST',
-    headers: { authorization: input.authorization, 'content-type': 'application/json' },
+    method: scenario === 'read' ? 'GET' : 'POST',
+    headers: { authorization: input.authorization, ...(scenario === 'read' ? {} : { 'content-type': 'application/json' }) },
     requests: [{
       path: input.path,
-      // A new body per call from one counter shared by every connection: deterministic, never cached.
-      setupRequest: (request) => ({ ...request, body: JSON.stringify(scenarioBody(input.scenario, input.layout, next++)) }),
+      // A new body (or profile to read) per call from one counter shared by every connection: deterministic, never cached.
+      setupRequest: (request) => scenario === 'read'
+        ? { ...request, path: readPath(input.layout, next++) }
+        : { ...request, body: JSON.stringify(scenarioBody(scenario, input.layout, next++)) },
       onResponse: (status, body) => {
-        if (status >= 200 && status < 300) increment(actions, actionPattern.exec(body)?.[1] ?? 'unknown')
+        if (status >= 200 && status < 300) increment(actions, answerOf(body))
       }
     }]
   })

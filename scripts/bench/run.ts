@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -10,7 +12,7 @@ import { increment, type Measurement } from './measure.js'
 import {
   BenchError, PeakMemory, drain, freePort, root, runCommand, runWorker, serverEnv, startServer, stopAllChildren, stopChild, type RunningServer
 } from './processes.js'
-import { actionNotes, docsMarkdown, evaluateTargets, rate, textReport, type BenchReport, type Machine, type RunResult } from './report.js'
+import { actionNotes, docsMarkdown, evaluateTargets, rate, textReport, type BenchReport, type ExportResult, type Machine, type RunResult } from './report.js'
 import { REFERENCES, SCENARIOS, layoutFor, scenarioBody, type Layout, type RunName, type ScenarioName } from './scenarios.js'
 import { describeDatabase, identifyTarget, seedDatabase, timeIdLookups, type Seeded } from './seed.js'
 
@@ -19,11 +21,14 @@ import { describeDatabase, identifyTarget, seedDatabase, timeIdLookups, type See
  * reference point, print the table (and rewrite docs/benchmarks.md with
  * --write-docs). Progress goes to stderr; stdout carries only the report.
  */
+/** Not a load run: the built CLI exports every seeded profile once, timed. */
+const EXPORT = 'export'
+
 const usage = `Usage: npm run bench -- [options]
   --duration <s>      seconds per scenario and reference point (default 15)
   --connections <n>   concurrent connections / loops (default 16)
   --profiles <n>      seeded profiles (default 100000)
-  --scenarios <list>  comma-separated subset of: ${[...SCENARIOS, ...REFERENCES].join(', ')}
+  --scenarios <list>  comma-separated subset of: ${[...SCENARIOS, ...REFERENCES, EXPORT].join(', ')}
   --json              print the report as JSON instead of a Markdown table
   --write-docs        rewrite docs/benchmarks.md and docs/benchmarks.svg (full runs only)
   --cpu-prof          write V8 CPU profiles of both servers to .cache/bench-profiles/ (open them in Chrome DevTools)`
@@ -35,6 +40,7 @@ interface Options {
   connections: number
   profiles: number
   runs: RunName[]
+  exportRun: boolean
   json: boolean
   writeDocs: boolean
   cpuProf: boolean
@@ -63,8 +69,8 @@ function parseOptions (): Options {
     return value
   }
   const all: RunName[] = [...SCENARIOS, ...REFERENCES]
-  const asked = values.scenarios?.split(',').map((name) => name.trim()).filter((name) => name !== '') ?? all
-  const unknown = asked.filter((name) => !all.includes(name as RunName))
+  const asked = values.scenarios?.split(',').map((name) => name.trim()).filter((name) => name !== '') ?? [...all, EXPORT]
+  const unknown = asked.filter((name) => !all.includes(name as RunName) && name !== EXPORT)
   if (unknown.length > 0) throw new BenchError(`unknown scenario ${unknown.join(', ')}\n${usage}`)
   return {
     durationSeconds: positive('duration', values.duration, 1),
@@ -72,6 +78,7 @@ function parseOptions (): Options {
     profiles: positive('profiles', values.profiles, 100),
     // Always in the documented order, whatever order they were asked in.
     runs: all.filter((name) => asked.includes(name)),
+    exportRun: asked.includes(EXPORT),
     json: values.json,
     writeDocs: values['write-docs'],
     cpuProf: values['cpu-prof']
@@ -128,7 +135,7 @@ interface Context {
 }
 
 /** One autocannon run against a serving process, its peak memory sampled meanwhile. */
-async function httpRun (context: Context, server: RunningServer, scenario: ScenarioName, credential: 'key' | 'token'): Promise<{ measurement: Measurement, peakRssMib: number | null }> {
+async function httpRun (context: Context, server: RunningServer, scenario: ScenarioName, credential: 'key' | 'token' | 'read'): Promise<{ measurement: Measurement, peakRssMib: number | null }> {
   const { options, seeded, layout } = context
   const input: LoadInput = {
     baseUrl: server.baseUrl,
@@ -150,8 +157,8 @@ async function httpRun (context: Context, server: RunningServer, scenario: Scena
 
 async function measure (context: Context, server: RunningServer, name: RunName): Promise<RunResult> {
   const { options, layout, mongoUrl } = context
-  if (name === 'db-floor') {
-    const input: DbFloorInput = { mongoUrl, layout, connections: options.connections, durationSeconds: options.durationSeconds }
+  if (name === 'db-floor' || name === 'read-floor') {
+    const input: DbFloorInput = { kind: name === 'db-floor' ? 'write' : 'read', mongoUrl, layout, connections: options.connections, durationSeconds: options.durationSeconds }
     return { name, kind: 'reference', measurement: await runWorker<Measurement>('db-floor.ts', input), peakRssMib: null }
   }
   if (name === 'http-ceiling') {
@@ -163,10 +170,35 @@ async function measure (context: Context, server: RunningServer, name: RunName):
       await stopChild(ceiling.child)
     }
   }
-  const result = await httpRun(context, server, name, name === 'token' ? 'token' : 'key')
+  const result = await httpRun(context, server, name, name === 'token' ? 'token' : name === 'read' ? 'read' : 'key')
   const seconds = await drain(server)
   if (seconds > 1) log(`  (the server took ${seconds.toFixed(1)} s more to finish the calls left in flight)`)
   return { name, kind: 'scenario', ...result }
+}
+
+/**
+ * Runs the built CLI's export of the website to a sink that only counts the
+ * lines, timing the whole process (start-up included) and sampling its
+ * memory: the figure an operator gets.
+ */
+async function measureExport (websiteId: string, mongoUrl: string): Promise<ExportResult> {
+  const started = performance.now()
+  const child = spawn(process.execPath, ['dist/cli.js', 'profiles', 'export', '--website', websiteId], {
+    cwd: root,
+    env: { ...serverEnv(0, mongoUrl), LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const memory = new PeakMemory(child.pid ?? 0)
+  memory.start()
+  let profiles = 0
+  let errors = ''
+  child.stdout.on('data', (chunk: Buffer) => { for (const byte of chunk) if (byte === 10) profiles++ })
+  child.stderr.on('data', (chunk: Buffer) => { errors += chunk.toString() })
+  const [code] = await once(child, 'exit') as [number | null]
+  const seconds = (performance.now() - started) / 1000
+  const peakRssMib = memory.stop()
+  if (code !== 0) throw new BenchError(`the export failed (exit code ${String(code)}): ${errors.trim()}`)
+  return { profiles, seconds, peakRssMib }
 }
 
 function summary ({ name, measurement: m, peakRssMib }: RunResult): string {
@@ -230,6 +262,14 @@ async function main (): Promise<void> {
   log(`Replaying ${layout.poolSize} seeded bodies (warm-up and seed check)...`)
   const seedCheck = await preIdentify(server, seeded, layout, options.connections)
 
+  // Before the scenarios, so that it exports exactly the seeded profiles.
+  let exported: ExportResult | null = null
+  if (options.exportRun) {
+    log(`Exporting the ${options.profiles.toLocaleString('en-US')} profiles with node dist/cli.js profiles export...`)
+    exported = await measureExport(seeded.websiteId, mongoUrl)
+    log(`  export: ${exported.profiles.toLocaleString('en-US')} profiles in ${exported.seconds.toFixed(1)} s, ${rate(exported.profiles / exported.seconds)} profiles/s, peak RSS ${exported.peakRssMib?.toFixed(0) ?? '?'} MiB`)
+  }
+
   const context: Context = { options, profiling, seeded, layout, mongoUrl }
   const runs: RunResult[] = []
   for (const name of options.runs) {
@@ -248,13 +288,14 @@ async function main (): Promise<void> {
     machine: machine(databaseKind, loadAverage, idLookupMs),
     seedCheck,
     runs,
-    targets: evaluateTargets(runs),
+    export: exported,
+    targets: evaluateTargets(runs, exported),
     notes: actionNotes(runs)
   }
   process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : textReport(report))
 
   if (options.writeDocs) {
-    const full = [...SCENARIOS, ...REFERENCES].every((name) => options.runs.includes(name))
+    const full = [...SCENARIOS, ...REFERENCES].every((name) => options.runs.includes(name)) && options.exportRun
     if (full) await writeDocs(report)
     else log('Not writing docs/benchmarks.md: it shows full runs only (drop --scenarios)')
   }

@@ -7,8 +7,8 @@ import type { Metadata } from '../../src/domain/metadata.js'
  * db-floor all address the same users and visitors without sharing state.
  */
 
-export const SCENARIOS = ['create', 'update', 'unchanged', 'new-device', 'token'] as const
-export const REFERENCES = ['db-floor', 'http-ceiling'] as const
+export const SCENARIOS = ['create', 'update', 'unchanged', 'new-device', 'token', 'read'] as const
+export const REFERENCES = ['db-floor', 'read-floor', 'http-ceiling'] as const
 export type ScenarioName = typeof SCENARIOS[number]
 type ReferenceName = typeof REFERENCES[number]
 export type RunName = ScenarioName | ReferenceName
@@ -20,7 +20,10 @@ export const expectedAction: Record<RunName, string | null> = {
   unchanged: 'unchanged',
   'new-device': 'updated',
   token: 'updated',
+  // A read has no action: its answers are counted as `profile`.
+  read: 'profile',
   'db-floor': null,
+  'read-floor': null,
   'http-ceiling': 'updated'
 }
 
@@ -107,8 +110,14 @@ export function updateBody (layout: Layout, i: number, writer: keyof typeof visi
   return { ...seedBody(n), visits: visitsBase[writer] + i + 1 }
 }
 
-/** The body of call `i` of a scenario. */
-export function scenarioBody (scenario: ScenarioName, layout: Layout, i: number): IdentifyRequest {
+/** The seeded user whose profile call `i` of `read` (and of read-floor) reads, spread over the collection. */
+export const readUser = (layout: Layout, i: number): string => seedUserId(knownUser(layout, i, 0.6))
+
+/** The path of call `i` of `read`: GET a seeded profile by user_id. */
+export const readPath = (layout: Layout, i: number): string => `/api/v1/profiles?user_id=${encodeURIComponent(readUser(layout, i))}`
+
+/** The body of call `i` of an identify scenario. */
+export function scenarioBody (scenario: Exclude<ScenarioName, 'read'>, layout: Layout, i: number): IdentifyRequest {
   switch (scenario) {
     case 'create':
       return { user_id: `bench-new-${i}`, datafast_visitor_id: uuidFrom(`create-visitor-${i}`), ...seedMetadata(layout.profiles + i) }

@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto'
-import { ObjectId, type Db } from 'mongodb'
+import { ObjectId, type Db, type Filter, type UpdateFilter } from 'mongodb'
 import { checkProfileLimits, planMerge, type Metadata, type ProfileLimits } from '../domain/metadata.js'
+import type { Profile } from '../schemas/profiles.js'
 import { isDuplicateKey, retryOnDuplicateKey } from './mongo-errors.js'
+
+/**
+ * How many visitors a profile document lists itself. Reading a profile is
+ * then one lookup by `_id`, and the document stays small: past this many, or
+ * once any visitor has left it, its links alone list its visitors.
+ */
+export const LISTED_VISITORS_MAX = 16
 
 interface ProfileDocument {
   /** Derived from (website, user_id): see profileIdFor. */
@@ -12,30 +20,34 @@ interface ProfileDocument {
   createdAt: Date
   /** When the metadata last changed. */
   updatedAt: Date
+  /**
+   * New for each profile created: a profile erased and created again for the
+   * same user keeps its `_id`, and a link to the erased one must not count
+   * for the new one.
+   */
+  incarnation: ObjectId
+  /** The visitors linked to this profile, in the order they were linked, while `visitorIdsInLinks` is unset. */
+  visitorIds?: string[]
+  /** Set for good once a visitor left the profile or it listed LISTED_VISITORS_MAX: only its links say who is linked. */
+  visitorIdsInLinks?: true
 }
 
 /**
- * One document per (website, visitor), so a profile with many visitors never
- * grows, and a visitor is on at most one profile per website: the `_id`
- * makes the pair unique.
+ * One document per (website, visitor), so a visitor is on at most one profile
+ * per website: the `_id` makes the pair unique. The link is the truth about
+ * which profile a visitor is on; a profile's visitorIds is a copy of it.
  */
 interface VisitorLinkDocument {
   _id: string
   websiteId: ObjectId
   visitorId: string
   profileId: ObjectId
+  /** The incarnation of the profile linked to. */
+  profileIncarnation: ObjectId
   linkedAt: Date
 }
 
-export interface Profile {
-  id: string
-  websiteId: string
-  userId: string
-  metadata: Metadata
-  visitorIds: string[]
-  createdAt: Date
-  updatedAt: Date
-}
+export type { Profile }
 
 export interface UpsertProfileInput {
   websiteId: string
@@ -52,6 +64,18 @@ export interface UpsertProfileResult {
   created: boolean
   /** A metadata field got a new value, or the visitor was linked to this profile. */
   changed: boolean
+}
+
+export interface ProfilePage {
+  profiles: Profile[]
+  /** The last profile's id when more may follow, else null. */
+  nextAfter: string | null
+}
+
+export interface Erasure {
+  profileId: string
+  /** Visitor links deleted with the profile. */
+  visitorLinks: number
 }
 
 /**
@@ -71,17 +95,57 @@ function visitorLinkIdFor (websiteId: string, visitorId: string): string {
   return `${websiteId}:${visitorId}`
 }
 
-/** A new profile as upsertProfile creates it; importProfiles writes the same shape. */
-function profileDocument (websiteId: string, userId: string, metadata: Metadata, now: Date): ProfileDocument {
-  return { _id: profileIdFor(websiteId, userId), websiteId: new ObjectId(websiteId), userId, metadata, createdAt: now, updatedAt: now }
+/** A new profile listing its first visitor, as upsertProfile creates it; importProfiles writes the same shape. */
+function profileDocument (websiteId: string, userId: string, visitorId: string, metadata: Metadata, now: Date): ProfileDocument {
+  return {
+    _id: profileIdFor(websiteId, userId),
+    websiteId: new ObjectId(websiteId),
+    userId,
+    metadata,
+    createdAt: now,
+    updatedAt: now,
+    incarnation: new ObjectId(),
+    visitorIds: [visitorId]
+  }
 }
 
-function visitorLinkDocument (websiteId: string, visitorId: string, profileId: ObjectId, now: Date): VisitorLinkDocument {
-  return { _id: visitorLinkIdFor(websiteId, visitorId), websiteId: new ObjectId(websiteId), visitorId, profileId, linkedAt: now }
+function visitorLinkDocument (websiteId: string, visitorId: string, profile: Pick<ProfileDocument, '_id' | 'incarnation'>, now: Date): VisitorLinkDocument {
+  return {
+    _id: visitorLinkIdFor(websiteId, visitorId),
+    websiteId: new ObjectId(websiteId),
+    visitorId,
+    profileId: profile._id,
+    profileIncarnation: profile.incarnation,
+    linkedAt: now
+  }
 }
+
+const listsVisitors = (profile: ProfileDocument): profile is ProfileDocument & { visitorIds: string[] } =>
+  profile.visitorIdsInLinks !== true && Array.isArray(profile.visitorIds)
+
+const isLinkTo = (link: VisitorLinkDocument | null, profile: ProfileDocument): boolean =>
+  link !== null && link.profileId.equals(profile._id) && link.profileIncarnation.equals(profile.incarnation)
+
+/** What a profile gets when a visitor leaves it: from then on, its links list its visitors. */
+const VISITOR_LEFT: UpdateFilter<ProfileDocument> = { $set: { visitorIdsInLinks: true }, $unset: { visitorIds: '' } }
 
 const MAX_ATTEMPTS = 5
 
+/**
+ * Profiles and visitor links. Concurrency, without transactions (see
+ * docs/api.md#profiles-how-visitor-ids-are-kept): every command touches one
+ * document, and each call orders its writes so that after any interleaving a
+ * profile lists exactly the visitors whose links point at it.
+ *
+ * - A visitor is added to a profile's list only after its link points there,
+ *   or, for a new profile, in the insert that precedes the link.
+ * - Whoever moves a link away from a profile marks that profile
+ *   `visitorIdsInLinks` (for good), so a late or stale list entry is never read.
+ * - A write that links a visitor ends with a write or read of the profile that
+ *   checks its incarnation: if the profile was erased meanwhile, the call runs
+ *   again, so it ends either before the erasure (and is erased with it) or
+ *   after it (on a new profile), never with a link to an erased profile.
+ */
 export class ProfilesRepository {
   private readonly profiles
   private readonly visitorLinks
@@ -94,6 +158,8 @@ export class ProfilesRepository {
   /** One profile per (website, user_id) needs no index: the `_id` is derived from the pair. */
   async ensureIndexes (): Promise<void> {
     await this.visitorLinks.createIndex({ profileId: 1 }, { name: 'profileId' }, undefined)
+    // Listing and exporting walk one website's profiles in `_id` order (MongoDB; the stand-in scans either way).
+    await this.profiles.createIndex({ websiteId: 1, _id: 1 }, { name: 'websiteId_id' }, undefined)
   }
 
   /**
@@ -104,50 +170,81 @@ export class ProfilesRepository {
    */
   async upsertProfile (input: UpsertProfileInput): Promise<UpsertProfileResult> {
     const _id = profileIdFor(input.websiteId, input.userId)
-    const linkId = visitorLinkIdFor(input.websiteId, input.visitorId)
-
     for (let attempt = 1; ; attempt++) {
-      const [profile, link] = await Promise.all([
-        this.profiles.findOne({ _id }),
-        this.visitorLinks.findOne({ _id: linkId })
-      ])
-      const linked = link?.profileId.equals(_id) === true
-      const now = new Date()
-
-      if (profile === null) {
-        checkProfileLimits(input.metadata, input.limits)
-        try {
-          await this.profiles.insertOne(profileDocument(input.websiteId, input.userId, input.metadata, now))
-        } catch (error) {
-          // Another call created this profile since we read: merge into it.
-          if (isDuplicateKey(error) && attempt < MAX_ATTEMPTS) continue
-          throw error
-        }
-        if (!linked) await this.linkVisitor(input, _id, now)
-        return { profileId: _id.toHexString(), created: true, changed: true }
-      }
-
-      if (profile.userId !== input.userId || !profile.websiteId.equals(input.websiteId)) {
-        throw new Error('profile id collision: two (website, user_id) pairs derived the same _id')
-      }
-      const { changed } = planMerge(profile.metadata, input.metadata, input.limits)
-      if (!changed && linked) return { profileId: _id.toHexString(), created: false, changed: false }
-
-      // The profile document changes only with its metadata; a new visitor is a new link document (with its linkedAt).
-      const set: Record<string, unknown> = { updatedAt: now }
-      for (const [name, value] of Object.entries(input.metadata)) set[`metadata.${name}`] = value
-      await Promise.all([
-        changed ? this.profiles.updateOne({ _id }, { $set: set }) : undefined,
-        linked ? undefined : this.linkVisitor(input, _id, now)
-      ])
-      return { profileId: _id.toHexString(), created: false, changed: true }
+      const result = await this.attemptUpsert(input, _id)
+      if (result !== null) return result
+      // Another call created the profile first, or an erasure removed it: read again and redo the call.
+      if (attempt >= MAX_ATTEMPTS) throw new Error('identify raced with creations or erasures of its profile too many times')
     }
   }
 
-  /** Points the visitor at this profile, moving it from any other profile of the website. */
-  private async linkVisitor (input: UpsertProfileInput, profileId: ObjectId, now: Date): Promise<void> {
-    const { _id, ...fields } = visitorLinkDocument(input.websiteId, input.visitorId, profileId, now)
-    await retryOnDuplicateKey(async () => await this.visitorLinks.updateOne({ _id }, { $set: fields }, { upsert: true }))
+  /** One try; null when the profile changed under it and the call must run again. */
+  private async attemptUpsert (input: UpsertProfileInput, _id: ObjectId): Promise<UpsertProfileResult | null> {
+    const profile = await this.profiles.findOne({ _id })
+    const now = new Date()
+    if (profile === null) return await this.createProfile(input, now)
+
+    if (profile.userId !== input.userId || !profile.websiteId.equals(input.websiteId)) {
+      throw new Error('profile id collision: two (website, user_id) pairs derived the same _id')
+    }
+    const { changed } = planMerge(profile.metadata, input.metadata, input.limits)
+    const listed = listsVisitors(profile) ? profile.visitorIds.includes(input.visitorId) : null
+    // A listed visitor (or any, once the list is given up) is checked against its link, the truth.
+    if (listed !== false && isLinkTo(await this.visitorLinks.findOne({ _id: visitorLinkIdFor(input.websiteId, input.visitorId) }), profile)) {
+      if (!changed) return { profileId: _id.toHexString(), created: false, changed: false }
+      return await this.writeProfile(profile, input, { changed, addVisitor: false }, now)
+    }
+    await this.linkVisitor(input, profile, now)
+    return await this.writeProfile(profile, input, { changed, addVisitor: true }, now)
+  }
+
+  /** Inserts the profile listing the visitor, then links the visitor, then checks that the profile is still this one. */
+  private async createProfile (input: UpsertProfileInput, now: Date): Promise<UpsertProfileResult | null> {
+    checkProfileLimits(input.metadata, input.limits)
+    const profile = profileDocument(input.websiteId, input.userId, input.visitorId, input.metadata, now)
+    try {
+      await this.profiles.insertOne(profile)
+    } catch (error) {
+      if (isDuplicateKey(error)) return null
+      throw error
+    }
+    await this.linkVisitor(input, profile, now)
+    const current = await this.profiles.findOne({ _id: profile._id })
+    if (current === null || !current.incarnation.equals(profile.incarnation)) return null
+    return { profileId: profile._id.toHexString(), created: true, changed: true }
+  }
+
+  /**
+   * Merges the metadata and, with addVisitor, lists the visitor (or gives the
+   * list up when full), in one write that returns the profile, so that an
+   * erasure since the read is seen: then null.
+   */
+  private async writeProfile (profile: ProfileDocument, input: UpsertProfileInput, options: { changed: boolean, addVisitor: boolean }, now: Date): Promise<UpsertProfileResult | null> {
+    const set: Record<string, unknown> = {}
+    if (options.changed) {
+      set.updatedAt = now
+      for (const [name, value] of Object.entries(input.metadata)) set[`metadata.${name}`] = value
+    }
+    const update: UpdateFilter<ProfileDocument> = {}
+    if (options.addVisitor && listsVisitors(profile) && profile.visitorIds.length < LISTED_VISITORS_MAX) {
+      update.$addToSet = { visitorIds: input.visitorId }
+    } else if (options.addVisitor) {
+      // A full list is given up; one already given up is marked again, which also makes this the write that returns the profile.
+      Object.assign(set, VISITOR_LEFT.$set)
+      if (listsVisitors(profile)) update.$unset = VISITOR_LEFT.$unset
+    }
+    if (Object.keys(set).length > 0) update.$set = set
+    const written = await this.profiles.findOneAndUpdate({ _id: profile._id }, update, { returnDocument: 'after' })
+    if (written === null || !written.incarnation.equals(profile.incarnation)) return null
+    return { profileId: profile._id.toHexString(), created: false, changed: true }
+  }
+
+  /** Points the visitor at this profile; the profile it leaves, if any, stops trusting its list. */
+  private async linkVisitor (input: UpsertProfileInput, profile: ProfileDocument, now: Date): Promise<void> {
+    const { _id, ...fields } = visitorLinkDocument(input.websiteId, input.visitorId, profile, now)
+    const before = await retryOnDuplicateKey(async () =>
+      await this.visitorLinks.findOneAndUpdate({ _id }, { $set: fields }, { upsert: true, returnDocument: 'before' }))
+    if (before !== null && !before.profileId.equals(profile._id)) await this.profiles.updateOne({ _id: before.profileId }, VISITOR_LEFT)
   }
 
   /**
@@ -158,27 +255,120 @@ export class ProfilesRepository {
     if (entries.length === 0) return
     const now = new Date()
     const documents = entries.map(({ userId, visitorId, metadata }) => {
-      const profile = profileDocument(websiteId, userId, metadata, now)
-      return { profile, link: visitorLinkDocument(websiteId, visitorId, profile._id, now) }
+      const profile = profileDocument(websiteId, userId, visitorId, metadata, now)
+      return { profile, link: visitorLinkDocument(websiteId, visitorId, profile, now) }
     })
     await this.profiles.insertMany(documents.map(({ profile }) => profile))
     await this.visitorLinks.insertMany(documents.map(({ link }) => link))
   }
 
   async findProfile (websiteId: string, userId: string): Promise<Profile | null> {
-    const document = await this.profiles.findOne({ _id: profileIdFor(websiteId, userId) })
-    if (document === null) return null
-    const links = await this.visitorLinks
-      .find({ profileId: document._id }, { sort: { linkedAt: 1, _id: 1 } })
-      .toArray()
+    const document = await this.findProfileDocument(websiteId, profileIdFor(websiteId, userId))
+    return document === null || document.userId !== userId ? null : await this.toProfile(document)
+  }
+
+  async findProfileById (websiteId: string, profileId: string): Promise<Profile | null> {
+    const document = await this.findProfileDocument(websiteId, new ObjectId(profileId))
+    return document === null ? null : await this.toProfile(document)
+  }
+
+  /** The profile the visitor's link points at, or null when it is linked to none. */
+  async findVisitorProfile (websiteId: string, visitorId: string): Promise<Profile | null> {
+    const link = await this.visitorLinks.findOne({ _id: visitorLinkIdFor(websiteId, visitorId) })
+    if (link === null) return null
+    const document = await this.findProfileDocument(websiteId, link.profileId)
+    return document === null || !isLinkTo(link, document) ? null : await this.toProfile(document)
+  }
+
+  /** One page of a website's profiles in `_id` order, after the given id (keyset pagination). */
+  async listProfiles (websiteId: string, options: { after: string | null, limit: number }): Promise<ProfilePage> {
+    const filter: Filter<ProfileDocument> = { websiteId: new ObjectId(websiteId) }
+    if (options.after !== null) filter._id = { $gt: new ObjectId(options.after) }
+    const documents = await this.profiles.find(filter, { sort: { _id: 1 }, limit: options.limit + 1 }).toArray()
+    const page = documents.slice(0, options.limit)
     return {
-      id: document._id.toHexString(),
-      websiteId: document.websiteId.toHexString(),
-      userId: document.userId,
-      metadata: document.metadata,
-      visitorIds: links.map((link) => link.visitorId),
-      createdAt: document.createdAt,
-      updatedAt: document.updatedAt
+      profiles: await this.toProfiles(page),
+      nextAfter: documents.length > options.limit ? page.at(-1)?._id.toHexString() ?? null : null
     }
+  }
+
+  /**
+   * Every profile of a website through one cursor, a batch at a time: memory
+   * stays constant whatever the number of profiles. No sort: MongoDB walks
+   * the websiteId index anyway, and the stand-in would sort every profile in
+   * its memory before answering the first batch.
+   */
+  async * exportProfiles (websiteId: string, batchSize = 1000): AsyncGenerator<Profile> {
+    const cursor = this.profiles.find({ websiteId: new ObjectId(websiteId) }, { batchSize })
+    try {
+      let batch: ProfileDocument[] = []
+      for await (const document of cursor) {
+        batch.push(document)
+        if (batch.length < batchSize) continue
+        yield * await this.toProfiles(batch)
+        batch = []
+      }
+      yield * await this.toProfiles(batch)
+    } finally {
+      await cursor.close()
+    }
+  }
+
+  /**
+   * Deletes the profile and every visitor link to it: three commands, however
+   * many links (the links in one deleteMany). Null when the website has no
+   * such profile.
+   */
+  async eraseProfile (websiteId: string, profileId: string): Promise<Erasure | null> {
+    const _id = new ObjectId(profileId)
+    if (await this.findProfileDocument(websiteId, _id) === null) return null
+    // The same _id is always the same website and user, even if the profile was created again since the read.
+    const erased = await this.profiles.findOneAndDelete({ _id })
+    if (erased === null) return null
+    const { deletedCount } = await this.visitorLinks.deleteMany({ profileId: _id, profileIncarnation: erased.incarnation })
+    return { profileId, visitorLinks: deletedCount }
+  }
+
+  private async findProfileDocument (websiteId: string, _id: ObjectId): Promise<ProfileDocument | null> {
+    const document = await this.profiles.findOne({ _id })
+    return document?.websiteId.equals(websiteId) === true ? document : null
+  }
+
+  private async toProfile (document: ProfileDocument): Promise<Profile> {
+    return shownProfile(document, await this.linkedVisitors([document]))
+  }
+
+  private async toProfiles (documents: ProfileDocument[]): Promise<Profile[]> {
+    const linked = await this.linkedVisitors(documents)
+    return documents.map((document) => shownProfile(document, linked))
+  }
+
+  /** The visitors of the profiles that no longer list them, from their links, in one query; keyed by linkKey. */
+  private async linkedVisitors (documents: ProfileDocument[]): Promise<Map<string, string[]>> {
+    const linked = new Map<string, string[]>()
+    const [only, ...more] = documents.filter((document) => !listsVisitors(document)).map((document) => document._id)
+    if (only === undefined) return linked
+    // $in is a full scan on the stand-in, as is any filter but _id: one query for the whole page.
+    const links = this.visitorLinks.find({ profileId: more.length === 0 ? only : { $in: [only, ...more] } }, { sort: { linkedAt: 1, _id: 1 } })
+    for await (const link of links) {
+      const key = linkKey(link.profileId, link.profileIncarnation)
+      linked.set(key, [...linked.get(key) ?? [], link.visitorId])
+    }
+    return linked
+  }
+}
+
+const linkKey = (profileId: ObjectId, incarnation: ObjectId): string => `${profileId.toHexString()}:${incarnation.toHexString()}`
+
+/** P, from the profile document and, when it no longer lists its visitors, from its links. */
+function shownProfile (document: ProfileDocument, linked: Map<string, string[]>): Profile {
+  return {
+    id: document._id.toHexString(),
+    websiteId: document.websiteId.toHexString(),
+    userId: document.userId,
+    metadata: document.metadata,
+    visitorIds: listsVisitors(document) ? [...document.visitorIds] : linked.get(linkKey(document._id, document.incarnation)) ?? [],
+    createdAt: document.createdAt,
+    updatedAt: document.updatedAt
   }
 }

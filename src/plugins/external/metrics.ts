@@ -5,7 +5,7 @@ import { IdentifyAction } from '../../schemas/identify.js'
 
 /**
  * Prometheus metrics at GET /metrics: requests and latency by route and
- * status, identify outcomes by action, database errors, and the default
+ * status, identify outcomes by action, profile erasures, database errors, and the default
  * process metrics. Off when METRICS_ENABLED is false.
  */
 export default fp(async (fastify) => {
@@ -36,6 +36,8 @@ export default fp(async (fastify) => {
     labelNames: ['action', 'status_code'],
     registers: [registry]
   })
+  const erasures = new Counter({ name: 'profile_erasures_total', help: 'Profiles erased through the API', registers: [registry] })
+  erasures.inc(0)
   const databaseErrors = new Counter({ name: 'database_errors_total', help: 'Errors raised by the database driver', registers: [registry] })
   databaseErrors.inc(0)
 
@@ -67,6 +69,7 @@ export default fp(async (fastify) => {
     if (action !== null && action !== undefined) identifyActions.inc({ action })
     const { adminAction } = request.routeOptions.config
     if (adminAction !== undefined) adminCalls.inc({ action: adminAction, status_code: reply.statusCode })
+    if (request.profileErased === true) erasures.inc()
   })
 
   fastify.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {

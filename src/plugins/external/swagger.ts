@@ -18,14 +18,14 @@ export default fp(async (fastify) => {
       info: {
         title: 'Identify service',
         version: '1.0.0',
-        description: 'A self-hostable reimplementation of DataFast\'s identify endpoint: link an anonymous visitor to a known user and store the user\'s profile metadata.'
+        description: 'A self-hostable reimplementation of DataFast\'s identify endpoint: link an anonymous visitor to a known user and store the user\'s profile metadata; read, list and erase the stored profiles.'
       },
       components: {
         securitySchemes: {
           bearerAuth: {
             type: 'http',
             scheme: 'bearer',
-            description: 'A df_ website key (its own website), or a dft_ account token with the permission each operation names (website routes then need websiteId; account routes take tokens only)'
+            description: 'A df_ website key (its own website), or a dft_ account token with the permission each operation names: identify:write to identify, identify:read or analytics:read to read profiles, identify:delete to erase them (these need websiteId), and the Account API\'s own (tokens only)'
           }
         }
       }

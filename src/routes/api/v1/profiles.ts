@@ -1,0 +1,171 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import type { FastifySchemaCompiler } from 'fastify'
+import { IDENTIFY_DELETE, PROFILE_READ_PERMISSIONS } from '../../../domain/credentials.js'
+import { notFound } from '../../../domain/errors.js'
+import { checkProfileId, checkProfilesQuery, checkVisitorId, encodeCursor, type ProfilesQuery as CheckedProfilesQuery } from '../../../domain/profiles.js'
+import {
+  ErasureSuccess,
+  ProfilePageSuccess,
+  ProfileParams,
+  ProfilesQuery,
+  ProfileSuccess,
+  VisitorParams,
+  WebsiteQuery,
+  type Profile
+} from '../../../schemas/profiles.js'
+import { errorResponses } from './identify.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by DELETE /api/v1/profiles/{profileId} when it erased a profile; counted in /metrics (undefined on other routes). */
+    profileErased: boolean | undefined
+  }
+}
+
+const commonErrors = {
+  401: 'No, a malformed, an unknown, a revoked or an expired key or token',
+  429: 'Too many calls for this key or token, or too many failed authentications from this address',
+  500: 'An unexpected error; no detail is shown',
+  503: 'The database is unreachable or the service is overloaded; see Retry-After'
+}
+const websiteErrors = (permissions: string) => ({
+  403: `The key belongs to another website than websiteId, or the token lacks ${permissions} or is not allowed on the website`,
+  404: 'No such profile on the website; with a dft_ token, also a website that does not exist or belongs to another account'
+})
+const tooLong = { 414: 'A path parameter longer than 100 characters' }
+const listErrors = errorResponses({
+  400: 'A malformed user_id, limit, cursor or websiteId, or a dft_ token without websiteId',
+  ...websiteErrors(PROFILE_READ_PERMISSIONS.join(' and ')),
+  ...commonErrors
+})
+const readErrors = errorResponses({
+  400: 'A malformed profileId, visitorId or websiteId, or a dft_ token without websiteId',
+  ...websiteErrors(PROFILE_READ_PERMISSIONS.join(' and ')),
+  ...tooLong,
+  ...commonErrors
+})
+const eraseErrors = errorResponses({
+  400: 'A malformed profileId or websiteId, or a dft_ token without websiteId',
+  ...websiteErrors(IDENTIFY_DELETE),
+  ...tooLong,
+  ...commonErrors
+})
+
+const readAccess = { permissions: PROFILE_READ_PERMISSIONS, allowSuspended: true }
+// An erasure must never be blocked, not even by a suspension.
+const eraseAccess = { permissions: [IDENTIFY_DELETE], allowSuspended: true }
+const common = { tags: ['profiles'], security: [{ bearerAuth: [] }] }
+
+type Check = (part: Record<string, unknown>) => unknown
+
+/**
+ * Params and query strings are checked by the domain, which names the broken
+ * rule; the schemas state the same rules for OpenAPI. Other parts keep the
+ * schema's own validation.
+ */
+function checkedBy (checks: { params?: Check, querystring?: Check }): FastifySchemaCompiler<unknown> {
+  return (route) => {
+    const check = checks[route.httpPart as keyof typeof checks]
+    return check === undefined
+      ? TypeBoxValidatorCompiler(route as Parameters<typeof TypeBoxValidatorCompiler>[0])
+      : (part: unknown) => ({ value: check(part as Record<string, unknown>) })
+  }
+}
+
+const profileIdParam = { params: (params: Record<string, unknown>) => ({ profileId: checkProfileId(params.profileId) }) }
+
+const found = (profile: Profile | null, message: string): ProfileSuccess => {
+  if (profile === null) throw notFound(message)
+  return { status: 'success', data: { profile } }
+}
+
+/**
+ * Read, list and erase what identify stored (docs/api.md#profiles): the same
+ * authentication, rate limits and envelope as identify; reads and erasures
+ * also answer for a suspended website.
+ */
+const profileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { profiles } = fastify.repositories
+  fastify.decorateRequest('profileErased', false)
+
+  fastify.get('/profiles/:profileId', {
+    onRequest: fastify.authenticate(readAccess),
+    config: { rateLimit: {} },
+    validatorCompiler: checkedBy(profileIdParam),
+    schema: {
+      summary: 'Read one profile by its id',
+      operationId: 'getProfile',
+      ...common,
+      params: ProfileParams,
+      querystring: WebsiteQuery,
+      response: { 200: { ...ProfileSuccess, description: 'The profile' }, ...readErrors }
+    }
+  }, async (request) => {
+    return found(await profiles.findProfileById(request.caller.website.id, request.params.profileId), 'The website has no profile with this id')
+  })
+
+  fastify.get('/profiles', {
+    onRequest: fastify.authenticate(readAccess),
+    config: { rateLimit: {} },
+    validatorCompiler: checkedBy({ querystring: checkProfilesQuery }),
+    schema: {
+      summary: 'Read the profile of one user, or list every profile of the website a page at a time',
+      description: 'With user_id: that user\'s profile, or 404. Without: a page of profiles in id order; follow nextCursor until it is null to visit every profile exactly once, even while profiles are added or erased.',
+      operationId: 'listProfiles',
+      ...common,
+      querystring: ProfilesQuery,
+      response: {
+        200: { anyOf: [ProfileSuccess, ProfilePageSuccess], description: 'The user\'s profile (with user_id), or a page of profiles' },
+        ...listErrors
+      }
+    }
+  }, async (request): Promise<ProfileSuccess | ProfilePageSuccess> => {
+    const websiteId = request.caller.website.id
+    // The query validator replaced the parsed query with the checked one.
+    const query = request.query as unknown as CheckedProfilesQuery
+    if (query.kind === 'user') return found(await profiles.findProfile(websiteId, query.userId), 'The website has no profile for this user_id')
+    const page = await profiles.listProfiles(websiteId, { after: query.after, limit: query.limit })
+    return { status: 'success', data: { profiles: page.profiles, nextCursor: page.nextAfter === null ? null : encodeCursor(page.nextAfter) } }
+  })
+
+  fastify.get('/visitors/:visitorId/profile', {
+    onRequest: fastify.authenticate(readAccess),
+    config: { rateLimit: {} },
+    validatorCompiler: checkedBy({ params: (params) => ({ visitorId: checkVisitorId(params.visitorId) }) }),
+    schema: {
+      summary: 'Read the profile a visitor is linked to',
+      operationId: 'getVisitorProfile',
+      ...common,
+      params: VisitorParams,
+      querystring: WebsiteQuery,
+      response: { 200: { ...ProfileSuccess, description: 'The profile the visitor is linked to' }, ...readErrors }
+    }
+  }, async (request) => {
+    return found(await profiles.findVisitorProfile(request.caller.website.id, request.params.visitorId), 'The visitor is linked to no profile on this website')
+  })
+
+  fastify.delete('/profiles/:profileId', {
+    onRequest: fastify.authenticate(eraseAccess),
+    config: { rateLimit: {} },
+    validatorCompiler: checkedBy(profileIdParam),
+    schema: {
+      summary: 'Erase a profile and every visitor link to it',
+      operationId: 'eraseProfile',
+      ...common,
+      params: ProfileParams,
+      querystring: WebsiteQuery,
+      response: { 200: { ...ErasureSuccess, description: 'The profile and its visitor links are erased' }, ...eraseErrors }
+    }
+  }, async (request): Promise<ErasureSuccess> => {
+    const { website, credential } = request.caller
+    const erasure = await profiles.eraseProfile(website.id, request.params.profileId)
+    if (erasure === null) throw notFound('The website has no profile with this id')
+    request.profileErased = true
+    // The record an operator shows for a request: who asked, where, what; never the user id or the metadata.
+    request.log.info({ credential, websiteId: website.id, profileId: erasure.profileId, visitorLinks: erasure.visitorLinks }, 'profile erased')
+    return { status: 'success', data: { profileId: erasure.profileId, erased: true, visitorLinks: erasure.visitorLinks } }
+  })
+}
+
+export default profileRoutes

@@ -1,0 +1,253 @@
+import { ObjectId } from 'mongodb'
+import { afterAll, describe, expect, it } from 'vitest'
+import { identifyRules } from '../src/config.js'
+import { ProfilesRepository, profileIdFor } from '../src/repositories/profiles.js'
+import { buildTestApp, createTestWebsite, identify, visitorId, type TestWebsite } from './helper.js'
+import { profilesCall } from './profiles-helper.js'
+
+/*
+ * docs/api.md#profiles-erasure-and-identify-at-once: an identify call racing
+ * with an erasure of its profile ends either before it (and is erased with
+ * it) or after it (on a new profile), never with a profile that lists a
+ * visitor without its link, or a link to a missing or erased profile.
+ *
+ * All calls go through one app, so on the FerretDB stand-in (maxPoolSize=1)
+ * their database commands interleave one command at a time, in any order the
+ * event loop gives them: the model the repository is written for, where each
+ * command is atomic on its document, as on MongoDB. Several clients would
+ * instead run commands side by side inside the stand-in, whose updates are
+ * not atomic across connections (docs/ferretdb.md), so they would test the
+ * stand-in rather than this service.
+ */
+
+const app = await buildTestApp()
+afterAll(async () => { await app.close() })
+
+interface StoredProfile { _id: ObjectId, userId: string, incarnation: ObjectId, metadata: Record<string, unknown> }
+interface StoredLink { _id: string, visitorId: string, profileId: ObjectId, profileIncarnation: ObjectId }
+const profiles = app.mongo.db.collection<StoredProfile>('profiles')
+const links = app.mongo.db.collection<StoredLink>('visitorLinks')
+const sorted = (values: string[]): string[] => [...values].sort()
+
+let counter = 0
+const newUserId = (): string => `erasure_race_${String(++counter)}`
+
+async function call (site: TestWebsite, userId: string, visitor: string, metadata: Record<string, unknown> = {}): Promise<string> {
+  const response = await identify(app, { auth: site.key, body: { user_id: userId, datafast_visitor_id: visitor, ...metadata } })
+  expect(response.statusCode, response.body).toBe(200)
+  return response.json<{ data: { action: string } }>().data.action
+}
+
+async function erase (site: TestWebsite, userId: string): Promise<number> {
+  const response = await profilesCall(app, { method: 'DELETE', path: `/profiles/${profileIdFor(site.websiteId, userId).toHexString()}`, auth: site.key })
+  expect([200, 404], response.body).toContain(response.statusCode)
+  return response.statusCode
+}
+
+/** Runs the calls at once, each started after a few turns of the event loop so that their commands interleave differently. */
+async function atOnce (calls: Array<() => Promise<unknown>>): Promise<void> {
+  await Promise.all(calls.map(async (run, index) => {
+    for (let turn = 0; turn < index % 4; turn++) await new Promise((resolve) => setImmediate(resolve))
+    await run()
+  }))
+}
+
+/**
+ * Every link of the website points at a stored profile of the same
+ * incarnation, and every profile shows exactly the visitors linked to it;
+ * returns the visitor ids each user's profile shows.
+ */
+async function expectConsistent (site: TestWebsite, context: string): Promise<Map<string, { visitorIds: string[], metadata: Record<string, unknown> }>> {
+  const websiteId = new ObjectId(site.websiteId)
+  const [storedProfiles, storedLinks] = await Promise.all([profiles.find({ websiteId }).toArray(), links.find({ websiteId }).toArray()])
+  const byId = new Map(storedProfiles.map((profile) => [profile._id.toHexString(), profile]))
+  for (const link of storedLinks) {
+    const profile = byId.get(link.profileId.toHexString())
+    expect(profile, `${context}: visitor ${link.visitorId} is linked to a missing profile`).toBeDefined()
+    expect(profile!.incarnation.equals(link.profileIncarnation), `${context}: visitor ${link.visitorId} is linked to an erased profile`).toBe(true)
+  }
+  const shown = new Map<string, { visitorIds: string[], metadata: Record<string, unknown> }>()
+  for (const stored of storedProfiles) {
+    const profile = (await app.repositories.profiles.findProfile(site.websiteId, stored.userId))!
+    const linked = storedLinks.filter((link) => link.profileId.equals(stored._id)).map((link) => link.visitorId)
+    expect(sorted(profile.visitorIds), `${context}: the profile of ${stored.userId} does not show exactly its links`).toEqual(sorted(linked))
+    shown.set(stored.userId, { visitorIds: profile.visitorIds, metadata: profile.metadata })
+  }
+  return shown
+}
+
+describe('identify calls racing with erasures of their profile', () => {
+  it('each call ends wholly before an erasure or wholly after it: its field is stored exactly when its visitor is linked', async () => {
+    const site = await createTestWebsite(app)
+    for (let round = 0; round < 12; round++) {
+      const userId = newUserId()
+      const known = visitorId()
+      await call(site, userId, known, { seed: true })
+      const fresh = Array.from({ length: 8 }, () => visitorId())
+      const erasures: number[] = []
+      await atOnce([
+        ...fresh.map((visitor, index) => async () => await call(site, userId, visitor, { [`f${String(index)}`]: index })),
+        // The update path: a known visitor with a new field.
+        async () => await call(site, userId, known, { g: round }),
+        async () => { erasures.push(await erase(site, userId)) },
+        async () => { erasures.push(await erase(site, userId)) }
+      ])
+      expect(erasures, 'an erasure came first, the other found the profile gone or created again').toContain(200)
+
+      const shown = (await expectConsistent(site, `round ${String(round)}`)).get(userId)
+      fresh.forEach((visitor, index) => {
+        const field = Object.hasOwn(shown?.metadata ?? {}, `f${String(index)}`)
+        const linked = shown?.visitorIds.includes(visitor) === true
+        expect(field, `round ${String(round)}, call ${String(index)}: field stored ${String(field)} but visitor linked ${String(linked)}`).toBe(linked)
+      })
+      // The known visitor's call: its field can only be on a profile the visitor is linked to.
+      if (Object.hasOwn(shown?.metadata ?? {}, 'g')) expect(shown?.visitorIds).toContain(known)
+      // Nothing of the erased profile survives in a new one.
+      expect(shown?.metadata.seed).toBeUndefined()
+    }
+  }, 180_000)
+
+  it('the first calls for a new user racing with erasures leave a consistent state', async () => {
+    const site = await createTestWebsite(app)
+    for (let round = 0; round < 12; round++) {
+      const userId = newUserId()
+      const visitors = Array.from({ length: 6 }, () => visitorId())
+      await atOnce([
+        ...visitors.map((visitor, index) => async () => await call(site, userId, visitor, { [`f${String(index)}`]: index })),
+        async () => await erase(site, userId),
+        async () => await erase(site, userId)
+      ])
+      const shown = (await expectConsistent(site, `round ${String(round)}`)).get(userId)
+      visitors.forEach((visitor, index) => {
+        expect(Object.hasOwn(shown?.metadata ?? {}, `f${String(index)}`), `round ${String(round)}, call ${String(index)}`)
+          .toBe(shown?.visitorIds.includes(visitor) === true)
+      })
+    }
+  }, 180_000)
+
+  it('a visitor moving between two users while one of them is erased ends on at most one profile, with its link', async () => {
+    const site = await createTestWebsite(app)
+    for (let round = 0; round < 12; round++) {
+      const [first, second] = [newUserId(), newUserId()]
+      const shared = visitorId()
+      await call(site, first, shared)
+      await call(site, second, visitorId())
+      await atOnce([
+        async () => await call(site, second, shared),
+        async () => await call(site, first, shared),
+        async () => await erase(site, first),
+        async () => await call(site, second, shared, { again: round })
+      ])
+      const shown = await expectConsistent(site, `round ${String(round)}`)
+      const holders = [...shown.values()].filter((profile) => profile.visitorIds.includes(shared))
+      expect(holders.length, `round ${String(round)}`).toBeLessThanOrEqual(1)
+    }
+  }, 180_000)
+})
+
+/**
+ * The repository on the same database, whose next call of one method on one
+ * collection waits until the test releases it: an interleaving chosen on
+ * purpose, on the real database, where the one-connection model above never
+ * puts one call's commands (this is how calls interleave on a MongoDB
+ * connection pool).
+ */
+function pausableRepository () {
+  const asyncMethods = new Set(['findOne', 'findOneAndUpdate', 'findOneAndDelete', 'insertOne', 'updateOne', 'deleteMany'])
+  let gate: { collection: string, method: string, reached: () => void, released: Promise<void> } | null = null
+  const db = new Proxy(app.mongo.db, {
+    get (target, property, receiver) {
+      if (property !== 'collection') return Reflect.get(target, property, receiver) as unknown
+      return (name: string) => new Proxy(target.collection(name), {
+        get (collection, method, collectionReceiver) {
+          const value = Reflect.get(collection, method, collectionReceiver) as unknown
+          if (typeof value !== 'function' || !asyncMethods.has(String(method))) return value
+          return async (...args: unknown[]) => {
+            if (gate?.collection === name && gate.method === method) {
+              const { reached, released } = gate
+              gate = null
+              reached()
+              await released
+            }
+            return await (value as (...parameters: unknown[]) => Promise<unknown>).apply(collection, args)
+          }
+        }
+      })
+    }
+  })
+  return {
+    repository: new ProfilesRepository(db),
+    /** Holds the next `method` on `collection`; resolves once a call reached it, with the function that lets it go on. */
+    holdBefore: async (collection: string, method: string, start: () => Promise<unknown>): Promise<{ release: () => void, done: Promise<unknown> }> => {
+      let release!: () => void
+      const released = new Promise<void>((resolve) => { release = resolve })
+      const reached = new Promise<void>((resolve) => { gate = { collection, method, reached: resolve, released } })
+      const done = start()
+      await reached
+      return { release, done }
+    }
+  }
+}
+
+describe('chosen interleavings of identify and erasure', () => {
+  const limits = identifyRules(app.config).limits
+  const input = (site: TestWebsite, userId: string, visitor: string, metadata: Record<string, unknown> = {}) =>
+    ({ websiteId: site.websiteId, userId, visitorId: visitor, metadata, limits })
+
+  it('an erasure between creating a profile and linking its first visitor: the call creates the profile again', async () => {
+    const site = await createTestWebsite(app)
+    const userId = newUserId()
+    const visitor = visitorId()
+    const { repository, holdBefore } = pausableRepository()
+    const held = await holdBefore('visitorLinks', 'findOneAndUpdate', async () => await repository.upsertProfile(input(site, userId, visitor, { f: 1 })))
+    expect(await erase(site, userId)).toBe(200)
+    held.release()
+    expect(await held.done).toMatchObject({ created: true })
+    const shown = (await expectConsistent(site, 'after')).get(userId)
+    expect(shown).toEqual({ visitorIds: [visitor], metadata: { f: 1 } })
+  })
+
+  it('an erasure and a new profile between creating a profile and linking: the call ends on the new profile', async () => {
+    const site = await createTestWebsite(app)
+    const userId = newUserId()
+    const [visitor, other] = [visitorId(), visitorId()]
+    const { repository, holdBefore } = pausableRepository()
+    const held = await holdBefore('visitorLinks', 'findOneAndUpdate', async () => await repository.upsertProfile(input(site, userId, visitor, { f: 1 })))
+    expect(await erase(site, userId)).toBe(200)
+    expect(await call(site, userId, other, { g: 2 })).toBe('created')
+    held.release()
+    expect(await held.done).toMatchObject({ changed: true })
+    const shown = (await expectConsistent(site, 'after')).get(userId)
+    expect(shown).toEqual({ visitorIds: [other, visitor], metadata: { g: 2, f: 1 } })
+  })
+
+  it('an erasure and a new profile between linking a new device and listing it: the call ends on the new profile', async () => {
+    const site = await createTestWebsite(app)
+    const userId = newUserId()
+    const [first, device, other] = [visitorId(), visitorId(), visitorId()]
+    await call(site, userId, first)
+    const { repository, holdBefore } = pausableRepository()
+    const held = await holdBefore('profiles', 'findOneAndUpdate', async () => await repository.upsertProfile(input(site, userId, device, { f: 1 })))
+    expect(await erase(site, userId)).toBe(200)
+    expect(await call(site, userId, other)).toBe('created')
+    held.release()
+    await held.done
+    const shown = (await expectConsistent(site, 'after')).get(userId)
+    expect(shown).toEqual({ visitorIds: [other, device], metadata: { f: 1 } })
+  })
+
+  it('a new profile created between an erasure\'s delete and its deletion of the links keeps its own links', async () => {
+    const site = await createTestWebsite(app)
+    const userId = newUserId()
+    const [old, fresh] = [visitorId(), visitorId()]
+    await call(site, userId, old)
+    const { repository, holdBefore } = pausableRepository()
+    const profileId = profileIdFor(site.websiteId, userId).toHexString()
+    const held = await holdBefore('visitorLinks', 'deleteMany', async () => await repository.eraseProfile(site.websiteId, profileId))
+    expect(await call(site, userId, fresh, { f: 1 })).toBe('created')
+    held.release()
+    expect(await held.done).toEqual({ profileId, visitorLinks: 1 })
+    const shown = (await expectConsistent(site, 'after')).get(userId)
+    expect(shown).toEqual({ visitorIds: [fresh], metadata: { f: 1 } })
+  })
+})
