@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { fuzzIdentify, shortfalls } from '../scripts/schemathesis.js'
+import { fuzzAccountApi, fuzzIdentify, shortfalls } from '../scripts/schemathesis.js'
 import { buildTestApp } from './helper.js'
 
 // The fuzzer sends thousands of calls and wrong credentials on purpose.
-const app = await buildTestApp({ RATE_LIMIT_MAX: 1_000_000 })
+const app = await buildTestApp({ RATE_LIMIT_MAX: 1_000_000, MAX_TOKENS_PER_ACCOUNT: 1_000_000 })
 afterAll(async () => { await app.close() })
 
 const options = { maxExamples: 300, seed: 20261128 }
@@ -15,5 +15,9 @@ describe('Schemathesis against the running service\'s /openapi.json', () => {
       { credential: 'df_ website key', exitCode: 0, shortfalls: [] },
       { credential: 'dft_ account token', exitCode: 0, shortfalls: [] }
     ])
+  }, 900_000)
+
+  it('finds no failure in the Account API with an owner token', async () => {
+    expect(await fuzzAccountApi(app, options)).toBe(0)
   }, 900_000)
 })
