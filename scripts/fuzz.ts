@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { startDatabase, withDatabaseName } from './local-database.js'
-import { fuzzIdentify, shortfalls } from './schemathesis.js'
+import { fuzzAccountApi, fuzzIdentify, shortfalls } from './schemathesis.js'
 
 /**
  * `npm run fuzz`: Schemathesis against the service on the local database, with
@@ -25,6 +25,7 @@ const app = await buildApp(loadConfig({}, {
   // The fuzzer sends thousands of calls and wrong credentials on purpose.
   RATE_LIMIT_MAX: 1_000_000,
   AUTH_FAILURE_MAX: 1_000_000,
+  MAX_TOKENS_PER_ACCOUNT: 1_000_000,
   // Load shedding answers 503 when the machine is busy, which the fuzzer would report as a failure.
   PRESSURE_MAX_EVENT_LOOP_DELAY_MS: 0
 }))
@@ -35,8 +36,10 @@ try {
   for (const pass of passes) {
     process.stdout.write(`${pass.credential}: exit code ${String(pass.exitCode)}, identify answers ${JSON.stringify(pass.statuses)}, ${String(pass.profiles)} profiles\n`)
   }
+  const accountApiExit = await fuzzAccountApi(app, options)
+  process.stdout.write(`Account API with an owner token: exit code ${String(accountApiExit)}\n`)
   for (const problem of problems) process.stderr.write(`${problem}\n`)
-  status = passes.every((pass) => pass.exitCode === 0) && problems.length === 0 ? 0 : 1
+  status = passes.every((pass) => pass.exitCode === 0) && accountApiExit === 0 && problems.length === 0 ? 0 : 1
 } finally {
   // Leaves nothing behind on a server given by MONGO_URL.
   await app.mongo.db.dropDatabase()
