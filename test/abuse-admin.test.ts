@@ -1,7 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, describe, expect, it } from 'vitest'
-import type { App } from '../src/app.js'
-import { buildTestApp, createTestToken, createTestWebsite, expectError } from './helper.js'
+import { buildTestApp, createTestToken, createTestWebsite, expectError, snapshot } from './helper.js'
 import { adminCall, createOwner, dataOf } from './admin-helper.js'
 
 /*
@@ -17,17 +16,6 @@ const site = await createOwner(app)
 /** A token of the same account, with the permissions it needs here but limited to the account's one website. */
 const limited = await createTestToken(app, { accountId: site.accountId, permissions: ['api-keys:write', 'identify:write', 'websites:write'], websiteIds: [site.websiteId] })
 const stranger = await createOwner(app)
-
-/** Every document of every collection as sorted JSON texts. */
-async function snapshot (target: App): Promise<Record<string, string[]>> {
-  const db = target.mongo.db
-  const result: Record<string, string[]> = {}
-  for (const { name } of await db.listCollections({}, { nameOnly: true }).toArray()) {
-    const documents = await db.collection(name).find({}).toArray()
-    result[name] = documents.map((document) => JSON.stringify(document)).sort()
-  }
-  return Object.fromEntries(Object.entries(result).sort(([a], [b]) => a.localeCompare(b)))
-}
 
 /** Sends the call, expects the status in the envelope and an untouched database; returns the message. */
 async function refused (status: number, call: () => Promise<LightMyRequestResponse>): Promise<string> {

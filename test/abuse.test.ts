@@ -5,7 +5,7 @@ import type { LightMyRequestResponse } from 'fastify'
 import { ObjectId } from 'mongodb'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { App } from '../src/app.js'
-import { buildTestApp, createTestToken, createTestWebsite, expectError, visitorId } from './helper.js'
+import { buildTestApp, createTestToken, createTestWebsite, expectError, snapshot, visitorId } from './helper.js'
 
 /*
  * Hostile and malformed calls of POST /api/v1/identify. Every case checks the
@@ -55,17 +55,6 @@ async function post (target: App, options: {
     },
     ...(options.payload === undefined ? {} : { payload: options.payload as string })
   })
-}
-
-/** Every document of every collection as sorted JSON texts. */
-async function snapshot (target: App): Promise<Record<string, string[]>> {
-  const db = target.mongo.db
-  const result: Record<string, string[]> = {}
-  for (const { name } of await db.listCollections({}, { nameOnly: true }).toArray()) {
-    const documents = await db.collection(name).find({}).toArray()
-    result[name] = documents.map((document) => JSON.stringify(document)).sort()
-  }
-  return Object.fromEntries(Object.entries(result).sort(([a], [b]) => a.localeCompare(b)))
 }
 
 /** Runs `call` and asserts that no document of any collection was added, changed or removed. */

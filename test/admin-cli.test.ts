@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
-import { afterAll, describe, expect, it } from 'vitest'
-import { buildApp } from '../src/app.js'
-import { createTestToken, createTestWebsite, expectError, testConfig } from './helper.js'
+import { describe, expect, it } from 'vitest'
+import { appWithCli } from './cli-helper.js'
+import { createTestToken, createTestWebsite, expectError } from './helper.js'
 import { adminCall, createOwner, dataOf } from './admin-helper.js'
 
 /*
@@ -11,29 +9,7 @@ import { adminCall, createOwner, dataOf } from './admin-helper.js'
  * from both, and the CLI's listings print the API's data.
  */
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-const config = testConfig()
-const app = await buildApp(config)
-await app.ready()
-afterAll(async () => {
-  await app.mongo.db.dropDatabase()
-  await app.close()
-})
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-/** Runs the real CLI against the app's database. */
-async function cli (args: string[]): Promise<Run> {
-  return await new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-      cwd: root,
-      env: { ...process.env, MONGO_URL: config.MONGO_URL },
-      timeout: 60_000
-    }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr })
-    })
-  })
-}
+const { app, cli } = await appWithCli()
 
 /** The CLI fails, and its message holds the API's message word for word. */
 async function failsWith (args: string[], message: string): Promise<void> {

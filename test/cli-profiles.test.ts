@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
-import { afterAll, describe, expect, it } from 'vitest'
-import { buildApp } from '../src/app.js'
-import { createTestWebsite, testConfig, visitorId } from './helper.js'
+import { describe, expect, it } from 'vitest'
+import { appWithCli } from './cli-helper.js'
+import { createTestWebsite, visitorId } from './helper.js'
 import { identified, P_KEYS, profilesCall, walkProfiles, type ProfileJson } from './profiles-helper.js'
 
 /*
@@ -11,29 +9,7 @@ import { identified, P_KEYS, profilesCall, walkProfiles, type ProfileJson } from
  * read and erased.
  */
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-const config = testConfig()
-const app = await buildApp(config)
-await app.ready()
-afterAll(async () => {
-  await app.mongo.db.dropDatabase()
-  await app.close()
-})
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-async function cli (args: string[]): Promise<Run> {
-  return await new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-      cwd: root,
-      env: { ...process.env, MONGO_URL: config.MONGO_URL },
-      timeout: 60_000,
-      maxBuffer: 64 * 1024 * 1024
-    }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr })
-    })
-  })
-}
+const { app, cli } = await appWithCli()
 
 async function succeeds (args: string[]): Promise<string> {
   const run = await cli(args)

@@ -1,47 +1,10 @@
-import { execFile } from 'node:child_process'
-import { availableParallelism } from 'node:os'
-import { fileURLToPath } from 'node:url'
-import { afterAll, describe, expect, it } from 'vitest'
-import { buildApp } from '../src/app.js'
+import { describe, expect, it } from 'vitest'
 import { hashSecret } from '../src/domain/credentials.js'
-import { createTestWebsite, identify, testConfig, visitorId } from './helper.js'
-
-const root = fileURLToPath(new URL('..', import.meta.url))
+import { appWithCli } from './cli-helper.js'
+import { createTestWebsite, identify, visitorId } from './helper.js'
 
 // The CLI and this app share one database, so the app can check what the CLI wrote.
-const config = testConfig()
-const app = await buildApp(config)
-await app.ready()
-afterAll(async () => {
-  await app.mongo.db.dropDatabase()
-  await app.close()
-})
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-// Each spawn compiles the CLI with tsx and costs about a second of CPU: running more at once than there are cores only makes all of them slow.
-const slots = { free: availableParallelism(), waiting: [] as Array<() => void> }
-
-/** Runs the real CLI in a child process, against the test database unless env says otherwise. */
-async function cli (args: string[], env: Record<string, string> = {}): Promise<Run> {
-  if (slots.free > 0) slots.free--
-  else await new Promise<void>((resolve) => slots.waiting.push(resolve))
-  try {
-    return await new Promise((resolve) => {
-      execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-        cwd: root,
-        env: { ...process.env, MONGO_URL: config.MONGO_URL, ...env },
-        timeout: 60_000
-      }, (error, stdout, stderr) => {
-        resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr })
-      })
-    })
-  } finally {
-    const next = slots.waiting.shift()
-    if (next === undefined) slots.free++
-    else next()
-  }
-}
+const { app, cli } = await appWithCli()
 
 /** Runs a command with --json and returns the one object it printed. */
 async function json (args: string[]): Promise<Record<string, unknown>> {

@@ -1,6 +1,6 @@
-import { chromium, type Browser } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildTestApp } from './helper.js'
+import { buildTestApp, launchChromium } from './helper.js'
 
 const app = await buildTestApp()
 let browser: Browser
@@ -8,10 +8,7 @@ let base: string
 
 beforeAll(async () => {
   base = await app.listen({ host: '127.0.0.1', port: 0 })
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
-  })
+  browser = await launchChromium()
 })
 
 afterAll(async () => {

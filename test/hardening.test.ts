@@ -1,8 +1,8 @@
-import { chromium, type Browser } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { findDuplicateKey } from '../src/plugins/app/json-body.js'
-import { buildTestApp, createTestWebsite, expectError, expectSuccess, visitorId } from './helper.js'
+import { buildTestApp, createTestWebsite, expectError, expectSuccess, launchChromium, visitorId } from './helper.js'
 
 /**
  * Issue 8's hardening: a body whose keys repeat is refused (what the service
@@ -139,10 +139,7 @@ describe('GET /docs in a real browser', () => {
 
   beforeAll(async () => {
     base = await app.listen({ host: '127.0.0.1', port: 0 })
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
-    })
+    browser = await launchChromium()
   })
   afterAll(async () => { await browser.close() })
 

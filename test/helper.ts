@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { LightMyRequestResponse } from 'fastify'
+import { chromium, type Browser } from 'playwright-core'
 import { expect, inject } from 'vitest'
 import { buildApp, type App, type BuildAppOptions } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
@@ -17,6 +18,14 @@ export function withConnectionOptions (url: string, options: Record<string, stri
   const params = new URLSearchParams(query)
   for (const [name, value] of Object.entries(options)) params.set(name, value)
   return `${base}?${params.toString()}`
+}
+
+/** Headless Chromium from Debian's package, as the docs-page tests drive it. */
+export async function launchChromium (): Promise<Browser> {
+  return await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
+  })
 }
 
 export function testConfig (overrides: Partial<Config> = {}): Config {
@@ -81,6 +90,17 @@ export async function identify (app: App, options: { auth?: string, websiteId?: 
     },
     ...(options.body === undefined ? {} : { payload: options.body as object })
   })
+}
+
+/** Every document of every collection as sorted JSON texts: what a refused call must leave as it was. */
+export async function snapshot (target: App): Promise<Record<string, string[]>> {
+  const db = target.mongo.db
+  const result: Record<string, string[]> = {}
+  for (const { name } of await db.listCollections({}, { nameOnly: true }).toArray()) {
+    const documents = await db.collection(name).find({}).toArray()
+    result[name] = documents.map((document) => JSON.stringify(document)).sort()
+  }
+  return Object.fromEntries(Object.entries(result).sort(([a], [b]) => a.localeCompare(b)))
 }
 
 /** The one error envelope (docs/api.md#error-envelope), with the status repeated as its code; returns the message. */
