@@ -120,6 +120,13 @@ function visitorLinkDocument (websiteId: string, visitorId: string, profile: Pic
   }
 }
 
+/** The $set of a merge: each field sent, and the time. */
+function metadataChanges (metadata: Metadata, now: Date): Record<string, unknown> {
+  const set: Record<string, unknown> = { updatedAt: now }
+  for (const [name, value] of Object.entries(metadata)) set[`metadata.${name}`] = value
+  return set
+}
+
 const listsVisitors = (profile: ProfileDocument): profile is ProfileDocument & { visitorIds: string[] } =>
   profile.visitorIdsInLinks !== true && Array.isArray(profile.visitorIds)
 
@@ -141,10 +148,13 @@ const MAX_ATTEMPTS = 5
  *   or, for a new profile, in the insert that precedes the link.
  * - Whoever moves a link away from a profile marks that profile
  *   `visitorIdsInLinks` (for good), so a late or stale list entry is never read.
- * - A write that links a visitor ends with a write or read of the profile that
+ * - A call that writes a link ends with a write or read of the profile that
  *   checks its incarnation: if the profile was erased meanwhile, the call runs
  *   again, so it ends either before the erasure (and is erased with it) or
- *   after it (on a new profile), never with a link to an erased profile.
+ *   after it (on a new profile), never with a link to an erased profile. A
+ *   call that only merges metadata into a profile its visitor is linked to
+ *   writes it with a plain update, which lands on whatever profile has the
+ *   `_id` by then.
  */
 export class ProfilesRepository {
   private readonly profiles
@@ -191,11 +201,11 @@ export class ProfilesRepository {
     const listed = listsVisitors(profile) ? profile.visitorIds.includes(input.visitorId) : null
     // A listed visitor (or any, once the list is given up) is checked against its link, the truth.
     if (listed !== false && isLinkTo(await this.visitorLinks.findOne({ _id: visitorLinkIdFor(input.websiteId, input.visitorId) }), profile)) {
-      if (!changed) return { profileId: _id.toHexString(), created: false, changed: false }
-      return await this.writeProfile(profile, input, { changed, addVisitor: false }, now)
+      if (changed) await this.profiles.updateOne({ _id }, { $set: metadataChanges(input.metadata, now) })
+      return { profileId: _id.toHexString(), created: false, changed }
     }
     await this.linkVisitor(input, profile, now)
-    return await this.writeProfile(profile, input, { changed, addVisitor: true }, now)
+    return await this.listVisitor(profile, input, changed, now)
   }
 
   /** Inserts the profile listing the visitor, then links the visitor, then checks that the profile is still this one. */
@@ -215,21 +225,17 @@ export class ProfilesRepository {
   }
 
   /**
-   * Merges the metadata and, with addVisitor, lists the visitor (or gives the
-   * list up when full), in one write that returns the profile, so that an
-   * erasure since the read is seen: then null.
+   * Lists the visitor (or gives the list up when full) and merges the
+   * metadata, in one write that returns the profile, so that an erasure since
+   * the read is seen: then null, and the call runs again.
    */
-  private async writeProfile (profile: ProfileDocument, input: UpsertProfileInput, options: { changed: boolean, addVisitor: boolean }, now: Date): Promise<UpsertProfileResult | null> {
-    const set: Record<string, unknown> = {}
-    if (options.changed) {
-      set.updatedAt = now
-      for (const [name, value] of Object.entries(input.metadata)) set[`metadata.${name}`] = value
-    }
+  private async listVisitor (profile: ProfileDocument, input: UpsertProfileInput, changed: boolean, now: Date): Promise<UpsertProfileResult | null> {
+    const set = changed ? metadataChanges(input.metadata, now) : {}
     const update: UpdateFilter<ProfileDocument> = {}
-    if (options.addVisitor && listsVisitors(profile) && profile.visitorIds.length < LISTED_VISITORS_MAX) {
+    if (listsVisitors(profile) && profile.visitorIds.length < LISTED_VISITORS_MAX) {
       update.$addToSet = { visitorIds: input.visitorId }
-    } else if (options.addVisitor) {
-      // A full list is given up; one already given up is marked again, which also makes this the write that returns the profile.
+    } else {
+      // A full list is given up; one already given up is marked again, so that there is always a write that returns the profile.
       Object.assign(set, VISITOR_LEFT.$set)
       if (listsVisitors(profile)) update.$unset = VISITOR_LEFT.$unset
     }
