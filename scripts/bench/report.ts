@@ -28,12 +28,13 @@ export interface Target {
   detail: string
 }
 
-/** The built CLI's export of every seeded profile, timed from start to exit. */
+/** The built CLI's export of every seeded profile, timed from start to exit, beside a driver-only scan of the same profiles. */
 export interface ExportResult {
   profiles: number
   seconds: number
   /** Peak resident memory of the CLI process, MiB. */
   peakRssMib: number | null
+  scan: { profiles: number, seconds: number }
 }
 
 export interface BenchReport {
@@ -128,9 +129,11 @@ export function evaluateTargets (runs: RunResult[], exported: ExportResult | nul
   ]
 }
 
-function exportLine ({ profiles, seconds, peakRssMib }: ExportResult): string {
+function exportLine ({ profiles, seconds, peakRssMib, scan }: ExportResult): string {
   const memory = peakRssMib === null ? '' : `, peak RSS ${fixed(peakRssMib, 0)} MiB`
-  return `${profiles.toLocaleString('en-US')} profiles in ${fixed(seconds, 1)} s: ${rate(profiles / seconds)} profiles/s${memory}`
+  const scanRate = scan.profiles / scan.seconds
+  return `${profiles.toLocaleString('en-US')} profiles in ${fixed(seconds, 1)} s: ${rate(profiles / seconds)} profiles/s${memory}; ` +
+    `a driver-only scan of them: ${rate(scanRate)} profiles/s (export ÷ scan ${fixed(profiles / seconds / scanRate)})`
 }
 
 /** Where a run's answers were not the action it exists to measure. */
@@ -241,7 +244,8 @@ ${report.notes.length === 0 ? '' : `\n${report.notes.map((note) => `Note: ${note
 - ***read-floor***: the same, reading: one \`findOne({ _id })\` of the profiles \`read\` reads, in the same order.
   \`read\` is judged against it (the ÷ db-floor column compares it with the write floor).
 - **export**: \`node dist/cli.js profiles export --website …\` run once before the scenarios, its NDJSON counted
-  line by line: the whole process, start-up included, over exactly the seeded profiles.
+  line by line: the whole process, start-up included, over exactly the seeded profiles; beside it, a driver-only
+  cursor over the same profiles, each only counted (the most any export can stream).
 - ***http-ceiling***: the real app in its own process (\`scripts/bench/ceiling-server.ts\`) with \`upsertProfile\`
   answering at once: authentication (cached), rate limiting, validation and serialization, no database call.
   It runs under tsx rather than from dist/, with the same heap setting (src/heap.ts).
