@@ -185,7 +185,7 @@ export function textReport (report: BenchReport): string {
     '',
     markdownTable(report.runs),
     '',
-    ...(report.export === null ? [] : [`Export (node dist/cli.js profiles export): ${exportLine(report.export)}`, '']),
+    ...(report.export === null ? [] : [`Export (node --max-old-space-size=64 dist/cli.js profiles export): ${exportLine(report.export)}`, '']),
     targetLines(report.targets),
     ...(report.notes.length === 0 ? [] : ['', ...report.notes.map((note) => `Note: ${note}`)]),
     ''
@@ -221,7 +221,7 @@ Last full run: ${report.date}, with \`${report.command}\`.
 
 ${markdownTable(report.runs)}
 
-${report.export === null ? '' : `Export of the seeded profiles with \`node dist/cli.js profiles export\` (NDJSON, timed from start to exit): ${exportLine(report.export)}.\n\n`}Seed check: ${report.seedCheck.unchanged} of ${report.seedCheck.sent} seeded bodies replayed before the runs were answered \`unchanged\`
+${report.export === null ? '' : `Export of the seeded profiles with \`node --max-old-space-size=64 dist/cli.js profiles export\` (NDJSON, timed from start to exit): ${exportLine(report.export)}.\n\n`}Seed check: ${report.seedCheck.unchanged} of ${report.seedCheck.sent} seeded bodies replayed before the runs were answered \`unchanged\`
 (the bulk-inserted documents match what the server writes).
 
 ## Targets
@@ -243,8 +243,9 @@ ${report.notes.length === 0 ? '' : `\n${report.notes.map((note) => `Note: ${note
   makes, from as many concurrent loops as there are connections. No HTTP, no reads.
 - ***read-floor***: the same, reading: one \`findOne({ _id })\` of the profiles \`read\` reads, in the same order.
   \`read\` is judged against it (the ÷ db-floor column compares it with the write floor).
-- **export**: \`node dist/cli.js profiles export --website …\` run once before the scenarios, its NDJSON counted
-  line by line: the whole process, start-up included, over exactly the seeded profiles; beside it, a driver-only
+- **export**: \`node --max-old-space-size=64 dist/cli.js profiles export --website …\` run once before the scenarios,
+  its NDJSON counted line by line: the whole process, start-up included, over exactly the seeded profiles, with a
+  heap cap far below what holding them would need (so it shows the export's memory is bounded); beside it, a driver-only
   cursor over the same profiles, each only counted (the most any export can stream).
 - ***http-ceiling***: the real app in its own process (\`scripts/bench/ceiling-server.ts\`) with \`upsertProfile\`
   answering at once: authentication (cached), rate limiting, validation and serialization, no database call.
