@@ -38,10 +38,10 @@ const body = (userId: string, visitor: string, plan = 'pro') => ({ user_id: user
 await identify(app, { auth: site.key, body: body('warm-key', visitorId()) })
 
 describe('database commands per identify, with warm credentials', () => {
-  it('created: read the profile, insert it listing the visitor, link the visitor, read the profile again', async () => {
+  it('created: read the profile, insert it listing the visitor, link the visitor, look for a record of its erasure', async () => {
     // The last read sees an erasure that happened meanwhile (docs/api.md#profiles-how-visitor-ids-are-kept).
     expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('new-user', visitorId()) }), 'created'))
-      .toEqual(['find profiles', 'find profiles', 'findAndModify visitorLinks', 'insert profiles'])
+      .toEqual(['find erasedIncarnations', 'find profiles', 'findAndModify visitorLinks', 'insert profiles'])
   })
 
   it('updated: the two reads and one update of the profile', async () => {
@@ -109,7 +109,7 @@ describe('database commands per profile read and erasure, with warm credentials'
     expect(await commandsOfRead(`/visitors/${visitor}/profile`)).toEqual(['find profiles', 'find visitorLinks'])
   })
 
-  it('erasing a profile with 10,000 visitor links is three commands: the read, the delete, one deleteMany of the links', async () => {
+  it('erasing a profile with 10,000 visitor links is four commands: the read, the delete, the erasure record, one deleteMany of the links', async () => {
     const userId = 'erased-user'
     await identify(app, { auth: site.key, body: body(userId, visitorId()) })
     // 9,999 more links written directly in the shape the repository writes, as identify would take minutes for them.
@@ -124,7 +124,7 @@ describe('database commands per profile read and erasure, with warm credentials'
     sent.length = 0
     const erased = await app.inject({ method: 'DELETE', url: `/api/v1/profiles/${profile._id.toHexString()}`, headers: { authorization: `Bearer ${site.key}` } })
     expect(erased.json()).toEqual({ status: 'success', data: { profileId: profile._id.toHexString(), erased: true, visitorLinks: 10_000 } })
-    expect([...sent].sort()).toEqual(['delete visitorLinks', 'find profiles', 'findAndModify profiles'])
+    expect([...sent].sort()).toEqual(['delete visitorLinks', 'find profiles', 'findAndModify profiles', 'insert erasedIncarnations'])
     expect(await app.mongo.db.collection('visitorLinks').countDocuments({ profileId: profile._id })).toBe(0)
   }, 120_000)
 })

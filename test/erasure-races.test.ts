@@ -250,6 +250,25 @@ describe('chosen interleavings of identify and erasure', () => {
     expect(shown).toEqual({ visitorIds: [other], metadata: { f: 1 } })
   })
 
+  it('a call that links a new profile\'s visitor while its erasure is under way ends either before or after it', async () => {
+    const site = await createTestWebsite(app)
+    const userId = newUserId()
+    const visitor = visitorId()
+    const creator = pausableRepository()
+    const eraser = pausableRepository()
+    const profileId = profileIdFor(site.websiteId, userId).toHexString()
+    // The call has created the profile; the erasure deletes it and stops just before recording it.
+    const created = await creator.holdBefore('visitorLinks', 'findOneAndUpdate', async () => await creator.repository.upsertProfile(input(site, userId, visitor, { f: 1 })))
+    const erasing = await eraser.holdBefore('erasedIncarnations', 'insertOne', async () => await eraser.repository.eraseProfile(site.websiteId, profileId))
+    created.release()
+    await created.done
+    erasing.release()
+    expect(await erasing.done).toMatchObject({ profileId })
+    const shown = (await expectConsistent(site, 'after')).get(userId)
+    // Before: erased with the profile (the erasure deleted its links after recording it).
+    expect(shown).toBeUndefined()
+  })
+
   it('a new profile created between an erasure\'s delete and its deletion of the links keeps its own links', async () => {
     const site = await createTestWebsite(app)
     const userId = newUserId()

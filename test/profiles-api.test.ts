@@ -301,8 +301,9 @@ describe('erasure', () => {
     expectError(await profilesCall(app, { path: '/profiles', auth: site.key, query: { user_id: userId } }), 404)
     for (const visitor of visitors) expectError(await profilesCall(app, { path: `/visitors/${visitor}/profile`, auth: site.key }), 404)
     expect((await walkProfiles(app, site.key)).map((profile) => profile.id)).toEqual([kept.profileId])
-    // Nothing of it is left in the database: no document holds the user id, a visitor id or the metadata.
-    const stored = JSON.stringify(await Promise.all(['profiles', 'visitorLinks'].map(async (name) => await app.mongo.db.collection(name).find({}).toArray())))
+    // Nothing of it is left in the database: no document of any collection holds the user id, a visitor id or the metadata.
+    const collections = await app.mongo.db.listCollections({}, { nameOnly: true }).toArray()
+    const stored = JSON.stringify(await Promise.all(collections.map(async ({ name }) => await app.mongo.db.collection(name).find({}).toArray())))
     for (const value of [userId, ...visitors, 'ada@example.com']) expect(stored).not.toContain(value)
 
     const again = await identified(app, site, userId, visitors[0]!)

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { ObjectId } from 'mongodb'
+import { ObjectId } from 'mongodb'
 import { connectDatabase } from '../../src/database.js'
 import { IDENTIFY_WRITE } from '../../src/domain/credentials.js'
 import { createRepositories, ensureIndexes } from '../../src/repositories/index.js'
@@ -92,6 +92,24 @@ export async function timeIdLookups (url: string, websiteId: string, profiles: n
       times.push(performance.now() - started)
     }
     return times.sort((a, b) => a - b)[2] ?? 0
+  } finally {
+    await client.close()
+  }
+}
+
+/**
+ * What the database alone streams of one website's profiles: one driver
+ * cursor over `find({ websiteId })`, each document only counted. The export
+ * cannot be faster than this; on the stand-in it is its scan rate.
+ */
+export async function timeScan (url: string, websiteId: string): Promise<{ profiles: number, seconds: number }> {
+  const { client, db } = await connectDatabase(url, 60_000)
+  try {
+    const started = performance.now()
+    let profiles = 0
+    const cursor = db.collection('profiles').find({ websiteId: new ObjectId(websiteId) }, { batchSize: 1000 })
+    while (await cursor.next() !== null) profiles++
+    return { profiles, seconds: (performance.now() - started) / 1000 }
   } finally {
     await client.close()
   }

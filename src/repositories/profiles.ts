@@ -72,6 +72,16 @@ export interface ProfilePage {
   nextAfter: string | null
 }
 
+/**
+ * One per erasure: the random incarnation id of the erased profile and when,
+ * nothing about its user. A call that created that incarnation looks it up
+ * after linking its visitor, to learn cheaply whether it was erased meanwhile.
+ */
+interface ErasedIncarnationDocument {
+  _id: ObjectId
+  erasedAt: Date
+}
+
 export interface Erasure {
   profileId: string
   /** Visitor links deleted with the profile. */
@@ -148,8 +158,9 @@ const MAX_ATTEMPTS = 5
  *   or, for a new profile, in the insert that precedes the link.
  * - Whoever moves a link away from a profile marks that profile
  *   `visitorIdsInLinks` (for good), so a late or stale list entry is never read.
- * - A call that writes a link ends with a write or read of the profile that
- *   checks its incarnation: if the profile was erased meanwhile, the call runs
+ * - A call that writes a link ends by checking that the profile's incarnation
+ *   was not erased meanwhile (with its last write of the profile, or, for a
+ *   new profile, a lookup of the erasure record): if it was, the call runs
  *   again, so it ends either before the erasure (and is erased with it) or
  *   after it (on a new profile), never with a link to an erased profile. A
  *   call that only merges metadata into a profile its visitor is linked to
@@ -159,10 +170,12 @@ const MAX_ATTEMPTS = 5
 export class ProfilesRepository {
   private readonly profiles
   private readonly visitorLinks
+  private readonly erasedIncarnations
 
   constructor (db: Db) {
     this.profiles = db.collection<ProfileDocument>('profiles')
     this.visitorLinks = db.collection<VisitorLinkDocument>('visitorLinks')
+    this.erasedIncarnations = db.collection<ErasedIncarnationDocument>('erasedIncarnations')
   }
 
   /** One profile per (website, user_id) needs no index: the `_id` is derived from the pair. */
@@ -208,7 +221,11 @@ export class ProfilesRepository {
     return await this.listVisitor(profile, input, changed, now)
   }
 
-  /** Inserts the profile listing the visitor, then links the visitor, then checks that the profile is still this one. */
+  /**
+   * Inserts the profile listing the visitor, links the visitor, then checks
+   * that this incarnation was not erased meanwhile (a lookup of a record that
+   * almost never exists, cheaper than reading the profile back).
+   */
   private async createProfile (input: UpsertProfileInput, now: Date): Promise<UpsertProfileResult | null> {
     checkProfileLimits(input.metadata, input.limits)
     const profile = profileDocument(input.websiteId, input.userId, input.visitorId, input.metadata, now)
@@ -219,8 +236,7 @@ export class ProfilesRepository {
       throw error
     }
     await this.linkVisitor(input, profile, now)
-    const current = await this.profiles.findOne({ _id: profile._id })
-    if (current === null || !current.incarnation.equals(profile.incarnation)) return null
+    if (await this.erasedIncarnations.findOne({ _id: profile.incarnation }) !== null) return null
     return { profileId: profile._id.toHexString(), created: true, changed: true }
   }
 
@@ -321,9 +337,11 @@ export class ProfilesRepository {
   }
 
   /**
-   * Deletes the profile and every visitor link to it: three commands, however
-   * many links (the links in one deleteMany). Null when the website has no
-   * such profile.
+   * Deletes the profile and every visitor link to it: four commands, however
+   * many links (the links in one deleteMany). The erased incarnation is
+   * recorded before its links go, so that a call that created it and linked
+   * a visitor after the deleteMany sees the record and links again. Null when
+   * the website has no such profile.
    */
   async eraseProfile (websiteId: string, profileId: string): Promise<Erasure | null> {
     const _id = new ObjectId(profileId)
@@ -331,6 +349,7 @@ export class ProfilesRepository {
     // The same _id is always the same website and user, even if the profile was created again since the read.
     const erased = await this.profiles.findOneAndDelete({ _id })
     if (erased === null) return null
+    await this.erasedIncarnations.insertOne({ _id: erased.incarnation, erasedAt: new Date() })
     const { deletedCount } = await this.visitorLinks.deleteMany({ profileId: _id, profileIncarnation: erased.incarnation })
     return { profileId, visitorLinks: deletedCount }
   }
