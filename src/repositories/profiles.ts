@@ -73,14 +73,28 @@ export interface ProfilePage {
 }
 
 /**
- * One per erasure: the random incarnation id of the erased profile and when,
- * nothing about its user. A call that created that incarnation looks it up
- * after linking its visitor, to learn cheaply whether it was erased meanwhile.
+ * One per erasure: the incarnation erased, its profile and website ids and
+ * when, nothing else about its user. A call that created that incarnation
+ * looks it up after linking its visitor, to learn cheaply whether it was
+ * erased meanwhile; an erasure cut short is finished from it.
  */
 interface ErasedIncarnationDocument {
   _id: ObjectId
+  websiteId: ObjectId
+  profileId: ObjectId
   erasedAt: Date
 }
+
+/** Marks an upgrade of stored documents as done, so that a start checks it with one lookup by `_id`. */
+interface SchemaUpgradeDocument {
+  _id: string
+  doneAt: Date
+}
+
+/** Stores written before profiles had incarnations: see upgradeLegacyDocuments. */
+const INCARNATIONS_UPGRADE = 'profile-incarnations'
+
+const UPGRADE_BATCH = 1000
 
 export interface Erasure {
   profileId: string
@@ -171,11 +185,13 @@ export class ProfilesRepository {
   private readonly profiles
   private readonly visitorLinks
   private readonly erasedIncarnations
+  private readonly schemaUpgrades
 
   constructor (db: Db) {
     this.profiles = db.collection<ProfileDocument>('profiles')
     this.visitorLinks = db.collection<VisitorLinkDocument>('visitorLinks')
     this.erasedIncarnations = db.collection<ErasedIncarnationDocument>('erasedIncarnations')
+    this.schemaUpgrades = db.collection<SchemaUpgradeDocument>('schemaUpgrades')
   }
 
   /** One profile per (website, user_id) needs no index: the `_id` is derived from the pair. */
@@ -183,6 +199,27 @@ export class ProfilesRepository {
     await this.visitorLinks.createIndex({ profileId: 1 }, { name: 'profileId' }, undefined)
     // Listing and exporting walk one website's profiles in `_id` order (MongoDB; the stand-in scans either way).
     await this.profiles.createIndex({ websiteId: 1, _id: 1 }, { name: 'websiteId_id' }, undefined)
+    await this.erasedIncarnations.createIndex({ profileId: 1 }, { name: 'profileId' }, undefined)
+    await this.upgradeLegacyDocuments()
+  }
+
+  /**
+   * Gives the profiles and links of an earlier version (no incarnation, no
+   * visitor list) the shape this one reads: each profile's own `_id` as its
+   * incarnation (unique, and never equal to a new random one), its visitors
+   * read from its links. Runs once per database, before the first request;
+   * cut short, it resumes at the next start. Per document by `_id`, in bulk,
+   * because the stand-in cannot update with a pipeline.
+   */
+  async upgradeLegacyDocuments (): Promise<{ profiles: number, visitorLinks: number }> {
+    const upgraded = { profiles: 0, visitorLinks: 0 }
+    if (await this.schemaUpgrades.findOne({ _id: INCARNATIONS_UPGRADE }) !== null) return upgraded
+    upgraded.profiles = await upgradeEach(this.profiles.find({ incarnation: { $exists: false } }), (profile) =>
+      this.profiles.bulkWrite(profile.map(({ _id }) => ({ updateOne: { filter: { _id }, update: { $set: { incarnation: _id, visitorIdsInLinks: true } } } })), { ordered: false }))
+    upgraded.visitorLinks = await upgradeEach(this.visitorLinks.find({ profileIncarnation: { $exists: false } }), (links) =>
+      this.visitorLinks.bulkWrite(links.map(({ _id, profileId }) => ({ updateOne: { filter: { _id }, update: { $set: { profileIncarnation: profileId } } } })), { ordered: false }))
+    await this.schemaUpgrades.updateOne({ _id: INCARNATIONS_UPGRADE }, { $set: { doneAt: new Date() } }, { upsert: true })
+    return upgraded
   }
 
   /**
@@ -338,20 +375,44 @@ export class ProfilesRepository {
 
   /**
    * Deletes the profile and every visitor link to it: four commands, however
-   * many links (the links in one deleteMany). The erased incarnation is
-   * recorded before its links go, so that a call that created it and linked
-   * a visitor after the deleteMany sees the record and links again. Null when
-   * the website has no such profile.
+   * many links (the links in one deleteMany). The erasure is recorded first,
+   * so that a call that created this incarnation and linked a visitor after
+   * the deleteMany sees the record and links again, and so that an erasure
+   * cut short after the delete (a 503) is finished by the next one, which
+   * finds the profile gone and deletes the links its records name. Null
+   * when the website has no such profile.
    */
   async eraseProfile (websiteId: string, profileId: string): Promise<Erasure | null> {
     const _id = new ObjectId(profileId)
-    if (await this.findProfileDocument(websiteId, _id) === null) return null
-    // The same _id is always the same website and user, even if the profile was created again since the read.
+    const profile = await this.findProfileDocument(websiteId, _id)
+    if (profile === null) {
+      await this.deleteLinksOfErased(websiteId, _id)
+      return null
+    }
+    await this.recordErasure(profile)
+    // By `_id` alone, which the stand-in looks up directly; the same `_id` is always the same website and user.
     const erased = await this.profiles.findOneAndDelete({ _id })
     if (erased === null) return null
-    await this.erasedIncarnations.insertOne({ _id: erased.incarnation, erasedAt: new Date() })
+    // Erased and created again since the read: the new incarnation is the one erased, recorded too.
+    if (!erased.incarnation.equals(profile.incarnation)) await this.recordErasure(erased)
     const { deletedCount } = await this.visitorLinks.deleteMany({ profileId: _id, profileIncarnation: erased.incarnation })
     return { profileId, visitorLinks: deletedCount }
+  }
+
+  private async recordErasure (profile: ProfileDocument): Promise<void> {
+    try {
+      await this.erasedIncarnations.insertOne({ _id: profile.incarnation, websiteId: profile.websiteId, profileId: profile._id, erasedAt: new Date() })
+    } catch (error) {
+      // Another erasure of this incarnation, or an earlier try of this one, recorded it first.
+      if (!isDuplicateKey(error)) throw error
+    }
+  }
+
+  /** The links left by erasures of this profile id that were cut short; none in the usual case. */
+  private async deleteLinksOfErased (websiteId: string, profileId: ObjectId): Promise<void> {
+    const erased = await this.erasedIncarnations.find({ profileId, websiteId: new ObjectId(websiteId) }).toArray()
+    if (erased.length === 0) return
+    await this.visitorLinks.deleteMany({ profileId, profileIncarnation: { $in: erased.map(({ _id }) => _id) } })
   }
 
   private async findProfileDocument (websiteId: string, _id: ObjectId): Promise<ProfileDocument | null> {
@@ -381,6 +442,21 @@ export class ProfilesRepository {
     }
     return linked
   }
+}
+
+/** Feeds the documents a cursor yields to the upgrade, a batch at a time; how many there were. */
+async function upgradeEach<T> (cursor: AsyncIterable<T>, upgrade: (batch: T[]) => Promise<unknown>): Promise<number> {
+  let batch: T[] = []
+  let count = 0
+  for await (const document of cursor) {
+    batch.push(document)
+    if (batch.length < UPGRADE_BATCH) continue
+    await upgrade(batch)
+    count += batch.length
+    batch = []
+  }
+  if (batch.length > 0) await upgrade(batch)
+  return count + batch.length
 }
 
 const linkKey = (profileId: ObjectId, incarnation: ObjectId): string => `${profileId.toHexString()}:${incarnation.toHexString()}`
