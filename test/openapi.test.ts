@@ -100,9 +100,9 @@ describe('GET /openapi.json', () => {
 
   it('links identify\'s answer to the profile routes, each parameter to an existing one (Schemathesis follows them)', async () => {
     const document = await openapiDocument()
-    const links = document.paths['/api/v1/identify'].post.responses['200'].links as Record<string, { operationId: string, parameters: Record<string, string> }>
+    const links: Record<string, { operationId: string, parameters: Record<string, string> }> = document.paths['/api/v1/identify'].post.responses['200'].links
     const byId = new Map<string, Operation>()
-    for (const methods of Object.values(document.paths) as Array<Record<string, Operation>>) {
+    for (const methods of Object.values<Record<string, Operation>>(document.paths)) {
       for (const operation of Object.values(methods)) byId.set(operation.operationId, operation)
     }
     expect(Object.values(links).map((link) => link.operationId).sort()).toEqual(['eraseProfile', 'getProfile', 'getVisitorProfile', 'listProfiles'])
