@@ -34,7 +34,7 @@ try {
   const passes = await fuzzIdentify(app, options)
   const problems = passes.flatMap((pass) => shortfalls(pass, options))
   for (const pass of passes) {
-    process.stdout.write(`${pass.credential}: exit code ${String(pass.exitCode)}, identify answers ${JSON.stringify(pass.statuses)}, ${String(pass.profiles)} profiles\n`)
+    process.stdout.write(`${pass.credential}: exit code ${String(pass.exitCode)}, identify answers ${JSON.stringify(pass.statuses)}, ${String(pass.profiles)} profiles, profile reads answered 200 ${JSON.stringify(pass.profileReads)}\n`)
   }
   const accountApiExit = await fuzzAccountApi(app, options)
   process.stdout.write(`Account API with an owner token: exit code ${String(accountApiExit)}\n`)

@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ObjectId } from 'mongodb'
 import type { App } from '../src/app.js'
-import { ALL_PERMISSIONS, IDENTIFY_WRITE } from '../src/domain/credentials.js'
+import { ALL_PERMISSIONS, IDENTIFY_DELETE, IDENTIFY_READ, IDENTIFY_WRITE } from '../src/domain/credentials.js'
 import { provisionWebsite } from './provision.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -71,12 +71,16 @@ export interface FuzzPass {
   statuses: Record<string, number>
   /** Profiles the pass left on its website, from the database. */
   profiles: number
+  /** Profile reads answered 200 by id and by visitor: the fuzzer followed identify's links to real profiles. */
+  profileReads: { byId: number, byVisitor: number }
 }
 
-const IDENTIFY_ROUTE = '/api/v1/identify'
+const IDENTIFY_ROUTE = 'POST /api/v1/identify'
+const PROFILE_BY_ID_ROUTE = 'GET /api/v1/profiles/:profileId'
+const PROFILE_BY_VISITOR_ROUTE = 'GET /api/v1/visitors/:visitorId/profile'
 
-/** Identify answers so far by status code, read from the service's own http_requests_total. */
-async function identifyStatuses (app: App): Promise<Record<string, number>> {
+/** Answers so far of one route ("METHOD /url") by status code, read from the service's own http_requests_total. */
+async function routeStatuses (app: App, route: string): Promise<Record<string, number>> {
   const response = await app.inject({ method: 'GET', url: '/metrics' })
   if (response.statusCode !== 200) throw new Error(`GET /metrics answered ${String(response.statusCode)}: fuzzing needs METRICS_ENABLED`)
   const statuses: Record<string, number> = {}
@@ -84,10 +88,14 @@ async function identifyStatuses (app: App): Promise<Record<string, number>> {
     if (!line.startsWith('http_requests_total{')) continue
     const labels = new Map([...line.matchAll(/(\w+)="([^"]*)"/g)].map((match): [string, string] => [String(match[1]), String(match[2])]))
     const status = labels.get('status_code')
-    if (labels.get('route') === IDENTIFY_ROUTE && status !== undefined) statuses[status] = Number(line.split(' ').at(-1))
+    if (`${labels.get('method') ?? ''} ${labels.get('route') ?? ''}` === route && status !== undefined) statuses[status] = Number(line.split(' ').at(-1))
   }
   return statuses
 }
+
+/** 200s of a route during a pass. */
+const successesSince = async (app: App, route: string, before: Record<string, number>): Promise<number> =>
+  subtract(await routeStatuses(app, route), before)['200'] ?? 0
 
 function subtract (after: Record<string, number>, before: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(after)
@@ -96,15 +104,17 @@ function subtract (after: Record<string, number>, before: Record<string, number>
 }
 
 /**
- * Fuzzes the service in two passes, each on a website of its own: with a
- * df_ website key, then with a dft_ account token holding identify:write for
- * its website. Listens on a free loopback port.
+ * Fuzzes identify and the profile routes in two passes, each on a website of
+ * its own: with a df_ website key, then with a dft_ account token holding
+ * identify:write, identify:read and identify:delete for its website. The
+ * Account API, where both credentials meet only 403, has its own pass.
+ * Listens on a free loopback port.
  */
 export async function fuzzIdentify (app: App, options: FuzzOptions): Promise<FuzzPass[]> {
   const keyed = await provisionWebsite(app.repositories, { accountName: 'Fuzzing', domain: 'fuzz.example', keyName: 'fuzz' })
   const tokenWebsite = await provisionWebsite(app.repositories, { accountId: keyed.accountId, domain: 'token.fuzz.example', keyName: 'unused' })
   const { token } = await app.repositories.credentials.createAccountToken({
-    accountId: keyed.accountId, permissions: [IDENTIFY_WRITE], websiteIds: [tokenWebsite.websiteId], name: 'fuzz', expiresAt: null
+    accountId: keyed.accountId, permissions: [IDENTIFY_WRITE, IDENTIFY_READ, IDENTIFY_DELETE], websiteIds: [tokenWebsite.websiteId], name: 'fuzz', expiresAt: null
   })
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
   const passes: FuzzPass[] = []
@@ -112,11 +122,14 @@ export async function fuzzIdentify (app: App, options: FuzzOptions): Promise<Fuz
     ['df_ website key', keyed.key, keyed.websiteId],
     ['dft_ account token', token, tokenWebsite.websiteId]
   ] as const) {
-    const before = await identifyStatuses(app)
-    const exitCode = await runSchemathesis(base, { secret, websiteId }, options)
-    const statuses = subtract(await identifyStatuses(app), before)
+    const before = await routeStatuses(app, IDENTIFY_ROUTE)
+    const byIdBefore = await routeStatuses(app, PROFILE_BY_ID_ROUTE)
+    const byVisitorBefore = await routeStatuses(app, PROFILE_BY_VISITOR_ROUTE)
+    const exitCode = await runSchemathesis(base, { secret, websiteId }, options, ['--include-tag', 'identify', '--include-tag', 'profiles'])
+    const statuses = subtract(await routeStatuses(app, IDENTIFY_ROUTE), before)
+    const profileReads = { byId: await successesSince(app, PROFILE_BY_ID_ROUTE, byIdBefore), byVisitor: await successesSince(app, PROFILE_BY_VISITOR_ROUTE, byVisitorBefore) }
     const profiles = await app.mongo.db.collection('profiles').countDocuments({ websiteId: new ObjectId(websiteId) })
-    passes.push({ credential, exitCode, statuses, profiles })
+    passes.push({ credential, exitCode, statuses, profiles, profileReads })
   }
   return passes
 }
@@ -142,6 +155,9 @@ export function shortfalls (pass: FuzzPass, options: FuzzOptions): string[] {
   const problems: string[] = []
   if (reached < MIN_REACHED_SHARE * calls) {
     problems.push(`${pass.credential}: only ${String(reached)} of ${String(calls)} identify calls reached the body (${JSON.stringify(pass.statuses)})`)
+  }
+  if (pass.profileReads.byId === 0 || pass.profileReads.byVisitor === 0) {
+    problems.push(`${pass.credential}: profile reads answered 200 by id ${String(pass.profileReads.byId)} and by visitor ${String(pass.profileReads.byVisitor)} times; the fuzzer never reached a stored profile`)
   }
   const wanted = Math.ceil(MIN_PROFILES_PER_EXAMPLE * options.maxExamples)
   if (pass.profiles < wanted) {
