@@ -91,6 +91,12 @@ describe('hostile path parameters', () => {
     expect(await snapshot()).toStrictEqual(before)
   })
 
+  it('a 414 does not send the over-long URL back', async () => {
+    const response = await send({ url: `/api/v1/profiles/${'a'.repeat(10_000)}`, key: site.key })
+    expect(expectError(response, 414)).not.toContain('aaaa')
+    expect(response.body.length).toBeLessThan(200)
+  })
+
   it.each(visitorIds.map((id) => [id.slice(0, 40), id]))('GET /api/v1/visitors/%s/profile: 400, 404 or 414', async (_label, id) => {
     const response = await send({ url: `/api/v1/visitors/${id}/profile`, key: site.key })
     expect([400, 404, 414], response.body.slice(0, 200)).toContain(response.statusCode)

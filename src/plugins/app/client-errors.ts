@@ -27,5 +27,10 @@ export function clientErrorHandler (error: Error & { code?: string }, socket: So
 /** Errors Fastify raises before routing (a URL that cannot be decoded, say), in the same envelope. */
 export function frameworkErrors (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
   const code = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400
-  void sendError(reply, code, code === 400 ? 'The request URL is malformed' : error.message)
+  void sendError(reply, code, messageOf[code] ?? 'The request URL is malformed')
+}
+
+/** Fixed messages: Fastify's own quote the URL, which can be long or hostile. */
+const messageOf: Partial<Record<number, string>> = {
+  414: 'A path parameter is longer than 100 characters'
 }
