@@ -165,6 +165,35 @@ describe('two replicas sharing one Redis', () => {
     })
   })
 
+  it('Redis hung: one failed command per replica opens the breaker, later calls skip Redis, and after it answers again the limits are shared again', async () => {
+    await withFleet({ RATE_LIMIT_MAX: 10, RATE_LIMIT_WINDOW_MS: 60_000 }, async (replicas) => {
+      const during = await createTestWebsite(replicas[0])
+      redis.hang(true)
+      try {
+        for (let i = 0; i < 16; i++) {
+          expectSuccess(await identify(replicas[i % 2] as App, { auth: during.key, body: { user_id: `hung_${i}`, datafast_visitor_id: visitorId() } }))
+        }
+        for (const app of replicas) {
+          // Eight calls each, and Redis was tried (and timed out) only by the first: the others went straight to memory.
+          expect(await metric(app, /^redis_command_failures_total (\d+)$/m)).toBe(1)
+          expect(await metric(app, /^redis_fallbacks_total\{use="rate-limit"\} (\d+)$/m)).toBe(8)
+          expect(await metric(app, /^redis_up (\d+)$/m)).toBe(0)
+        }
+      } finally {
+        redis.hang(false)
+      }
+      // The background probe finds Redis answering again; a new key's budget is then the fleet's, not each replica's.
+      for (const app of replicas) await vi.waitFor(async () => { expect(await metric(app, /^redis_up (\d+)$/m)).toBe(1) }, { timeout: 5000, interval: 50 })
+      const after = await createTestWebsite(replicas[0])
+      const statuses: number[] = []
+      for (let i = 0; i < 16; i++) {
+        statuses.push((await identify(replicas[i % 2] as App, { auth: after.key, body: { user_id: `back_${i}`, datafast_visitor_id: visitorId() } })).statusCode)
+      }
+      expect(statuses.filter((status) => status === 200)).toHaveLength(10)
+      for (const app of replicas) expect(await metric(app, /^redis_command_failures_total (\d+)$/m)).toBe(1)
+    })
+  })
+
   it('Redis hung (connections open, no answers): calls fall back to memory after the command timeout, none a 5xx', async () => {
     await withFleet({}, async (replicas) => {
       const site = await createTestWebsite(replicas[0])
