@@ -155,6 +155,16 @@ function describe (name: string): string {
   return String(schema.description)
 }
 
+/**
+ * How long an identify call may take in all before it is answered 503: one
+ * full wait for the database (MONGO_TIMEOUT_MS) and half as much again for
+ * its other commands, each of which could otherwise wait as long; under the
+ * socket timeout (src/database.ts), so a stalled server cannot hold a call longer.
+ */
+export function callDeadlineMs (config: Config): number {
+  return Math.round(1.5 * config.MONGO_TIMEOUT_MS)
+}
+
 /** The metadata and profile limits of a configuration, as the domain rules and the body schema take them. */
 export function metadataLimits (config: Config): MetadataLimits {
   return {

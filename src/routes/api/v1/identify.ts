@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { identifyRules } from '../../../config.js'
+import { callDeadlineMs, identifyRules } from '../../../config.js'
 import { IDENTIFY_WRITE } from '../../../domain/credentials.js'
 import { checkIdentifyBody, type IdentifyInput } from '../../../domain/identify.js'
 import { ErrorEnvelope } from '../../../schemas/errors.js'
@@ -46,6 +46,8 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/identify', {
     onRequest: fastify.authenticate({ permissions: [IDENTIFY_WRITE], allowSuspended: false }),
     config: { rateLimit: {} },
+    // Each database command has its own timeout, but a call makes several: one deadline bounds their sum (a 503, errors.ts).
+    handlerTimeout: callDeadlineMs(fastify.config),
     validatorCompiler: domainValidator({ body: (body) => checkIdentifyBody(body, rules) }),
     schema: {
       summary: 'Link a visitor to a known user and store the user\'s profile metadata',
