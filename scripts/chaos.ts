@@ -43,6 +43,8 @@ export interface ChaosReport {
   refused: number
   droppedByKill: number
   failures: string[]
+  /** How many failures of each kind, by replica and by the kill or restart last before the call was sent. */
+  failureGroups: Record<string, number>
   acknowledged: number
   lost: number
   lostAnswers: string[]
@@ -160,6 +162,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
     const acknowledged: Call[] = []
     const counts = new Map<string, number>()
     const failures: string[] = []
+    const failureGroups = new Map<string, number>()
     let calls = 0
     let running = true
     // Each failure is reported against the last kill or restart, to tell which one it followed.
@@ -168,12 +171,17 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
       for (let turn = index; running; turn++) {
         const replica = turn % 2
         const body = { user_id: `chaos_${randomUUID()}`, datafast_visitor_id: randomUUID(), plan: 'pro', seats: turn }
+        const sent = { at: Date.now(), after: lastEvent }
         const { outcome } = await send(replicas[replica] as Replica, site.key, body)
         calls++
         const kind = outcome.startsWith('failure') ? 'failure' : outcome
         counts.set(kind, (counts.get(kind) ?? 0) + 1)
         if (outcome === 'ok') acknowledged.push({ body, replica })
-        else if (kind === 'failure') failures.push(`${outcome} (replica ${String(replica)}, ${lastEvent.kind} event ${String(Date.now() - lastEvent.at)} ms before)`)
+        else if (kind === 'failure') {
+          failures.push(`${outcome} (replica ${String(replica)}, sent ${String(sent.at - sent.after.at)} ms after a ${sent.after.kind}, ${lastEvent.kind} ${String(Date.now() - lastEvent.at)} ms before the failure)`)
+          const group = `${outcome.replace(/^failure: /, '')} on replica ${String(replica)}, sent after a ${sent.after.kind}`
+          failureGroups.set(group, (failureGroups.get(group) ?? 0) + 1)
+        }
         if (outcome !== 'ok') await sleep(50)
       }
     }
@@ -236,6 +244,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
       refused: counts.get('refused') ?? 0,
       droppedByKill: counts.get('dropped-by-kill') ?? 0,
       failures,
+      failureGroups: Object.fromEntries(failureGroups),
       acknowledged: acknowledged.length,
       lost: lostAnswers.length,
       lostAnswers,
@@ -289,7 +298,8 @@ async function main (): Promise<void> {
     log: (line) => { process.stderr.write(`${line}\n`) }
   })
   process.stdout.write(`${formatReport(report)}\n`)
-  for (const failure of report.failures.slice(0, 20)) process.stdout.write(`failure: ${failure}\n`)
+  for (const [group, count] of Object.entries(report.failureGroups)) process.stdout.write(`failures: ${String(count)} × ${group}\n`)
+  for (const failure of report.failures.slice(0, 40)) process.stdout.write(`failure: ${failure}\n`)
   for (const lost of report.lostAnswers.slice(0, 50)) process.stdout.write(`lost: ${lost}\n`)
   if (report.failures.length > 0 || report.lost > 0) process.exitCode = 1
 }
