@@ -1,6 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
@@ -59,18 +61,34 @@ const RSS_GROWTH_LIMIT_MIB = 64
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 const between = (min: number, max: number): number => min + Math.random() * (max - min)
 
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+/**
+ * The service compiled as the Dockerfile builds it, in a directory of this
+ * run's own under .cache (where node_modules resolves). Replicas run it with
+ * plain node, as in production: through tsx each restart would compile the
+ * sources again, seconds of CPU that starve the other replica on a small machine.
+ */
+function buildService (): { entry: string, remove: () => void } {
+  const outDir = join(root, '.cache', `chaos-dist-${String(process.pid)}`)
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', outDir], { cwd: root, stdio: 'inherit' })
+  return { entry: join(outDir, 'server.js'), remove: () => { rmSync(outDir, { recursive: true, force: true }) } }
+}
+
 /** One server process on a fixed port, so that it comes back where the load expects it. */
 class Replica {
   private child: ChildProcess | null = null
   /** Until when a connection error to it is expected: it was killed and is starting again. */
   downUntil = 0
 
-  constructor (readonly port: number, private readonly env: Record<string, string>) {}
+  constructor (readonly port: number, private readonly entry: string, private readonly env: Record<string, string>) {}
 
   get url (): string { return `http://127.0.0.1:${this.port}` }
 
   async start (): Promise<void> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    const child = spawn(process.execPath, [this.entry], {
+      cwd: root,
       env: { ...process.env, ...this.env, PORT: String(this.port) },
       stdio: ['ignore', 'ignore', 'inherit']
     })
@@ -133,6 +151,7 @@ async function send (replica: Replica, key: string, body: Record<string, unknown
 export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
   const began = Date.now()
   const { log } = options
+  const service = buildService()
   const database: LocalDatabase = await startDatabase({ embedded: true })
   const redis = await RedisServer.start()
   const mongoUrl = withDatabaseName(database.url, 'chaos')
@@ -154,7 +173,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
       RATE_LIMIT_MAX: '1000000',
       PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0'
     }
-    for (let i = 0; i < 2; i++) replicas.push(new Replica(await freePort(), env))
+    for (let i = 0; i < 2; i++) replicas.push(new Replica(await freePort(), service.entry, env))
     await Promise.all(replicas.map(async (replica) => { await replica.start() }))
     const [survivor, victim] = replicas as [Replica, Replica]
     log(`replicas on ${replicas.map((replica) => replica.port).join(' and ')}; database ${database.url}; Redis ${redis.url}`)
@@ -255,6 +274,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
     await Promise.all(replicas.map(async (replica) => { await replica.kill() }))
     await redis.kill()
     await database.close()
+    service.remove()
   }
 }
 
