@@ -25,6 +25,12 @@ export const ConfigSchema = Type.Object({
     maximum: 60000,
     description: 'how long a database call may wait for the server before the request gets a 503'
   }),
+  CALL_DEADLINE_MS: Integer({
+    default: 10000,
+    minimum: 0,
+    maximum: 600000,
+    description: 'longest an identify call may take in all (its database commands each wait up to MONGO_TIMEOUT_MS); then it gets 503 with Retry-After (0 turns the deadline off)'
+  }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)), {
     default: 'info',
     description: 'pino log level'
@@ -153,16 +159,6 @@ function describe (name: string): string {
     return `expected one of ${schema.anyOf.map((option: TSchema) => String(option.const)).join(', ')}`
   }
   return String(schema.description)
-}
-
-/**
- * How long an identify call may take in all before it is answered 503: one
- * full wait for the database (MONGO_TIMEOUT_MS) and half as much again for
- * its other commands, each of which could otherwise wait as long; under the
- * socket timeout (src/database.ts), so a stalled server cannot hold a call longer.
- */
-export function callDeadlineMs (config: Config): number {
-  return Math.round(1.5 * config.MONGO_TIMEOUT_MS)
 }
 
 /** The metadata and profile limits of a configuration, as the domain rules and the body schema take them. */

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { callDeadlineMs, identifyRules } from '../../../config.js'
+import { identifyRules } from '../../../config.js'
 import { IDENTIFY_WRITE } from '../../../domain/credentials.js'
 import { checkIdentifyBody, type IdentifyInput } from '../../../domain/identify.js'
 import { ErrorEnvelope } from '../../../schemas/errors.js'
@@ -47,7 +47,7 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: fastify.authenticate({ permissions: [IDENTIFY_WRITE], allowSuspended: false }),
     config: { rateLimit: {} },
     // Each database command has its own timeout, but a call makes several: one deadline bounds their sum (a 503, errors.ts).
-    handlerTimeout: callDeadlineMs(fastify.config),
+    ...(fastify.config.CALL_DEADLINE_MS > 0 ? { handlerTimeout: fastify.config.CALL_DEADLINE_MS } : {}),
     validatorCompiler: domainValidator({ body: (body) => checkIdentifyBody(body, rules) }),
     schema: {
       summary: 'Link a visitor to a known user and store the user\'s profile metadata',
