@@ -1,6 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
@@ -43,6 +45,8 @@ export interface ChaosReport {
   refused: number
   droppedByKill: number
   failures: string[]
+  /** How many failures of each kind, by replica and by the kill or restart last before the call was sent. */
+  failureGroups: Record<string, number>
   acknowledged: number
   lost: number
   lostAnswers: string[]
@@ -57,18 +61,34 @@ const RSS_GROWTH_LIMIT_MIB = 64
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 const between = (min: number, max: number): number => min + Math.random() * (max - min)
 
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+/**
+ * The service compiled as the Dockerfile builds it, in a directory of this
+ * run's own under .cache (where node_modules resolves). Replicas run it with
+ * plain node, as in production: through tsx each restart would compile the
+ * sources again, seconds of CPU that starve the other replica on a small machine.
+ */
+function buildService (): { entry: string, remove: () => void } {
+  const outDir = join(root, '.cache', `chaos-dist-${String(process.pid)}`)
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', outDir], { cwd: root, stdio: 'inherit' })
+  return { entry: join(outDir, 'server.js'), remove: () => { rmSync(outDir, { recursive: true, force: true }) } }
+}
+
 /** One server process on a fixed port, so that it comes back where the load expects it. */
 class Replica {
   private child: ChildProcess | null = null
   /** Until when a connection error to it is expected: it was killed and is starting again. */
   downUntil = 0
 
-  constructor (readonly port: number, private readonly env: Record<string, string>) {}
+  constructor (readonly port: number, private readonly entry: string, private readonly env: Record<string, string>) {}
 
   get url (): string { return `http://127.0.0.1:${this.port}` }
 
   async start (): Promise<void> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    const child = spawn(process.execPath, [this.entry], {
+      cwd: root,
       env: { ...process.env, ...this.env, PORT: String(this.port) },
       stdio: ['ignore', 'ignore', 'inherit']
     })
@@ -131,6 +151,7 @@ async function send (replica: Replica, key: string, body: Record<string, unknown
 export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
   const began = Date.now()
   const { log } = options
+  const service = buildService()
   const database: LocalDatabase = await startDatabase({ embedded: true })
   const redis = await RedisServer.start()
   const mongoUrl = withDatabaseName(database.url, 'chaos')
@@ -148,11 +169,13 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
       HOST: '127.0.0.1',
       MONGO_URL: mongoUrl,
       MONGO_TIMEOUT_MS: '2000',
+      // Under the run's 5 s bar, with room for the answer to travel on a loaded machine.
+      CALL_DEADLINE_MS: '4000',
       REDIS_URL: redis.url,
       RATE_LIMIT_MAX: '1000000',
       PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0'
     }
-    for (let i = 0; i < 2; i++) replicas.push(new Replica(await freePort(), env))
+    for (let i = 0; i < 2; i++) replicas.push(new Replica(await freePort(), service.entry, env))
     await Promise.all(replicas.map(async (replica) => { await replica.start() }))
     const [survivor, victim] = replicas as [Replica, Replica]
     log(`replicas on ${replicas.map((replica) => replica.port).join(' and ')}; database ${database.url}; Redis ${redis.url}`)
@@ -160,6 +183,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
     const acknowledged: Call[] = []
     const counts = new Map<string, number>()
     const failures: string[] = []
+    const failureGroups = new Map<string, number>()
     let calls = 0
     let running = true
     // Each failure is reported against the last kill or restart, to tell which one it followed.
@@ -168,12 +192,17 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
       for (let turn = index; running; turn++) {
         const replica = turn % 2
         const body = { user_id: `chaos_${randomUUID()}`, datafast_visitor_id: randomUUID(), plan: 'pro', seats: turn }
+        const sent = { at: Date.now(), after: lastEvent }
         const { outcome } = await send(replicas[replica] as Replica, site.key, body)
         calls++
         const kind = outcome.startsWith('failure') ? 'failure' : outcome
         counts.set(kind, (counts.get(kind) ?? 0) + 1)
         if (outcome === 'ok') acknowledged.push({ body, replica })
-        else if (kind === 'failure') failures.push(`${outcome} (replica ${String(replica)}, ${lastEvent.kind} event ${String(Date.now() - lastEvent.at)} ms before)`)
+        else if (kind === 'failure') {
+          failures.push(`${outcome} (replica ${String(replica)}, sent ${String(sent.at - sent.after.at)} ms after a ${sent.after.kind}, ${lastEvent.kind} ${String(Date.now() - lastEvent.at)} ms before the failure)`)
+          const group = `${outcome.replace(/^failure: /, '')} on replica ${String(replica)}, sent after a ${sent.after.kind}`
+          failureGroups.set(group, (failureGroups.get(group) ?? 0) + 1)
+        }
         if (outcome !== 'ok') await sleep(50)
       }
     }
@@ -236,6 +265,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
       refused: counts.get('refused') ?? 0,
       droppedByKill: counts.get('dropped-by-kill') ?? 0,
       failures,
+      failureGroups: Object.fromEntries(failureGroups),
       acknowledged: acknowledged.length,
       lost: lostAnswers.length,
       lostAnswers,
@@ -246,6 +276,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
     await Promise.all(replicas.map(async (replica) => { await replica.kill() }))
     await redis.kill()
     await database.close()
+    service.remove()
   }
 }
 
@@ -289,7 +320,8 @@ async function main (): Promise<void> {
     log: (line) => { process.stderr.write(`${line}\n`) }
   })
   process.stdout.write(`${formatReport(report)}\n`)
-  for (const failure of report.failures.slice(0, 20)) process.stdout.write(`failure: ${failure}\n`)
+  for (const [group, count] of Object.entries(report.failureGroups)) process.stdout.write(`failures: ${String(count)} × ${group}\n`)
+  for (const failure of report.failures.slice(0, 40)) process.stdout.write(`failure: ${failure}\n`)
   for (const lost of report.lostAnswers.slice(0, 50)) process.stdout.write(`lost: ${lost}\n`)
   if (report.failures.length > 0 || report.lost > 0) process.exitCode = 1
 }

@@ -56,15 +56,18 @@ export class AuthFailures {
     await this.fromRedis(async (client) => await client.eval(addScript, 1, `auth-failures:${key}`, this.windowMs))
   }
 
-  /** The answer of Redis, or null (and a fallback counted) when there is none or it fails. */
+  /** The answer of Redis, or null (and a fallback counted) when there is none, it is skipped, or it fails. */
   private async fromRedis<T> (ask: (client: SharedRedis['client']) => Promise<T>): Promise<T | null> {
     if (this.redis === null) return null
-    if (this.redis.isUp()) {
-      try {
-        return await ask(this.redis.client)
-      } catch { /* counted below */ }
+    if (!this.redis.isUp()) {
+      this.redis.fellBack('auth-failures')
+      return null
     }
-    this.redis.fellBack('auth-failures')
-    return null
+    try {
+      return await ask(this.redis.client)
+    } catch {
+      this.redis.failed('auth-failures')
+      return null
+    }
   }
 }

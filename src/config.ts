@@ -25,6 +25,12 @@ export const ConfigSchema = Type.Object({
     maximum: 60000,
     description: 'how long a database call may wait for the server before the request gets a 503'
   }),
+  CALL_DEADLINE_MS: Integer({
+    default: 10000,
+    minimum: 0,
+    maximum: 600000,
+    description: 'longest an identify call may take in all (its database commands each wait up to MONGO_TIMEOUT_MS); then it gets 503 with Retry-After (0 turns the deadline off)'
+  }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)), {
     default: 'info',
     description: 'pino log level'

@@ -45,16 +45,29 @@ export async function publishCredentialChange (redisUrl: string, change: Credent
 /**
  * Calls `onChange` for every change published by any replica or the CLI, on
  * a connection of its own (a subscribed connection takes no other command).
- * After each (re)connection `onConnected` runs: changes published while it
- * was away were missed, so everything cached must be forgotten.
+ * Changes published while it is not subscribed are missed, so `onMissed`
+ * runs when the connection drops and again once a new connection's SUBSCRIBE
+ * is acknowledged: only from then on is every change heard, and anything
+ * cached before may be stale.
  */
-export function subscribeToCredentialChanges (client: Redis, onChange: (change: CredentialChange) => void, onConnected: () => void): Redis {
-  const subscriber = client.duplicate()
+export function subscribeToCredentialChanges (client: Redis, onChange: (change: CredentialChange) => void, onMissed: () => void): Redis {
+  // Subscribed here on each connection, not by ioredis before 'ready', so that the acknowledgement is seen.
+  const subscriber = client.duplicate({ autoResubscribe: false })
   subscriber.on('error', () => { /* the shared client's listener reports outages once */ })
+  let subscribed = false
+  subscriber.on('close', () => {
+    if (!subscribed) return
+    subscribed = false
+    onMissed()
+  })
   subscriber.on('ready', () => {
-    onConnected()
-    // Subscribing again on each connection also covers a first attempt made while Redis was down.
-    subscriber.subscribe(CREDENTIAL_CHANGES_CHANNEL).catch(() => { /* retried on the next connection */ })
+    subscriber.subscribe(CREDENTIAL_CHANGES_CHANNEL).then(() => {
+      subscribed = true
+      onMissed()
+    }, () => {
+      // Connected but not subscribed (a hung Redis): connect again, which subscribes again.
+      if (subscriber.status === 'ready') subscriber.disconnect(true)
+    })
   })
   subscriber.on('message', (channel: string, message: string) => {
     const change = channel === CREDENTIAL_CHANGES_CHANNEL ? parseCredentialChange(message) : null

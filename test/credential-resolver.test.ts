@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { CredentialResolver, type CredentialSources } from '../src/domain/credential-resolver.js'
 import { IDENTIFY_WRITE, PROFILE_READ_PERMISSIONS } from '../src/domain/credentials.js'
 import { DomainError, type DomainErrorKind } from '../src/domain/errors.js'
@@ -87,6 +87,27 @@ describe('CredentialResolver', () => {
     // Cached: the revocation is not seen until the entry is forgotten (or expires).
     await resolver.resolveWebsiteCaller(bearer(site.key), undefined, write)
     resolver.forget({ kind: 'websiteKey', id: site.keyId })
+    expect(resolver.isKnown(bearer(site.key))).toBe(false)
+    await refusal(resolver.resolveWebsiteCaller(bearer(site.key), undefined, write), 'unauthenticated')
+  })
+
+  it('does not cache a key read while a change arrived: the read may predate the revocation it announces', async () => {
+    const site = await createTestWebsite(app)
+    const sources = countingSources()
+    let readDone = (): void => {}
+    const held = new Promise<void>((resolve) => { readDone = resolve })
+    const resolver = new CredentialResolver({
+      ...sources,
+      // The read happens at once (before the revocation); its answer arrives after the change was heard.
+      findWebsiteKey: async (hash) => { const key = await sources.findWebsiteKey(hash); await held; return key }
+    }, 60_000)
+    const inFlight = resolver.resolveWebsiteCaller(bearer(site.key), undefined, write)
+    await vi.waitFor(() => { expect(sources.reads).toBe(1) })
+    await credentials.revokeWebsiteKey(site.keyId)
+    resolver.forgetAll()
+    readDone()
+    // That call was decided on what it read, but the next one reads again and sees the revocation.
+    await inFlight
     expect(resolver.isKnown(bearer(site.key))).toBe(false)
     await refusal(resolver.resolveWebsiteCaller(bearer(site.key), undefined, write), 'unauthenticated')
   })

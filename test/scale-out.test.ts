@@ -1,9 +1,11 @@
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { LightMyRequestResponse } from 'fastify'
 import type { App } from '../src/app.js'
 import { addressKey } from '../src/auth-failures.js'
-import { publishCredentialChange } from '../src/credential-changes.js'
+import { CREDENTIAL_CHANGES_CHANNEL, publishCredentialChange, subscribeToCredentialChanges } from '../src/credential-changes.js'
+import { createRedisClient } from '../src/redis.js'
 import type { Config } from '../src/config.js'
 import { buildTestApp, createTestWebsite, expectError, expectSuccess, identify, testDatabaseUrl, visitorId } from './helper.js'
 import { RedisServer } from '../scripts/redis-server.js'
@@ -47,6 +49,32 @@ describe('addressKey', () => {
     expect(addressKey('2001:db8:1:3::1')).toBe('2001:db8:1:3::/64')
     expect(addressKey('203.0.113.7')).toBe('203.0.113.7')
     expect(addressKey('::ffff:203.0.113.7')).toBe('203.0.113.7')
+  })
+})
+
+describe('the credential-change subscription', () => {
+  it('reports changes as missed when its connection drops, and again once a new connection is subscribed: a change published then is heard', async () => {
+    const client = createRedisClient(redis.url)
+    client.on('error', () => {})
+    const heard: string[] = []
+    let missed = 0
+    const subscriber = subscribeToCredentialChanges(client, (change) => { heard.push(change.id) }, () => {
+      missed++
+      // Published by another process before this callback returns: heard only if the subscription is already active.
+      try {
+        execFileSync('redis-cli', ['-p', String(redis.port), 'PUBLISH', CREDENTIAL_CHANGES_CHANNEL, JSON.stringify({ kind: 'websiteKey', id: `after_${missed}` })])
+      } catch { /* Redis is down: nothing to hear */ }
+    })
+    try {
+      await vi.waitFor(() => { expect(heard).toStrictEqual(['after_1']) }, { timeout: 5000, interval: 20 })
+      await redis.kill()
+      await vi.waitFor(() => { expect(missed).toBe(2) }, { timeout: 5000, interval: 20 })
+      await redis.restart()
+      await vi.waitFor(() => { expect(heard).toStrictEqual(['after_1', 'after_3']) }, { timeout: 10_000, interval: 20 })
+    } finally {
+      subscriber.disconnect()
+      client.disconnect()
+    }
   })
 })
 
@@ -162,6 +190,35 @@ describe('two replicas sharing one Redis', () => {
       await redis.restart()
       for (const app of replicas) await vi.waitFor(async () => { expect(await metric(app, /^redis_up (\d+)$/m)).toBe(1) }, { timeout: 5000, interval: 50 })
       await vi.waitFor(async () => { expectError(await call(replicas[1]), 401) }, { timeout: 5000, interval: 50 })
+    })
+  })
+
+  it('Redis hung: one failed command per replica opens the breaker, later calls skip Redis, and after it answers again the limits are shared again', async () => {
+    await withFleet({ RATE_LIMIT_MAX: 10, RATE_LIMIT_WINDOW_MS: 60_000 }, async (replicas) => {
+      const during = await createTestWebsite(replicas[0])
+      redis.hang(true)
+      try {
+        for (let i = 0; i < 16; i++) {
+          expectSuccess(await identify(replicas[i % 2] as App, { auth: during.key, body: { user_id: `hung_${i}`, datafast_visitor_id: visitorId() } }))
+        }
+        for (const app of replicas) {
+          // Eight calls each, and Redis was tried (and timed out) only by the first: the others went straight to memory.
+          expect(await metric(app, /^redis_command_failures_total (\d+)$/m)).toBe(1)
+          expect(await metric(app, /^redis_fallbacks_total\{use="rate-limit"\} (\d+)$/m)).toBe(8)
+          expect(await metric(app, /^redis_up (\d+)$/m)).toBe(0)
+        }
+      } finally {
+        redis.hang(false)
+      }
+      // The background probe finds Redis answering again; a new key's budget is then the fleet's, not each replica's.
+      for (const app of replicas) await vi.waitFor(async () => { expect(await metric(app, /^redis_up (\d+)$/m)).toBe(1) }, { timeout: 5000, interval: 50 })
+      const after = await createTestWebsite(replicas[0])
+      const statuses: number[] = []
+      for (let i = 0; i < 16; i++) {
+        statuses.push((await identify(replicas[i % 2] as App, { auth: after.key, body: { user_id: `back_${i}`, datafast_visitor_id: visitorId() } })).statusCode)
+      }
+      expect(statuses.filter((status) => status === 200)).toHaveLength(10)
+      for (const app of replicas) expect(await metric(app, /^redis_command_failures_total (\d+)$/m)).toBe(1)
     })
   })
 

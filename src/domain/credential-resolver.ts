@@ -71,6 +71,8 @@ export class CredentialResolver {
   private readonly keys
   private readonly tokens
   private readonly websites
+  /** Changes heard so far (forget, forgetAll). */
+  private changes = 0
 
   constructor (private readonly sources: CredentialSources, cacheTtlMs: number) {
     this.keys = createCache<WebsiteKey>(cacheTtlMs)
@@ -82,7 +84,7 @@ export class CredentialResolver {
     const presented = this.presented(authorization)
     let caller: WebsiteCaller
     if (presented.kind === 'websiteKey') {
-      const key = await readThrough(this.keys, presented.hash, this.sources.findWebsiteKey)
+      const key = await this.readThrough(this.keys, presented.hash, this.sources.findWebsiteKey)
       if (key === null || key.revoked) throw unauthenticated(unknownCredential)
       if (websiteIdParam !== undefined && parseWebsiteId(websiteIdParam) !== key.websiteId) {
         throw forbidden('This website key belongs to another website than websiteId')
@@ -110,7 +112,7 @@ export class CredentialResolver {
   async resolveAccountCaller (authorization: string | undefined, permission: string): Promise<AccountCaller> {
     const presented = this.presented(authorization)
     if (presented.kind === 'websiteKey') {
-      const key = await readThrough(this.keys, presented.hash, this.sources.findWebsiteKey)
+      const key = await this.readThrough(this.keys, presented.hash, this.sources.findWebsiteKey)
       if (key === null || key.revoked) throw unauthenticated(unknownCredential)
       throw forbidden('Account routes take a dft_ account token, not a df_ website key')
     }
@@ -129,12 +131,14 @@ export class CredentialResolver {
 
   /** Drops what a revocation, a suspension or an erasure made stale, so this process sees it at once. */
   forget (change: CredentialChange): void {
+    this.changes++
     if (change.kind === 'website') this.websites?.delete(change.id)
     else forgetById(change.kind === 'websiteKey' ? this.keys : this.tokens, change.id)
   }
 
   /** Drops everything cached, for when changes may have been missed (a lost connection to the other replicas). */
   forgetAll (): void {
+    this.changes++
     this.keys?.clear()
     this.tokens?.clear()
     this.websites?.clear()
@@ -147,25 +151,31 @@ export class CredentialResolver {
     return { kind: parsed.credential.kind, hash: hashSecret(parsed.credential.secret) }
   }
 
+  /**
+   * A cache hit, else the source. Misses are not cached: a key or a website
+   * created a moment ago must work at once. Nor is what was read while a
+   * change arrived: the read may predate the change it announces.
+   */
+  private async readThrough<T extends object> (cache: LRUCache<string, T> | null, id: string, load: (id: string) => Promise<T | null>): Promise<T | null> {
+    const hit = cache?.get(id)
+    if (hit !== undefined) return hit
+    const changesBefore = this.changes
+    const found = await load(id)
+    if (found !== null && this.changes === changesBefore) cache?.set(id, found)
+    return found
+  }
+
   private async activeToken (hash: string): Promise<AccountToken> {
-    const token = await readThrough(this.tokens, hash, this.sources.findAccountToken)
+    const token = await this.readThrough(this.tokens, hash, this.sources.findAccountToken)
     if (token === null || !isActive(token)) throw unauthenticated(unknownCredential)
     return token
   }
 
   private async findWebsite (websiteId: string): Promise<Website | null> {
-    return await readThrough(this.websites, websiteId, this.sources.findWebsite)
+    return await this.readThrough(this.websites, websiteId, this.sources.findWebsite)
   }
 }
 
-/** A cache hit, else the source. Misses are not cached: a key or a website created a moment ago must work at once. */
-async function readThrough<T extends object> (cache: LRUCache<string, T> | null, id: string, load: (id: string) => Promise<T | null>): Promise<T | null> {
-  const hit = cache?.get(id)
-  if (hit !== undefined) return hit
-  const found = await load(id)
-  if (found !== null) cache?.set(id, found)
-  return found
-}
 
 /** Caches are keyed by hash; a change names an id, so look for it (rare, and at most 10,000 entries). */
 function forgetById (cache: LRUCache<string, WebsiteKey> | LRUCache<string, AccountToken> | null, id: string): void {

@@ -88,7 +88,7 @@ export default fp(async (fastify) => {
     try {
       await publishOn(redis.client, change)
     } catch (error) {
-      redis.fellBack('credential-changes')
+      redis.failed('credential-changes')
       fastify.log.warn({ err: error, change }, 'Could not tell the other replicas of a change; they see it within AUTH_CACHE_TTL_MS')
     }
   })

@@ -64,6 +64,10 @@ export default fp(async (fastify) => {
       request.log.warn({ err: { type: error.name } }, 'database unavailable')
       return sendError(reply, 503, 'The database is unavailable; try again shortly', { 'retry-after': RETRY_AFTER_SECONDS })
     }
+    if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
+      request.log.warn({ err: { type: error.name, code: error.code } }, 'call deadline passed')
+      return sendError(reply, 503, 'The service could not answer in time; try again shortly', { 'retry-after': RETRY_AFTER_SECONDS })
+    }
     const status = error.statusCode ?? 500
     if (status === 413) return sendError(reply, 413, `The request body is larger than ${BODY_LIMIT_BYTES} bytes`)
     if (status === 415) return sendError(reply, 415, 'Content-Type must be application/json')

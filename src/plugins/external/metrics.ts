@@ -44,7 +44,7 @@ export default fp(async (fastify) => {
   const redis = fastify.redis
   if (redis !== null) {
     // Read from the redis plugin at each scrape rather than counted twice.
-    new Gauge({ name: 'redis_up', help: '1 while Redis answers; 0 while limits count per replica', registers: [registry], collect () { this.set(redis.isUp() ? 1 : 0) } })
+    new Gauge({ name: 'redis_up', help: '1 while Redis answers; 0 while limits count per replica (disconnected, or the breaker open after a failed command)', registers: [registry], collect () { this.set(redis.isUp() ? 1 : 0) } })
     new Counter({
       name: 'redis_fallbacks_total',
       help: 'Calls served from this replica\'s memory because Redis failed, by use',
@@ -53,6 +53,15 @@ export default fp(async (fastify) => {
       collect () {
         this.reset()
         for (const [use, count] of Object.entries(redis.fallbacks)) this.inc({ use }, count)
+      }
+    })
+    new Counter({
+      name: 'redis_command_failures_total',
+      help: 'Redis commands that failed or timed out on a call\'s path; each opens the breaker, so a hung Redis costs one timeout per outage',
+      registers: [registry],
+      collect () {
+        this.reset()
+        this.inc(redis.failures())
       }
     })
   }

@@ -27,7 +27,7 @@ class SharedOrLocalStore {
         callback(null, result)
         return
       }
-      this.redis.fellBack('rate-limit')
+      this.redis.failed('rate-limit')
       this.local.incr(key, callback, timeWindow, max)
     }, timeWindow, max)
   }

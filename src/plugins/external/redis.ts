@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
-import { createRedisClient, REDIS_TIMEOUT_MS } from '../../redis.js'
+import { createRedisClient, REDIS_PROBE_INTERVAL_MS, REDIS_TIMEOUT_MS } from '../../redis.js'
 
 /** What falls back to this process's memory when Redis fails. */
 export type RedisUse = 'rate-limit' | 'auth-failures' | 'credential-changes'
@@ -9,12 +9,16 @@ export type RedisUse = 'rate-limit' | 'auth-failures' | 'credential-changes'
 export interface SharedRedis {
   /** Commands fail at once while Redis is unreachable (no offline queue), so that callers fall back to memory instead of waiting. */
   client: Redis
-  /** Whether the last thing heard from Redis was an answer rather than an error. */
+  /** Whether to ask Redis at all: connected, and no command failed since it last answered (the breaker is closed). */
   isUp: () => boolean
-  /** Calls served from memory because Redis failed, by use. */
+  /** Calls served from memory because Redis failed or was skipped, by use. */
   fallbacks: Record<RedisUse, number>
-  /** Counts one fallback. */
+  /** Commands that failed or timed out on a call's path; each opens the breaker. */
+  failures: () => number
+  /** Counts one fallback of a call that skipped Redis (isUp() was false). */
   fellBack: (use: RedisUse) => void
+  /** Counts one fallback of a call whose Redis command failed, and opens the breaker: later calls skip Redis until it answers again. */
+  failed: (use: RedisUse) => void
 }
 
 declare module 'fastify' {
@@ -29,6 +33,12 @@ declare module 'fastify' {
  * through (REDIS_URL). Redis is never the source of truth: when it is down,
  * each use falls back to memory, a warning is logged once per outage, and
  * the client reconnects by itself.
+ *
+ * A hung Redis (connection open, no answers) fails no command at once: each
+ * waits REDIS_TIMEOUT_MS. So a failed command opens a breaker: calls skip
+ * Redis until the client connects again or a background PING, every
+ * REDIS_PROBE_INTERVAL_MS, is answered. A hung Redis then costs one timeout
+ * per outage, not one per call.
  */
 export default fp(async (fastify) => {
   const url = fastify.config.REDIS_URL
@@ -37,29 +47,60 @@ export default fp(async (fastify) => {
     return
   }
   const client = createRedisClient(url)
-  let up = false
+  let connected = false
+  let breakerOpen = false
   let warned = false
-  client.on('ready', () => {
-    if (warned) fastify.log.info('Redis is reachable again; limits and revocations are shared again')
-    up = true
-    warned = false
-  })
-  client.on('error', (error: Error) => {
-    up = false
+  let closing = false
+  let probe: NodeJS.Timeout | undefined
+  let failures = 0
+
+  const outage = (error: Error): void => {
     if (warned) return
     warned = true
     fastify.log.warn({ err: error }, 'Redis is unreachable; limits count per replica and revocations reach other replicas only through AUTH_CACHE_TTL_MS until it is back')
+  }
+  const answered = (): void => {
+    if (warned) fastify.log.info('Redis is reachable again; limits and revocations are shared again')
+    warned = false
+    breakerOpen = false
+    clearTimeout(probe)
+  }
+  const probeLater = (): void => {
+    probe = setTimeout(() => {
+      client.ping().then(answered, () => { if (breakerOpen && !closing) probeLater() })
+    }, REDIS_PROBE_INTERVAL_MS)
+    probe.unref()
+  }
+
+  client.on('ready', () => {
+    connected = true
+    answered()
   })
-  client.on('close', () => { up = false })
+  client.on('error', (error: Error) => {
+    connected = false
+    outage(error)
+  })
+  client.on('close', () => { connected = false })
 
   const fallbacks: Record<RedisUse, number> = { 'rate-limit': 0, 'auth-failures': 0, 'credential-changes': 0 }
   fastify.decorate('redis', {
     client,
-    isUp: () => up && client.status === 'ready',
+    isUp: () => connected && !breakerOpen && client.status === 'ready',
     fallbacks,
-    fellBack: (use: RedisUse) => { fallbacks[use]++ }
+    failures: () => failures,
+    fellBack: (use: RedisUse) => { fallbacks[use]++ },
+    failed: (use: RedisUse) => {
+      fallbacks[use]++
+      failures++
+      if (breakerOpen) return
+      breakerOpen = true
+      outage(new Error('a Redis command failed or got no answer within REDIS_TIMEOUT_MS'))
+      if (!closing) probeLater()
+    }
   })
   fastify.addHook('onClose', async () => {
+    closing = true
+    clearTimeout(probe)
     if (client.status === 'ready') await client.quit()
     else client.disconnect()
   })

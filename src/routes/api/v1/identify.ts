@@ -53,6 +53,8 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/identify', {
     onRequest: fastify.authenticate({ permissions: [IDENTIFY_WRITE], allowSuspended: false }),
     config: { rateLimit: {} },
+    // Each database command has its own timeout, but a call makes several: one deadline bounds their sum (a 503, errors.ts).
+    ...(fastify.config.CALL_DEADLINE_MS > 0 ? { handlerTimeout: fastify.config.CALL_DEADLINE_MS } : {}),
     validatorCompiler: domainValidator({ body: (body) => checkIdentifyBody(body, rules) }),
     // What a call stored can be read and erased: the links lead a fuzzer (and a reader) from identify to the profile routes.
     links: { 200: profileLinks },
