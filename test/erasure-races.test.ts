@@ -170,7 +170,7 @@ describe('a batch racing with single calls and erasures (docs/api.md#batch-ident
     const [first, device, other] = [visitorId(), visitorId(), visitorId()]
     await call(site, userId, first, { seed: true })
     const { repository, holdBefore } = pausableRepository()
-    const held = await holdBefore('visitorLinks', 'bulkWrite', async () =>
+    const held = await holdBefore('visitorLinks', 'insertMany', async () =>
       await repository.upsertProfiles(site.websiteId, [entry(userId, device, { f: 1 })], limits))
     expect(await erase(site, userId)).toBe(200)
     expect(await call(site, userId, other)).toBe('created')
@@ -179,14 +179,14 @@ describe('a batch racing with single calls and erasures (docs/api.md#batch-ident
     expect((await expectConsistent(site, 'after')).get(userId)).toEqual({ visitorIds: [other, device], metadata: { f: 1 } })
   })
 
-  it('a visitor moved by another call between the batch\'s read and its link write: the batch redoes it and ends last', async () => {
+  it('a visitor moved by another call between the batch\'s read and its link write: the batch marks the profile it took the visitor from', async () => {
     const site = await createTestWebsite(app)
     const [owner, thief, batchUser] = [newUserId(), newUserId(), newUserId()]
     const shared = visitorId()
     await call(site, owner, shared)
     await call(site, thief, visitorId())
     const { repository, holdBefore } = pausableRepository()
-    const held = await holdBefore('visitorLinks', 'bulkWrite', async () =>
+    const held = await holdBefore('visitorLinks', 'findOneAndUpdate', async () =>
       await repository.upsertProfiles(site.websiteId, [entry(batchUser, visitorId()), entry(batchUser, shared)], limits))
     expect(await call(site, thief, shared)).toBe('updated')
     held.release()

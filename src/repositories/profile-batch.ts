@@ -49,13 +49,16 @@ export interface BatchWrites {
   results: BatchEntryResult[]
   /** New profiles, in their state after the whole batch. */
   inserts: ProfileDocument[]
+  /** Links of visitors new to the website. */
   linkInserts: VisitorLinkDocument[]
-  /** Each filtered on the link as read: a link moved meanwhile matches nothing. */
-  linkUpdates: Array<AnyBulkWriteOperation<VisitorLinkDocument>>
+  /** Links that move from one profile to another, in their state after the batch. */
+  linkMoves: VisitorLinkDocument[]
   /** Profiles outside the batch that a visitor left: each gets VISITOR_LEFT. */
   marks: ObjectId[]
-  /** Each filtered on the incarnation as read: an erased profile matches nothing. */
+  /** By `_id` alone, the one filter the stand-in looks up directly. */
   profileUpdates: Array<AnyBulkWriteOperation<ProfileDocument>>
+  /** The incarnations written: inserted, or updated as read; none may have been erased meanwhile. */
+  incarnations: ObjectId[]
 }
 
 /**
@@ -148,16 +151,19 @@ function giveUpList (profile: ProfileDocument): void {
   delete profile.visitorIds
 }
 
-function profileWrites (profiles: Map<string, PlannedProfile>, now: Date): Pick<BatchWrites, 'inserts' | 'profileUpdates'> {
+function profileWrites (profiles: Map<string, PlannedProfile>, now: Date): Pick<BatchWrites, 'inserts' | 'profileUpdates' | 'incarnations'> {
   const inserts: ProfileDocument[] = []
+  const incarnations: ObjectId[] = []
   const profileUpdates: Array<AnyBulkWriteOperation<ProfileDocument>> = []
   for (const { read, current, touched, metadataChanged, linked, written } of profiles.values()) {
     if (current === null) continue
     if (read === null) {
       inserts.push(current)
+      incarnations.push(current.incarnation)
       continue
     }
     if (!written) continue
+    incarnations.push(read.incarnation)
     const $set: Record<string, unknown> = {}
     const $unset: Record<string, ''> = {}
     const $addToSet: Record<string, unknown> = {}
@@ -173,24 +179,23 @@ function profileWrites (profiles: Map<string, PlannedProfile>, now: Date): Pick<
       $set.visitorIdsInLinks = true
       if (listsVisitors(read)) $unset.visitorIds = ''
     }
-    profileUpdates.push({ updateOne: { filter: { _id: current._id, incarnation: read.incarnation }, update: withoutEmpty({ $set, $unset, $addToSet }) } })
+    profileUpdates.push({ updateOne: { filter: { _id: current._id }, update: withoutEmpty({ $set, $unset, $addToSet }) } })
   }
-  return { inserts, profileUpdates }
+  return { inserts, profileUpdates, incarnations }
 }
 
-function linkWrites (links: Map<string, PlannedLink>): Pick<BatchWrites, 'linkInserts' | 'linkUpdates'> {
+function linkWrites (links: Map<string, PlannedLink>): Pick<BatchWrites, 'linkInserts' | 'linkMoves'> {
   const linkInserts: VisitorLinkDocument[] = []
-  const linkUpdates: Array<AnyBulkWriteOperation<VisitorLinkDocument>> = []
+  const linkMoves: VisitorLinkDocument[] = []
   for (const { read, current } of links.values()) {
     if (current === null || current === read) continue
     if (read === null) {
       linkInserts.push(current)
     } else if (!read.profileId.equals(current.profileId) || !read.profileIncarnation.equals(current.profileIncarnation)) {
-      const { _id, ...fields } = current
-      linkUpdates.push({ updateOne: { filter: { _id, profileId: read.profileId, profileIncarnation: read.profileIncarnation }, update: { $set: fields } } })
+      linkMoves.push(current)
     }
   }
-  return { linkInserts, linkUpdates }
+  return { linkInserts, linkMoves }
 }
 
 /** The profiles a visitor left that no insert or update of the batch already marks. */

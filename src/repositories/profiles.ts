@@ -1,4 +1,4 @@
-import { MongoBulkWriteError, ObjectId, type Collection, type Db, type Document, type Filter, type WriteError } from 'mongodb'
+import { MongoBulkWriteError, ObjectId, type AnyBulkWriteOperation, type Collection, type Db, type Document, type Filter, type WriteError } from 'mongodb'
 import { DomainError } from '../domain/errors.js'
 import type { IdentifyInput } from '../domain/identify.js'
 import { checkProfileLimits, planMerge, type MergePlan, type Metadata, type MetadataChange, type ProfileLimits } from '../domain/metadata.js'
@@ -235,12 +235,13 @@ export class ProfilesRepository {
    * the other, in bulk (docs/api.md#batch-identify-how-it-is-stored): reads
    * their profiles and links by `_id`, plans every entry in memory, then
    * writes in the single path's order: new profiles (listing their
-   * visitors), links (each filtered on its state as read), the profiles a
-   * visitor left, the updated profiles (each filtered on its incarnation as
-   * read), and a lookup of erasure records of the new incarnations. When a
-   * write finds the state changed since the read (a concurrent creation,
-   * link move or erasure), every entry runs again through upsertProfile in
-   * order; the writes already done are among them, so this converges.
+   * visitors), new links, moved links (one findOneAndUpdate each, which
+   * tells atomically which profile the visitor leaves), the profiles
+   * visitors left, the updated profiles, and a lookup of erasure records of
+   * every incarnation written. When a write finds the state changed since
+   * the read (a concurrent creation or erasure), every entry runs again
+   * through upsertProfile in order; the writes already done are among
+   * them, so this converges.
    */
   async upsertProfiles (websiteId: string, entries: IdentifyInput[], limits: ProfileLimits): Promise<BatchEntryResult[]> {
     if (entries.length === 0) return []
@@ -249,7 +250,7 @@ export class ProfilesRepository {
       readByIds(this.visitorLinks, unique(entries.map(({ visitorId }) => visitorLinkIdFor(websiteId, visitorId))))
     ])
     const writes = planBatch(websiteId, entries, { profiles, links }, limits, new Date())
-    if (!await this.writeBatch(writes)) return writes.results
+    if (await this.writeBatch(writes)) return writes.results
     return await this.redoBatch(websiteId, entries, limits, writes.results)
   }
 
@@ -257,25 +258,34 @@ export class ProfilesRepository {
   private async writeBatch (writes: BatchWrites): Promise<boolean> {
     let consistent = true
     if (writes.inserts.length > 0) {
-      consistent &&= !(await unorderedWrite(async () => await this.profiles.insertMany(writes.inserts, { ordered: false }))).duplicates
+      consistent &&= !await insertedSomeTwice(async () => await this.profiles.insertMany(writes.inserts, { ordered: false }))
     }
-    const linkWrites = [...writes.linkInserts.map((document) => ({ insertOne: { document } })), ...writes.linkUpdates]
-    if (linkWrites.length > 0) {
-      const { duplicates, matched } = await unorderedWrite(async () => await this.visitorLinks.bulkWrite(linkWrites, { ordered: false }))
-      consistent &&= !duplicates && matched === writes.linkUpdates.length
+    if (writes.linkInserts.length > 0) {
+      consistent &&= !await insertedSomeTwice(async () => await this.visitorLinks.insertMany(writes.linkInserts, { ordered: false }))
     }
-    if (writes.marks.length > 0) {
-      await this.profiles.bulkWrite(writes.marks.map((_id) => ({ updateOne: { filter: { _id }, update: VISITOR_LEFT } })), { ordered: false })
+    const left = new Map(writes.marks.map((_id) => [_id.toHexString(), _id]))
+    await inFlight(writes.linkMoves, async ({ _id, ...fields }) => {
+      const before = await retryOnDuplicateKey(async () =>
+        await this.visitorLinks.findOneAndUpdate({ _id }, { $set: fields }, { upsert: true, returnDocument: 'before' }))
+      // Moved meanwhile by another call: the profile it was on is marked too.
+      if (before !== null && !before.profileId.equals(fields.profileId)) left.set(before.profileId.toHexString(), before.profileId)
+    })
+    await this.updateInChunks([...left.values()].map((_id) => ({ updateOne: { filter: { _id }, update: VISITOR_LEFT } })))
+    consistent &&= await this.updateInChunks(writes.profileUpdates) === writes.profileUpdates.length
+    if (writes.incarnations.length > 0) {
+      // The record collection is tiny: one $in scans it cheaply even on the stand-in.
+      consistent &&= await this.erasedIncarnations.findOne({ _id: { $in: writes.incarnations } }, { projection: { _id: 1 } }) === null
     }
-    if (writes.profileUpdates.length > 0) {
-      const { matched } = await unorderedWrite(async () => await this.profiles.bulkWrite(writes.profileUpdates, { ordered: false }))
-      consistent &&= matched === writes.profileUpdates.length
+    return consistent
+  }
+
+  /** Unordered update commands of at most UPDATES_PER_COMMAND statements each; how many matched. */
+  private async updateInChunks (updates: Array<AnyBulkWriteOperation<ProfileDocument>>): Promise<number> {
+    let matched = 0
+    for (let start = 0; start < updates.length; start += UPDATES_PER_COMMAND) {
+      matched += (await this.profiles.bulkWrite(updates.slice(start, start + UPDATES_PER_COMMAND), { ordered: false })).matchedCount
     }
-    if (writes.inserts.length > 0) {
-      // The record collection is tiny: one $in scans it even on the stand-in.
-      consistent &&= await this.erasedIncarnations.findOne({ _id: { $in: writes.inserts.map(({ incarnation }) => incarnation) } }, { projection: { _id: 1 } }) === null
-    }
-    return !consistent
+    return matched
   }
 
   /** The race path: every entry again, one by one in order; an action the bulk writes already took is still reported. */
@@ -437,26 +447,50 @@ export class ProfilesRepository {
 const unique = <T extends { toString: () => string }>(ids: T[]): T[] => [...new Map(ids.map((id) => [id.toString(), id])).values()]
 
 /**
- * Documents by `_id`: one findOne each, sent together over the pool. On the
- * stand-in a find with $in scans the whole collection (about N times slower
- * at 100,000 profiles: docs/api.md#batch-identify-how-it-is-stored); MongoDB
- * would answer one $in from its `_id` index in a single round trip.
+ * How many of a batch's single-document commands are in flight at once:
+ * enough to keep a pool busy, few enough that none waits in the pool's queue
+ * past MONGO_TIMEOUT_MS (a 1,000-read batch queued at once on the stand-in's
+ * one connection would).
  */
-async function readByIds<T extends Document & { _id: unknown }> (collection: Collection<T>, ids: Array<T['_id']>): Promise<T[]> {
-  const found = await Promise.all(ids.map(async (_id) => await collection.findOne({ _id } as Filter<T>)))
-  return found.filter((document) => document !== null) as T[]
+const COMMANDS_IN_FLIGHT = 8
+
+/** The stand-in never answers an update command of 100 statements or more (measured: 99 take 0.2 s), so updates go 50 at a time. */
+const UPDATES_PER_COMMAND = 50
+
+/** Runs the task on every item, COMMANDS_IN_FLIGHT at a time. */
+async function inFlight<T> (items: T[], task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await task(items[next++] as T)
+  }
+  await Promise.all(Array.from({ length: Math.min(COMMANDS_IN_FLIGHT, items.length) }, worker))
 }
 
-/** An unordered bulk write: how many updates matched, and whether some writes failed as duplicates (a concurrent writer). */
-async function unorderedWrite (write: () => Promise<object>): Promise<{ matched: number, duplicates: boolean }> {
+/**
+ * Documents by `_id`: one findOne each, a few in flight at once. On the
+ * stand-in a find with $in scans the whole collection (at 100,000 profiles,
+ * 1,000 ids take about 20 s that way against about 3 to 7 s one by one:
+ * docs/api.md#batch-identify-how-it-is-stored); MongoDB would answer one $in
+ * from its `_id` index in a single round trip.
+ */
+async function readByIds<T extends Document & { _id: unknown }> (collection: Collection<T>, ids: Array<T['_id']>): Promise<T[]> {
+  const found: T[] = []
+  await inFlight(ids, async (_id) => {
+    const document = await collection.findOne({ _id } as Filter<T>)
+    if (document !== null) found.push(document as T)
+  })
+  return found
+}
+
+/** An unordered insert; true when some documents existed already (a concurrent writer), which the others do not wait for. */
+async function insertedSomeTwice (insert: () => Promise<unknown>): Promise<boolean> {
   try {
-    const result = await write()
-    return { matched: 'matchedCount' in result ? Number(result.matchedCount) : 0, duplicates: false }
+    await insert()
+    return false
   } catch (error) {
     if (!(error instanceof MongoBulkWriteError)) throw error
-    const writeErrors = ([] as WriteError[]).concat(error.writeErrors)
-    if (!writeErrors.every((writeError) => writeError.code === DUPLICATE_KEY)) throw error
-    return { matched: error.result.matchedCount, duplicates: true }
+    if (!([] as WriteError[]).concat(error.writeErrors).every((writeError) => writeError.code === DUPLICATE_KEY)) throw error
+    return true
   }
 }
 
