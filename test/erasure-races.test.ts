@@ -237,7 +237,7 @@ function pausableRepository () {
           return async (...args: unknown[]) => {
             if (failure?.collection === name && failure.method === method) {
               failure = null
-              throw new Error(`${name}.${String(method)} failed (test)`)
+              throw new Error(`${name}.${method} failed (test)`)
             }
             if (gate?.collection === name && gate.method === method) {
               const { reached, released } = gate

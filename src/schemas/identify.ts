@@ -65,7 +65,7 @@ export function identifyBodySchema ({ limits, userIdDenylist }: IdentifyRules) {
     }))
   }, {
     additionalProperties: metadataValue(limits.maxDepth),
-    propertyNames: { anyOf: [FieldName, Type.Literal(SET_ONCE), Type.Literal(UNSET)] },
+    propertyNames: { anyOf: [FieldName, Type.Unsafe<string>({ type: 'string', enum: [SET_ONCE, UNSET] })] },
     maxProperties: limits.maxFields + 4,
     description: 'Every other top-level field is profile metadata, shallow-merged into the profile. ' +
       `A field name is 1 to ${MAX_KEY_LENGTH} characters, does not start with "$" and holds no "." or NUL, at every depth, ` +
