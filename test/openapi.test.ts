@@ -130,7 +130,7 @@ describe('GET /openapi.json', () => {
     const document = await openapiDocument()
     const links = document.paths['/api/v1/identify'].post.responses['200'].links as Record<string, { operationId: string, parameters: Record<string, string> }>
     const byId = new Map<string, Operation>()
-    for (const methods of Object.values(document.paths) as Array<Record<string, Operation>>) {
+    for (const methods of Object.values<Record<string, Operation>>(document.paths)) {
       for (const operation of Object.values(methods)) byId.set(operation.operationId, operation)
     }
     expect(Object.values(links).map((link) => link.operationId).sort()).toEqual(['eraseProfile', 'getProfile', 'getVisitorProfile', 'listProfiles'])
