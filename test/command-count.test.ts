@@ -128,3 +128,54 @@ describe('database commands per profile read and erasure, with warm credentials'
     expect(await app.mongo.db.collection('visitorLinks').countDocuments({ profileId: profile._id })).toBe(0)
   }, 120_000)
 })
+
+describe('database commands per batch identify, with warm credentials (docs/api.md#batch-identify-how-it-is-stored)', () => {
+  let batchCounter = 0
+  async function commandsOfBatch (items: object[], counts: Record<string, number>): Promise<{ writes: string[], reads: Record<string, number> }> {
+    sent.length = 0
+    const response = await app.inject({ method: 'POST', url: '/api/v1/identify/batch', headers: { authorization: `Bearer ${site.key}` }, payload: { items } })
+    expect(response.statusCode, response.body).toBe(200)
+    expect(response.json<{ data: { counts: Record<string, number> } }>().data.counts).toMatchObject(counts)
+    const reads: Record<string, number> = {}
+    for (const command of sent.filter((name) => name.startsWith('find '))) reads[command] = (reads[command] ?? 0) + 1
+    return { writes: sent.filter((name) => !name.startsWith('find ') || name === 'find erasedIncarnations').sort(), reads }
+  }
+  const users = (n: number, plan: string) => {
+    const prefix = `batch-${String(++batchCounter)}`
+    return Array.from({ length: n }, (_, i) => body(`${prefix}-${String(i)}`, visitorId(), plan))
+  }
+
+  it.each([10, 200])('%i new users: a read of each profile and link by _id, one insert of the profiles, one of the links, one look for erasure records', async (n) => {
+    const { writes, reads } = await commandsOfBatch(users(n, 'pro'), { created: n })
+    expect(reads).toEqual({ 'find profiles': n, 'find visitorLinks': n, 'find erasedIncarnations': 1 })
+    expect(writes).toEqual(['find erasedIncarnations', 'insert profiles', 'insert visitorLinks'])
+  })
+
+  it.each([10, 200])('%i updates of known users: the reads, and one update command per 50 profiles', async (n) => {
+    const items = users(n, 'pro')
+    await commandsOfBatch(items, { created: n })
+    const { writes, reads } = await commandsOfBatch(items.map((item) => ({ ...item, plan: 'team' })), { updated: n })
+    expect(reads).toEqual({ 'find profiles': n, 'find visitorLinks': n, 'find erasedIncarnations': 1 })
+    // Updates go UPDATES_PER_COMMAND (50) to a command: the stand-in never answers one of 100.
+    expect(writes).toEqual(['find erasedIncarnations', ...Array.from({ length: Math.ceil(n / 50) }, () => 'update profiles')])
+    expect((await commandsOfBatch(items.map((item) => ({ ...item, plan: 'team' })), { unchanged: n })).writes).toEqual([])
+  })
+
+  it.each([10, 200])('%i visitors moving to other known users: one findAndModify per moved link (which tells the profile it leaves), updates of the profiles they left and joined, 50 to a command', async (n) => {
+    const owners = users(n, 'pro')
+    const movers = users(n, 'pro')
+    await commandsOfBatch([...owners, ...movers], { created: 2 * n })
+    const moved = movers.map((item, i) => ({ ...item, datafast_visitor_id: owners[i]!.datafast_visitor_id }))
+    const { writes } = await commandsOfBatch(moved, { updated: n })
+    expect(writes).toEqual(['find erasedIncarnations', ...Array.from({ length: n }, () => 'findAndModify visitorLinks'), ...Array.from({ length: 2 * Math.ceil(n / 50) }, () => 'update profiles')])
+  })
+
+  it('a cookieless website or a batch of invalid items costs no command', async () => {
+    await commandsOfBatch(users(5, 'pro'), { })
+    sent.length = 0
+    const response = await app.inject({ method: 'POST', url: '/api/v1/identify/batch', headers: { authorization: `Bearer ${cookieless.key}` }, payload: { items: users(5, 'pro') } })
+    expect(response.json<{ data: { counts: { skipped: number } } }>().data.counts.skipped).toBe(5)
+    expect((await commandsOfBatch([{ user_id: 42 }], { failed: 1 })).writes).toEqual([])
+    expect(sent).toEqual([])
+  })
+})

@@ -52,12 +52,20 @@ describe('GET /openapi.json', () => {
     // And it states the rules of docs/api.md#identify, not just whatever the code builds.
     expect(body?.schema).toMatchObject({
       type: 'object',
-      maxProperties: 102,
+      maxProperties: 104,
       properties: {
         user_id: { type: 'string', minLength: 1, maxLength: 255 },
-        datafast_visitor_id: { type: 'string', pattern: expect.stringContaining('{8}-') }
+        datafast_visitor_id: { type: 'string', pattern: expect.stringContaining('{8}-') },
+        // docs/api.md#identify-operators: the only "$" keys.
+        $set_once: { type: 'object', maxProperties: 100, propertyNames: { pattern: expect.stringContaining('^[^$') } },
+        $unset: { type: 'array', maxItems: 100, uniqueItems: true, items: { type: 'string', maxLength: 128 } }
       },
-      propertyNames: { minLength: 1, maxLength: 128, not: { enum: ['__proto__', 'constructor', 'prototype'] } }
+      propertyNames: {
+        anyOf: [
+          { minLength: 1, maxLength: 128, not: { enum: ['__proto__', 'constructor', 'prototype'] } },
+          { enum: ['$set_once', '$unset'] }
+        ]
+      }
     })
     expect(String(body?.schema.description)).toMatch(/5 deep.*100 fields.*32768 bytes.*500 fields/s)
 
@@ -98,6 +106,26 @@ describe('GET /openapi.json', () => {
     expect(limit?.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 250, default: 100 })
   })
 
+  it('describes batch identify (docs/api.md#batch-identify): its items are identify bodies, its answer one result per item', async () => {
+    const document = await openapiDocument()
+    const operation = document.paths['/api/v1/identify/batch'].post as Operation & { tags: string[] }
+    expect(operation.operationId).toBe('identifyBatch')
+    expect(operation.tags).toEqual(['identify'])
+    expect(operation.security).toEqual([{ bearerAuth: [] }])
+    expect(operation.parameters.map((parameter) => parameter.name)).toEqual(['websiteId'])
+    const items = (operation.requestBody.content['application/json']?.schema as { properties: { items: { items: unknown } } }).properties.items
+    expect(items).toMatchObject({ type: 'array', minItems: 1, maxItems: 1000 })
+    const { examples, ...rules } = JSON.parse(JSON.stringify(identifyBodySchema(identifyRules(app.config)))) as { examples: unknown[] }
+    expect(examples).toHaveLength(1)
+    expect(items.items).toMatchObject(rules)
+    const data = operation.responses['200']?.content['application/json']?.schema.properties.data as { properties: { counts: { properties: object } } }
+    expect(Object.keys(data.properties)).toEqual(['results', 'counts'])
+    expect(Object.keys(data.properties.counts.properties)).toEqual(['created', 'updated', 'unchanged', 'skipped', 'failed'])
+    for (const status of ['400', '401', '403', '404', '413', '415', '429', '500', '503']) {
+      expect(operation.responses[status]?.description, status).not.toBe('Default Response')
+    }
+  })
+
   it('links identify\'s answer to the profile routes, each parameter to an existing one (Schemathesis follows them)', async () => {
     const document = await openapiDocument()
     const links: Record<string, { operationId: string, parameters: Record<string, string> }> = document.paths['/api/v1/identify'].post.responses['200'].links
@@ -122,6 +150,7 @@ describe('GET /openapi.json', () => {
       '/api/v1/admin/websites/{id}',
       '/api/v1/admin/websites/{id}/api-keys',
       '/api/v1/identify',
+      '/api/v1/identify/batch',
       '/api/v1/profiles',
       '/api/v1/profiles/{profileId}',
       '/api/v1/visitors/{visitorId}/profile',

@@ -1,51 +1,27 @@
-import { createHash } from 'node:crypto'
-import { ObjectId, type Db, type Filter, type UpdateFilter } from 'mongodb'
-import { checkProfileLimits, planMerge, type Metadata, type ProfileLimits } from '../domain/metadata.js'
+import { MongoBulkWriteError, ObjectId, type AnyBulkWriteOperation, type Collection, type Db, type Document, type Filter, type WriteError } from 'mongodb'
+import { DomainError } from '../domain/errors.js'
+import type { IdentifyInput } from '../domain/identify.js'
+import { checkProfileLimits, planMerge, type MergePlan, type Metadata, type MetadataChange, type ProfileLimits } from '../domain/metadata.js'
 import type { Profile } from '../schemas/profiles.js'
-import { isDuplicateKey, retryOnDuplicateKey } from './mongo-errors.js'
+import { DUPLICATE_KEY, isDuplicateKey, retryOnDuplicateKey } from './mongo-errors.js'
+import { planBatch, type BatchEntryResult, type BatchWrites } from './profile-batch.js'
+import {
+  isLinkTo,
+  LISTED_VISITORS_MAX,
+  listsVisitors,
+  metadataChanges,
+  profileDocument,
+  profileIdFor,
+  visitorLinkDocument,
+  visitorLinkIdFor,
+  VISITOR_LEFT,
+  withoutEmpty,
+  type ProfileDocument,
+  type VisitorLinkDocument
+} from './profile-documents.js'
 
-/**
- * How many visitors a profile document lists itself. Reading a profile is
- * then one lookup by `_id`, and the document stays small: past this many, or
- * once any visitor has left it, its links alone list its visitors.
- */
-export const LISTED_VISITORS_MAX = 16
+export { LISTED_VISITORS_MAX, profileIdFor } from './profile-documents.js'
 
-interface ProfileDocument {
-  /** Derived from (website, user_id): see profileIdFor. */
-  _id: ObjectId
-  websiteId: ObjectId
-  userId: string
-  metadata: Metadata
-  createdAt: Date
-  /** When the metadata last changed. */
-  updatedAt: Date
-  /**
-   * New for each profile created: a profile erased and created again for the
-   * same user keeps its `_id`, and a link to the erased one must not count
-   * for the new one.
-   */
-  incarnation: ObjectId
-  /** The visitors linked to this profile, in the order they were linked, while `visitorIdsInLinks` is unset. */
-  visitorIds?: string[]
-  /** Set for good once a visitor left the profile or it listed LISTED_VISITORS_MAX: only its links say who is linked. */
-  visitorIdsInLinks?: true
-}
-
-/**
- * One document per (website, visitor), so a visitor is on at most one profile
- * per website: the `_id` makes the pair unique. The link is the truth about
- * which profile a visitor is on; a profile's visitorIds is a copy of it.
- */
-interface VisitorLinkDocument {
-  _id: string
-  websiteId: ObjectId
-  visitorId: string
-  profileId: ObjectId
-  /** The incarnation of the profile linked to. */
-  profileIncarnation: ObjectId
-  linkedAt: Date
-}
 
 export type { Profile }
 
@@ -56,8 +32,14 @@ export interface UpsertProfileInput {
   visitorId: string
   /** Checked fields to merge, placeholders already dropped. */
   metadata: Metadata
+  /** Checked `$set_once` fields (docs/api.md#identify-operators). */
+  setOnce?: Metadata
+  /** Checked `$unset` names. */
+  unset?: readonly string[]
   limits: ProfileLimits
 }
+
+const changeOf = (input: UpsertProfileInput): MetadataChange => ({ set: input.metadata, setOnce: input.setOnce ?? {}, unset: input.unset ?? [] })
 
 export interface UpsertProfileResult {
   profileId: string
@@ -102,63 +84,6 @@ export interface Erasure {
   visitorLinks: number
 }
 
-/**
- * The profile's `_id` is the first 12 bytes of SHA-256(website, user_id): the
- * database enforces one profile per pair through `_id` alone, and every hot
- * lookup is by `_id`, which both MongoDB and the stand-in answer directly.
- * 96 bits make a collision between two users of one website practically
- * impossible; upsertProfile still refuses to merge into a document whose
- * stored (website, user_id) differs.
- */
-export function profileIdFor (websiteId: string, userId: string): ObjectId {
-  const digest = createHash('sha256').update(websiteId).update('\0').update(userId).digest()
-  return new ObjectId(digest.subarray(0, 12))
-}
-
-function visitorLinkIdFor (websiteId: string, visitorId: string): string {
-  return `${websiteId}:${visitorId}`
-}
-
-/** A new profile listing its first visitor, as upsertProfile creates it; importProfiles writes the same shape. */
-function profileDocument (websiteId: string, userId: string, visitorId: string, metadata: Metadata, now: Date): ProfileDocument {
-  return {
-    _id: profileIdFor(websiteId, userId),
-    websiteId: new ObjectId(websiteId),
-    userId,
-    metadata,
-    createdAt: now,
-    updatedAt: now,
-    incarnation: new ObjectId(),
-    visitorIds: [visitorId]
-  }
-}
-
-function visitorLinkDocument (websiteId: string, visitorId: string, profile: Pick<ProfileDocument, '_id' | 'incarnation'>, now: Date): VisitorLinkDocument {
-  return {
-    _id: visitorLinkIdFor(websiteId, visitorId),
-    websiteId: new ObjectId(websiteId),
-    visitorId,
-    profileId: profile._id,
-    profileIncarnation: profile.incarnation,
-    linkedAt: now
-  }
-}
-
-/** The $set of a merge: each field sent, and the time. */
-function metadataChanges (metadata: Metadata, now: Date): Record<string, unknown> {
-  const set: Record<string, unknown> = { updatedAt: now }
-  for (const [name, value] of Object.entries(metadata)) set[`metadata.${name}`] = value
-  return set
-}
-
-const listsVisitors = (profile: ProfileDocument): profile is ProfileDocument & { visitorIds: string[] } =>
-  profile.visitorIdsInLinks !== true && Array.isArray(profile.visitorIds)
-
-const isLinkTo = (link: VisitorLinkDocument | null, profile: ProfileDocument): boolean =>
-  link !== null && link.profileId.equals(profile._id) && link.profileIncarnation.equals(profile.incarnation)
-
-/** What a profile gets when a visitor leaves it: from then on, its links list its visitors. */
-const VISITOR_LEFT: UpdateFilter<ProfileDocument> = { $set: { visitorIdsInLinks: true }, $unset: { visitorIds: '' } }
 
 const MAX_ATTEMPTS = 5
 
@@ -247,15 +172,15 @@ export class ProfilesRepository {
     if (profile.userId !== input.userId || !profile.websiteId.equals(input.websiteId)) {
       throw new Error('profile id collision: two (website, user_id) pairs derived the same _id')
     }
-    const { changed } = planMerge(profile.metadata, input.metadata, input.limits)
+    const plan = planMerge(profile.metadata, changeOf(input), input.limits)
     const listed = listsVisitors(profile) ? profile.visitorIds.includes(input.visitorId) : null
     // A listed visitor (or any, once the list is given up) is checked against its link, the truth.
     if (listed !== false && isLinkTo(await this.visitorLinks.findOne({ _id: visitorLinkIdFor(input.websiteId, input.visitorId) }), profile)) {
-      if (changed) await this.profiles.updateOne({ _id }, { $set: metadataChanges(input.metadata, now) })
-      return { profileId: _id.toHexString(), created: false, changed }
+      if (plan.changed) await this.profiles.updateOne({ _id }, withoutEmpty(metadataChanges(plan, now)))
+      return { profileId: _id.toHexString(), created: false, changed: plan.changed }
     }
     await this.linkVisitor(input, profile, now)
-    return await this.listVisitor(profile, input, changed, now)
+    return await this.listVisitor(profile, input, plan, now)
   }
 
   /**
@@ -264,8 +189,8 @@ export class ProfilesRepository {
    * almost never exists, cheaper than reading the profile back).
    */
   private async createProfile (input: UpsertProfileInput, now: Date): Promise<UpsertProfileResult | null> {
-    checkProfileLimits(input.metadata, input.limits)
-    const profile = profileDocument(input.websiteId, input.userId, input.visitorId, input.metadata, now)
+    const metadata = checkProfileLimits(changeOf(input), input.limits)
+    const profile = profileDocument(input.websiteId, input.userId, input.visitorId, metadata, now)
     try {
       await this.profiles.insertOne(profile)
     } catch (error) {
@@ -282,18 +207,17 @@ export class ProfilesRepository {
    * metadata, in one write that returns the profile, so that an erasure since
    * the read is seen: then null, and the call runs again.
    */
-  private async listVisitor (profile: ProfileDocument, input: UpsertProfileInput, changed: boolean, now: Date): Promise<UpsertProfileResult | null> {
-    const set = changed ? metadataChanges(input.metadata, now) : {}
-    const update: UpdateFilter<ProfileDocument> = {}
+  private async listVisitor (profile: ProfileDocument, input: UpsertProfileInput, plan: MergePlan, now: Date): Promise<UpsertProfileResult | null> {
+    const { $set, $unset } = plan.changed ? metadataChanges(plan, now) : { $set: {}, $unset: {} }
+    const $addToSet: Record<string, string> = {}
     if (listsVisitors(profile) && profile.visitorIds.length < LISTED_VISITORS_MAX) {
-      update.$addToSet = { visitorIds: input.visitorId }
+      $addToSet.visitorIds = input.visitorId
     } else {
       // A full list is given up; one already given up is marked again, so that there is always a write that returns the profile.
-      Object.assign(set, VISITOR_LEFT.$set)
-      if (listsVisitors(profile)) update.$unset = VISITOR_LEFT.$unset
+      Object.assign($set, VISITOR_LEFT.$set)
+      if (listsVisitors(profile)) Object.assign($unset, VISITOR_LEFT.$unset)
     }
-    if (Object.keys(set).length > 0) update.$set = set
-    const written = await this.profiles.findOneAndUpdate({ _id: profile._id }, update, { returnDocument: 'after' })
+    const written = await this.profiles.findOneAndUpdate({ _id: profile._id }, withoutEmpty({ $set, $unset, $addToSet }), { returnDocument: 'after' })
     if (written === null || !written.incarnation.equals(profile.incarnation)) return null
     return { profileId: profile._id.toHexString(), created: false, changed: true }
   }
@@ -304,6 +228,82 @@ export class ProfilesRepository {
     const before = await retryOnDuplicateKey(async () =>
       await this.visitorLinks.findOneAndUpdate({ _id }, { $set: fields }, { upsert: true, returnDocument: 'before' }))
     if (before !== null && !before.profileId.equals(profile._id)) await this.profiles.updateOne({ _id: before.profileId }, VISITOR_LEFT)
+  }
+
+  /**
+   * Identifies many entries of one website as upsertProfile would one after
+   * the other, in bulk (docs/api.md#batch-identify-how-it-is-stored): reads
+   * their profiles and links by `_id`, plans every entry in memory, then
+   * writes in the single path's order: new profiles (listing their
+   * visitors), new links, moved links (one findOneAndUpdate each, which
+   * tells atomically which profile the visitor leaves), the profiles
+   * visitors left, the updated profiles, and a lookup of erasure records of
+   * every incarnation written. When a write finds the state changed since
+   * the read (a concurrent creation or erasure), every entry runs again
+   * through upsertProfile in order; the writes already done are among
+   * them, so this converges.
+   */
+  async upsertProfiles (websiteId: string, entries: IdentifyInput[], limits: ProfileLimits): Promise<BatchEntryResult[]> {
+    if (entries.length === 0) return []
+    const [profiles, links] = await Promise.all([
+      readByIds(this.profiles, unique(entries.map(({ userId }) => profileIdFor(websiteId, userId)))),
+      readByIds(this.visitorLinks, unique(entries.map(({ visitorId }) => visitorLinkIdFor(websiteId, visitorId))))
+    ])
+    const writes = planBatch(websiteId, entries, { profiles, links }, limits, new Date())
+    if (await this.writeBatch(writes)) return writes.results
+    return await this.redoBatch(websiteId, entries, limits, writes.results)
+  }
+
+  /** Sends a batch's writes; false when one found the state changed since the read. */
+  private async writeBatch (writes: BatchWrites): Promise<boolean> {
+    let consistent = true
+    if (writes.inserts.length > 0) {
+      consistent &&= !await insertedSomeTwice(async () => await this.profiles.insertMany(writes.inserts, { ordered: false }))
+    }
+    if (writes.linkInserts.length > 0) {
+      consistent &&= !await insertedSomeTwice(async () => await this.visitorLinks.insertMany(writes.linkInserts, { ordered: false }))
+    }
+    const left = new Map(writes.marks.map((_id) => [_id.toHexString(), _id]))
+    await inFlight(writes.linkMoves, async ({ _id, ...fields }) => {
+      const before = await retryOnDuplicateKey(async () =>
+        await this.visitorLinks.findOneAndUpdate({ _id }, { $set: fields }, { upsert: true, returnDocument: 'before' }))
+      // Moved meanwhile by another call: the profile it was on is marked too.
+      if (before !== null && !before.profileId.equals(fields.profileId)) left.set(before.profileId.toHexString(), before.profileId)
+    })
+    await this.updateInChunks([...left.values()].map((_id) => ({ updateOne: { filter: { _id }, update: VISITOR_LEFT } })))
+    consistent &&= await this.updateInChunks(writes.profileUpdates) === writes.profileUpdates.length
+    if (writes.incarnations.length > 0) {
+      // The record collection is tiny: one $in scans it cheaply even on the stand-in.
+      consistent &&= await this.erasedIncarnations.findOne({ _id: { $in: writes.incarnations } }, { projection: { _id: 1 } }) === null
+    }
+    return consistent
+  }
+
+  /** Unordered update commands of at most UPDATES_PER_COMMAND statements each; how many matched. */
+  private async updateInChunks (updates: Array<AnyBulkWriteOperation<ProfileDocument>>): Promise<number> {
+    let matched = 0
+    for (let start = 0; start < updates.length; start += UPDATES_PER_COMMAND) {
+      matched += (await this.profiles.bulkWrite(updates.slice(start, start + UPDATES_PER_COMMAND), { ordered: false })).matchedCount
+    }
+    return matched
+  }
+
+  /** The race path: every entry again, one by one in order; an action the bulk writes already took is still reported. */
+  private async redoBatch (websiteId: string, entries: IdentifyInput[], limits: ProfileLimits, planned: BatchEntryResult[]): Promise<BatchEntryResult[]> {
+    const results: BatchEntryResult[] = []
+    for (const [index, { userId, visitorId, change }] of entries.entries()) {
+      try {
+        const redone = await this.upsertProfile({ websiteId, userId, visitorId, metadata: change.set, setOnce: change.setOnce, unset: change.unset, limits })
+        const before = planned[index]
+        results.push(before instanceof DomainError || before === undefined
+          ? redone
+          : { profileId: redone.profileId, created: redone.created || before.created, changed: redone.changed || before.changed })
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error
+        results.push(error)
+      }
+    }
+    return results
   }
 
   /**
@@ -441,6 +441,56 @@ export class ProfilesRepository {
       linked.set(key, [...linked.get(key) ?? [], link.visitorId])
     }
     return linked
+  }
+}
+
+const unique = <T extends { toString: () => string }>(ids: T[]): T[] => [...new Map(ids.map((id) => [id.toString(), id])).values()]
+
+/**
+ * How many of a batch's single-document commands are in flight at once:
+ * enough to keep a pool busy, few enough that none waits in the pool's queue
+ * past MONGO_TIMEOUT_MS (a 1,000-read batch queued at once on the stand-in's
+ * one connection would).
+ */
+const COMMANDS_IN_FLIGHT = 8
+
+/** The stand-in never answers an update command of 100 statements or more (measured: 99 take 0.2 s), so updates go 50 at a time. */
+const UPDATES_PER_COMMAND = 50
+
+/** Runs the task on every item, COMMANDS_IN_FLIGHT at a time. */
+async function inFlight<T> (items: T[], task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await task(items[next++] as T)
+  }
+  await Promise.all(Array.from({ length: Math.min(COMMANDS_IN_FLIGHT, items.length) }, worker))
+}
+
+/**
+ * Documents by `_id`: one findOne each, a few in flight at once. On the
+ * stand-in a find with $in scans the whole collection (at 100,000 profiles,
+ * 1,000 ids take about 20 s that way against about 3 to 7 s one by one:
+ * docs/api.md#batch-identify-how-it-is-stored); MongoDB would answer one $in
+ * from its `_id` index in a single round trip.
+ */
+async function readByIds<T extends Document & { _id: unknown }> (collection: Collection<T>, ids: Array<T['_id']>): Promise<T[]> {
+  const found: T[] = []
+  await inFlight(ids, async (_id) => {
+    const document = await collection.findOne({ _id } as Filter<T>)
+    if (document !== null) found.push(document as T)
+  })
+  return found
+}
+
+/** An unordered insert; true when some documents existed already (a concurrent writer), which the others do not wait for. */
+async function insertedSomeTwice (insert: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await insert()
+    return false
+  } catch (error) {
+    if (!(error instanceof MongoBulkWriteError)) throw error
+    if (!([] as WriteError[]).concat(error.writeErrors).every((writeError) => writeError.code === DUPLICATE_KEY)) throw error
+    return true
   }
 }
 

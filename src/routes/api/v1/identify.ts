@@ -69,11 +69,11 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     // The domain check validated the body and replaced the parsed JSON with its result.
-    const { userId, visitorId, metadata } = request.body as unknown as IdentifyInput
+    const { userId, visitorId, change } = request.body as unknown as IdentifyInput
     const { website } = request.caller
     if (website.cookieless) return success(request, 'skipped', null)
 
-    const result = await profiles.upsertProfile({ websiteId: website.id, userId, visitorId, metadata, limits: rules.limits })
+    const result = await profiles.upsertProfile({ websiteId: website.id, userId, visitorId, metadata: change.set, setOnce: change.setOnce, unset: change.unset, limits: rules.limits })
     const action: IdentifyAction = result.created ? 'created' : result.changed ? 'updated' : 'unchanged'
     return success(request, action, result.profileId)
   })
