@@ -17,6 +17,7 @@ import jsonBody from './plugins/app/json-body.js'
 import repositories from './plugins/app/repositories.js'
 import requestLog, { requestIdOf } from './plugins/app/request-log.js'
 import adminRoutes from './routes/api/v1/admin/index.js'
+import identifyBatchRoutes from './routes/api/v1/identify-batch.js'
 import identifyRoutes from './routes/api/v1/identify.js'
 import profileRoutes from './routes/api/v1/profiles.js'
 import healthRoutes from './routes/health.js'
@@ -89,6 +90,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
   await app.register(async (api) => {
     await api.register(underPressure)
     await api.register(identifyRoutes)
+    await api.register(identifyBatchRoutes)
     await api.register(adminRoutes, { prefix: '/admin' })
     await api.register(profileRoutes)
   }, { prefix: '/api/v1' })

@@ -30,6 +30,8 @@ export const ConfigSchema = Type.Object({
     description: 'pino log level'
   }),
   BODY_LIMIT_BYTES: Integer({ default: 65536, minimum: 1024, description: 'largest request body; a larger one gets 413' }),
+  BATCH_MAX_ITEMS: Integer({ default: 1000, minimum: 1, maximum: 100000, description: 'most items in one batch identify call; more get 400' }),
+  BATCH_BODY_LIMIT_BYTES: Integer({ default: 5242880, minimum: 1024, description: 'largest batch identify body; a larger one gets 413' }),
   METADATA_MAX_FIELDS: Integer({ default: 100, minimum: 1, description: 'most metadata fields in one request' }),
   METADATA_MAX_BYTES: Integer({ default: 32768, minimum: 1, description: 'largest metadata of one request, as JSON' }),
   // At most 8: the body schema spells out every level, so it doubles with each one.

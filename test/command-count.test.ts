@@ -109,7 +109,7 @@ describe('database commands per profile read and erasure, with warm credentials'
     expect(await commandsOfRead(`/visitors/${visitor}/profile`)).toEqual(['find profiles', 'find visitorLinks'])
   })
 
-  it('erasing a profile with 10,000 visitor links is four commands: the read, the delete, the erasure record, one deleteMany of the links', async () => {
+  it('erasing a profile with 10,000 visitor links is four commands: the read, the erasure record, the delete, one deleteMany of the links', async () => {
     const userId = 'erased-user'
     await identify(app, { auth: site.key, body: body(userId, visitorId()) })
     // 9,999 more links written directly in the shape the repository writes, as identify would take minutes for them.

@@ -154,6 +154,7 @@ describe('identify calls racing with erasures of their profile', () => {
 function pausableRepository () {
   const asyncMethods = new Set(['findOne', 'findOneAndUpdate', 'findOneAndDelete', 'insertOne', 'updateOne', 'deleteMany'])
   let gate: { collection: string, method: string, reached: () => void, released: Promise<void> } | null = null
+  let failure: { collection: string, method: string } | null = null
   const db = new Proxy(app.mongo.db, {
     get (target, property, receiver) {
       if (property !== 'collection') return Reflect.get(target, property, receiver) as unknown
@@ -162,6 +163,10 @@ function pausableRepository () {
           const value = Reflect.get(collection, method, collectionReceiver) as unknown
           if (typeof value !== 'function' || !asyncMethods.has(String(method))) return value
           return async (...args: unknown[]) => {
+            if (failure?.collection === name && failure.method === method) {
+              failure = null
+              throw new Error(`${name}.${String(method)} failed (test)`)
+            }
             if (gate?.collection === name && gate.method === method) {
               const { reached, released } = gate
               gate = null
@@ -176,6 +181,8 @@ function pausableRepository () {
   })
   return {
     repository: new ProfilesRepository(db),
+    /** Fails the next `method` on `collection`, as a database lost at that moment would. */
+    failNext: (collection: string, method: string): void => { failure = { collection, method } },
     /** Holds the next `method` on `collection`; resolves once a call reached it, with the function that lets it go on. */
     holdBefore: async (collection: string, method: string, start: () => Promise<unknown>): Promise<{ release: () => void, done: Promise<unknown> }> => {
       let release!: () => void
@@ -257,7 +264,7 @@ describe('chosen interleavings of identify and erasure', () => {
     const creator = pausableRepository()
     const eraser = pausableRepository()
     const profileId = profileIdFor(site.websiteId, userId).toHexString()
-    // The call has created the profile; the erasure deletes it and stops just before recording it.
+    // The call has created the profile; the erasure has read it and stops just before recording its erasure.
     const created = await creator.holdBefore('visitorLinks', 'findOneAndUpdate', async () => await creator.repository.upsertProfile(input(site, userId, visitor, { f: 1 })))
     const erasing = await eraser.holdBefore('erasedIncarnations', 'insertOne', async () => await eraser.repository.eraseProfile(site.websiteId, profileId))
     created.release()
@@ -267,6 +274,34 @@ describe('chosen interleavings of identify and erasure', () => {
     const shown = (await expectConsistent(site, 'after')).get(userId)
     // Before: erased with the profile (the erasure deleted its links after recording it).
     expect(shown).toBeUndefined()
+  })
+
+  it('a call that created a profile and links its visitor after the whole erasure of it ends on a new profile', async () => {
+    const site = await createTestWebsite(app)
+    const userId = newUserId()
+    const visitor = visitorId()
+    const creator = pausableRepository()
+    const created = await creator.holdBefore('visitorLinks', 'findOneAndUpdate', async () => await creator.repository.upsertProfile(input(site, userId, visitor, { f: 1 })))
+    expect(await erase(site, userId)).toBe(200)
+    created.release()
+    expect(await created.done).toMatchObject({ created: true })
+    const shown = (await expectConsistent(site, 'after')).get(userId)
+    expect(shown).toEqual({ visitorIds: [visitor], metadata: { f: 1 } })
+  })
+
+  it('an erasure cut short after deleting the profile leaves its links only until the next erasure, which answers 404', async () => {
+    const site = await createTestWebsite(app)
+    const userId = newUserId()
+    await call(site, userId, visitorId())
+    await call(site, userId, visitorId())
+    const profileId = profileIdFor(site.websiteId, userId)
+    const { repository, failNext } = pausableRepository()
+    failNext('visitorLinks', 'deleteMany')
+    await expect(repository.eraseProfile(site.websiteId, profileId.toHexString())).rejects.toThrow('failed (test)')
+    expect(await links.countDocuments({ profileId })).toBe(2)
+    expect(await erase(site, userId)).toBe(404)
+    expect(await links.countDocuments({ profileId })).toBe(0)
+    await expectConsistent(site, 'after')
   })
 
   it('a new profile created between an erasure\'s delete and its deletion of the links keeps its own links', async () => {

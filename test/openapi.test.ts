@@ -98,6 +98,20 @@ describe('GET /openapi.json', () => {
     expect(limit?.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 250, default: 100 })
   })
 
+  it('links identify\'s answer to the profile routes, each parameter to an existing one (Schemathesis follows them)', async () => {
+    const document = await openapiDocument()
+    const links = document.paths['/api/v1/identify'].post.responses['200'].links as Record<string, { operationId: string, parameters: Record<string, string> }>
+    const byId = new Map<string, Operation>()
+    for (const methods of Object.values(document.paths) as Array<Record<string, Operation>>) {
+      for (const operation of Object.values(methods)) byId.set(operation.operationId, operation)
+    }
+    expect(Object.values(links).map((link) => link.operationId).sort()).toEqual(['eraseProfile', 'getProfile', 'getVisitorProfile', 'listProfiles'])
+    for (const link of Object.values(links)) {
+      const names = byId.get(link.operationId)?.parameters.map((parameter) => parameter.name)
+      for (const parameter of Object.keys(link.parameters)) expect(names, `${link.operationId} ${parameter}`).toContain(parameter)
+    }
+  })
+
   it('leaves out the routes that are not part of the API', async () => {
     const document = await openapiDocument()
     expect(Object.keys(document.paths).sort()).toEqual([

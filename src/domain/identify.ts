@@ -1,6 +1,6 @@
 import { invalid } from './errors.js'
 import { canonicalUuid } from './ids.js'
-import { checkMetadata, isStorableString, type Metadata, type MetadataLimits } from './metadata.js'
+import { checkFieldName, checkMetadata, isStorableString, quoteKey, type Metadata, type MetadataChange, type MetadataLimits } from './metadata.js'
 
 /** The message for each rule a field can break, shared by the domain's errors and the OpenAPI text. */
 export const fieldRules = {
@@ -31,11 +31,17 @@ export interface IdentifyRules {
   userIdDenylist: ReadonlySet<string>
 }
 
-/** A checked identify body: the visitor id in lowercase, the metadata without placeholders. */
+/** The operators an identify body may carry beside plain fields, the only `$` keys accepted (docs/api.md#identify-operators). */
+export const SET_ONCE = '$set_once'
+export const UNSET = '$unset'
+/** Most names one `$unset` lists. */
+export const UNSET_MAX_NAMES = 100
+
+/** A checked identify body: the visitor id in lowercase, the metadata change without placeholders. */
 export interface IdentifyInput {
   userId: string
   visitorId: string
-  metadata: Metadata
+  change: MetadataChange
 }
 
 function checkUserId (value: unknown, denylist: ReadonlySet<string>): string {
@@ -61,14 +67,37 @@ function checkVisitorId (value: unknown): string {
  * check of a single call's body and of each item of a batch.
  */
 export function checkIdentifyBody (body: unknown, rules: IdentifyRules): IdentifyInput {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('The request body must be a JSON object')
-  const { user_id: userId, datafast_visitor_id: visitorId, ...metadata } = body as Metadata
-  return {
-    userId: checkUserId(userId, rules.userIdDenylist),
-    visitorId: checkVisitorId(visitorId),
-    metadata: checkMetadata(metadata, rules.limits)
-  }
+  if (!isObject(body)) throw invalid('The request body must be a JSON object')
+  const { user_id: userId, datafast_visitor_id: visitorId, [SET_ONCE]: setOnce, [UNSET]: unset, ...metadata } = body
+  const checkedUserId = checkUserId(userId, rules.userIdDenylist)
+  const checkedVisitorId = checkVisitorId(visitorId)
+  if (setOnce !== undefined && !isObject(setOnce)) throw invalid(`${SET_ONCE} must be an object of metadata fields`)
+  const unsetNames = checkUnset(unset)
+  const onceNames = new Set(Object.keys(setOnce ?? {}))
+  const twice = namedTwice([...Object.keys(metadata), ...onceNames, ...unsetNames])
+  if (twice !== undefined) throw invalid(`field ${quoteKey(twice)} is named more than once across plain fields, ${SET_ONCE} and ${UNSET}`)
+  // Checked together, so that the request's field count and size cover both.
+  const kept = checkMetadata({ ...metadata, ...setOnce }, rules.limits)
+  const change: MetadataChange = { set: {}, setOnce: {}, unset: unsetNames }
+  for (const [name, value] of Object.entries(kept)) (onceNames.has(name) ? change.setOnce : change.set)[name] = value
+  return { userId: checkedUserId, visitorId: checkedVisitorId, change }
 }
+
+function checkUnset (value: unknown): string[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value) || value.some((name) => typeof name !== 'string')) throw invalid(`${UNSET} must be an array of field names`)
+  if (value.length > UNSET_MAX_NAMES) throw invalid(`${UNSET} names ${value.length} fields; at most ${UNSET_MAX_NAMES} are allowed`)
+  const names = value as string[]
+  names.forEach(checkFieldName)
+  return names
+}
+
+function namedTwice (names: string[]): string | undefined {
+  const seen = new Set<string>()
+  return names.find((name) => seen.size === seen.add(name).size)
+}
+
+const isObject = (value: unknown): value is Metadata => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 /** Parses USER_ID_DENYLIST: comma-separated, compared trimmed and in lowercase. */
 export function parseUserIdDenylist (text: string): ReadonlySet<string> {

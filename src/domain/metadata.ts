@@ -65,6 +65,11 @@ function checkKey (key: string, path: string): void {
   if (!(path === '' ? fieldNameShape : keyShape).test(key)) throw invalid(`${where} ${quoteKey(key)} ${brokenShapeRule(key)}`)
 }
 
+/** The rules of a top-level field name, as `$unset` names it. */
+export function checkFieldName (name: string): void {
+  checkKey(name, '')
+}
+
 /** Which part of KEY_PATTERN or FIELD_NAME_PATTERN a key broke. */
 function brokenShapeRule (key: string): string {
   if (key.startsWith('$')) return 'must not start with "$"'
@@ -130,22 +135,48 @@ export interface ProfileLimits {
   profileMaxBytes: number
 }
 
-/** The per-profile limits of a profile made of these fields alone: a new profile. */
-export function checkProfileLimits (metadata: Metadata, limits: ProfileLimits): void {
-  planMerge({}, metadata, limits)
+/** What one identify body does to a profile's metadata (docs/api.md#identify-operators). */
+export interface MetadataChange {
+  /** Plain fields: stored over the stored values. */
+  set: Metadata
+  /** `$set_once` fields: stored only where the profile lacks the field. */
+  setOnce: Metadata
+  /** `$unset` names: removed. */
+  unset: readonly string[]
+}
+
+export interface MergePlan {
+  /** Whether the stored metadata would change. */
+  changed: boolean
+  /** The metadata after the change. */
+  merged: Metadata
+  /** The fields to write when it changes: every plain field sent and each once-field the profile lacked. */
+  set: Metadata
+  /** The fields to remove when it changes: every name sent, so that concurrent writes end in the state of some serial order. */
+  unset: readonly string[]
+}
+
+/** The per-profile limits of a profile made by this change alone: a new profile; its metadata. */
+export function checkProfileLimits (change: MetadataChange, limits: ProfileLimits): Metadata {
+  return planMerge({}, change, limits).merged
 }
 
 /**
- * Shallow merge of the sent fields over the stored ones: whether anything
- * would change, after checking that the profile stays within its limits (a conflict
- * with the stored state, not a bad request, when it would not). A
- * call that adds nothing and grows nothing is never refused, so a profile
- * that is over a limit (a lowered setting) still takes its other calls.
+ * Applies a change to the stored fields (a shallow merge of the plain fields,
+ * the once-fields the profile lacks, the removals): whether anything would
+ * change, after checking that the profile stays within its limits (a conflict
+ * with the stored state, not a bad request, when it would not). A call that
+ * adds nothing and grows nothing is never refused, so a profile that is over
+ * a limit (a lowered setting) still takes its other calls.
  */
-export function planMerge (stored: Metadata, sent: Metadata, limits: ProfileLimits): { changed: boolean } {
+export function planMerge (stored: Metadata, change: MetadataChange, limits: ProfileLimits): MergePlan {
+  const set: Metadata = { ...change.set }
+  for (const [name, value] of Object.entries(change.setOnce)) {
+    if (!Object.hasOwn(stored, name)) set[name] = value
+  }
   let added = 0
   let changed = false
-  for (const [name, value] of Object.entries(sent)) {
+  for (const [name, value] of Object.entries(set)) {
     if (!Object.hasOwn(stored, name)) {
       added++
       changed = true
@@ -153,17 +184,21 @@ export function planMerge (stored: Metadata, sent: Metadata, limits: ProfileLimi
       changed = true
     }
   }
-  const total = Object.keys(stored).length + added
-  if (added > 0 && total > limits.profileMaxFields) {
+  const removed = change.unset.filter((name) => Object.hasOwn(stored, name)).length
+  if (removed > 0) changed = true
+  const merged: Metadata = { ...stored, ...set }
+  for (const name of change.unset) Reflect.deleteProperty(merged, name)
+  const total = Object.keys(stored).length + added - removed
+  if (added > 0 && total > limits.profileMaxFields && total > Object.keys(stored).length) {
     throw conflict(`the profile would hold ${total} metadata fields; at most ${limits.profileMaxFields} are allowed (PROFILE_MAX_FIELDS)`)
   }
   if (changed) {
-    const bytes = BSON.calculateObjectSize({ ...stored, ...sent })
+    const bytes = BSON.calculateObjectSize(merged)
     if (bytes > limits.profileMaxBytes && bytes > BSON.calculateObjectSize(stored)) {
       throw conflict(`the profile's metadata would be ${bytes} bytes; at most ${limits.profileMaxBytes} are allowed (PROFILE_MAX_BYTES)`)
     }
   }
-  return { changed }
+  return { changed, merged, set, unset: change.unset }
 }
 
 /** Equality of JSON values: arrays in order, object keys in any order. */

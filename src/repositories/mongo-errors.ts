@@ -8,7 +8,7 @@ import {
   MongoTopologyClosedError
 } from 'mongodb'
 
-const DUPLICATE_KEY = 11000
+export const DUPLICATE_KEY = 11000
 
 /** Both MongoDB and the stand-in report a broken unique index with code 11000 (the stand-in names no index). */
 export function isDuplicateKey (error: unknown): boolean {

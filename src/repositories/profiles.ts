@@ -1,51 +1,27 @@
-import { createHash } from 'node:crypto'
-import { ObjectId, type Db, type Filter, type UpdateFilter } from 'mongodb'
-import { checkProfileLimits, planMerge, type Metadata, type ProfileLimits } from '../domain/metadata.js'
+import { MongoBulkWriteError, ObjectId, type Collection, type Db, type Document, type Filter, type WriteError } from 'mongodb'
+import { DomainError } from '../domain/errors.js'
+import type { IdentifyInput } from '../domain/identify.js'
+import { checkProfileLimits, planMerge, type MergePlan, type Metadata, type MetadataChange, type ProfileLimits } from '../domain/metadata.js'
 import type { Profile } from '../schemas/profiles.js'
-import { isDuplicateKey, retryOnDuplicateKey } from './mongo-errors.js'
+import { DUPLICATE_KEY, isDuplicateKey, retryOnDuplicateKey } from './mongo-errors.js'
+import { planBatch, type BatchEntryResult, type BatchWrites } from './profile-batch.js'
+import {
+  isLinkTo,
+  LISTED_VISITORS_MAX,
+  listsVisitors,
+  metadataChanges,
+  profileDocument,
+  profileIdFor,
+  visitorLinkDocument,
+  visitorLinkIdFor,
+  VISITOR_LEFT,
+  withoutEmpty,
+  type ProfileDocument,
+  type VisitorLinkDocument
+} from './profile-documents.js'
 
-/**
- * How many visitors a profile document lists itself. Reading a profile is
- * then one lookup by `_id`, and the document stays small: past this many, or
- * once any visitor has left it, its links alone list its visitors.
- */
-export const LISTED_VISITORS_MAX = 16
+export { LISTED_VISITORS_MAX, profileIdFor } from './profile-documents.js'
 
-interface ProfileDocument {
-  /** Derived from (website, user_id): see profileIdFor. */
-  _id: ObjectId
-  websiteId: ObjectId
-  userId: string
-  metadata: Metadata
-  createdAt: Date
-  /** When the metadata last changed. */
-  updatedAt: Date
-  /**
-   * New for each profile created: a profile erased and created again for the
-   * same user keeps its `_id`, and a link to the erased one must not count
-   * for the new one.
-   */
-  incarnation: ObjectId
-  /** The visitors linked to this profile, in the order they were linked, while `visitorIdsInLinks` is unset. */
-  visitorIds?: string[]
-  /** Set for good once a visitor left the profile or it listed LISTED_VISITORS_MAX: only its links say who is linked. */
-  visitorIdsInLinks?: true
-}
-
-/**
- * One document per (website, visitor), so a visitor is on at most one profile
- * per website: the `_id` makes the pair unique. The link is the truth about
- * which profile a visitor is on; a profile's visitorIds is a copy of it.
- */
-interface VisitorLinkDocument {
-  _id: string
-  websiteId: ObjectId
-  visitorId: string
-  profileId: ObjectId
-  /** The incarnation of the profile linked to. */
-  profileIncarnation: ObjectId
-  linkedAt: Date
-}
 
 export type { Profile }
 
@@ -56,8 +32,14 @@ export interface UpsertProfileInput {
   visitorId: string
   /** Checked fields to merge, placeholders already dropped. */
   metadata: Metadata
+  /** Checked `$set_once` fields (docs/api.md#identify-operators). */
+  setOnce?: Metadata
+  /** Checked `$unset` names. */
+  unset?: readonly string[]
   limits: ProfileLimits
 }
+
+const changeOf = (input: UpsertProfileInput): MetadataChange => ({ set: input.metadata, setOnce: input.setOnce ?? {}, unset: input.unset ?? [] })
 
 export interface UpsertProfileResult {
   profileId: string
@@ -73,14 +55,28 @@ export interface ProfilePage {
 }
 
 /**
- * One per erasure: the random incarnation id of the erased profile and when,
- * nothing about its user. A call that created that incarnation looks it up
- * after linking its visitor, to learn cheaply whether it was erased meanwhile.
+ * One per erasure: the incarnation erased, its profile and website ids and
+ * when, nothing else about its user. A call that created that incarnation
+ * looks it up after linking its visitor, to learn cheaply whether it was
+ * erased meanwhile; an erasure cut short is finished from it.
  */
 interface ErasedIncarnationDocument {
   _id: ObjectId
+  websiteId: ObjectId
+  profileId: ObjectId
   erasedAt: Date
 }
+
+/** Marks an upgrade of stored documents as done, so that a start checks it with one lookup by `_id`. */
+interface SchemaUpgradeDocument {
+  _id: string
+  doneAt: Date
+}
+
+/** Stores written before profiles had incarnations: see upgradeLegacyDocuments. */
+const INCARNATIONS_UPGRADE = 'profile-incarnations'
+
+const UPGRADE_BATCH = 1000
 
 export interface Erasure {
   profileId: string
@@ -88,63 +84,6 @@ export interface Erasure {
   visitorLinks: number
 }
 
-/**
- * The profile's `_id` is the first 12 bytes of SHA-256(website, user_id): the
- * database enforces one profile per pair through `_id` alone, and every hot
- * lookup is by `_id`, which both MongoDB and the stand-in answer directly.
- * 96 bits make a collision between two users of one website practically
- * impossible; upsertProfile still refuses to merge into a document whose
- * stored (website, user_id) differs.
- */
-export function profileIdFor (websiteId: string, userId: string): ObjectId {
-  const digest = createHash('sha256').update(websiteId).update('\0').update(userId).digest()
-  return new ObjectId(digest.subarray(0, 12))
-}
-
-function visitorLinkIdFor (websiteId: string, visitorId: string): string {
-  return `${websiteId}:${visitorId}`
-}
-
-/** A new profile listing its first visitor, as upsertProfile creates it; importProfiles writes the same shape. */
-function profileDocument (websiteId: string, userId: string, visitorId: string, metadata: Metadata, now: Date): ProfileDocument {
-  return {
-    _id: profileIdFor(websiteId, userId),
-    websiteId: new ObjectId(websiteId),
-    userId,
-    metadata,
-    createdAt: now,
-    updatedAt: now,
-    incarnation: new ObjectId(),
-    visitorIds: [visitorId]
-  }
-}
-
-function visitorLinkDocument (websiteId: string, visitorId: string, profile: Pick<ProfileDocument, '_id' | 'incarnation'>, now: Date): VisitorLinkDocument {
-  return {
-    _id: visitorLinkIdFor(websiteId, visitorId),
-    websiteId: new ObjectId(websiteId),
-    visitorId,
-    profileId: profile._id,
-    profileIncarnation: profile.incarnation,
-    linkedAt: now
-  }
-}
-
-/** The $set of a merge: each field sent, and the time. */
-function metadataChanges (metadata: Metadata, now: Date): Record<string, unknown> {
-  const set: Record<string, unknown> = { updatedAt: now }
-  for (const [name, value] of Object.entries(metadata)) set[`metadata.${name}`] = value
-  return set
-}
-
-const listsVisitors = (profile: ProfileDocument): profile is ProfileDocument & { visitorIds: string[] } =>
-  profile.visitorIdsInLinks !== true && Array.isArray(profile.visitorIds)
-
-const isLinkTo = (link: VisitorLinkDocument | null, profile: ProfileDocument): boolean =>
-  link !== null && link.profileId.equals(profile._id) && link.profileIncarnation.equals(profile.incarnation)
-
-/** What a profile gets when a visitor leaves it: from then on, its links list its visitors. */
-const VISITOR_LEFT: UpdateFilter<ProfileDocument> = { $set: { visitorIdsInLinks: true }, $unset: { visitorIds: '' } }
 
 const MAX_ATTEMPTS = 5
 
@@ -171,11 +110,13 @@ export class ProfilesRepository {
   private readonly profiles
   private readonly visitorLinks
   private readonly erasedIncarnations
+  private readonly schemaUpgrades
 
   constructor (db: Db) {
     this.profiles = db.collection<ProfileDocument>('profiles')
     this.visitorLinks = db.collection<VisitorLinkDocument>('visitorLinks')
     this.erasedIncarnations = db.collection<ErasedIncarnationDocument>('erasedIncarnations')
+    this.schemaUpgrades = db.collection<SchemaUpgradeDocument>('schemaUpgrades')
   }
 
   /** One profile per (website, user_id) needs no index: the `_id` is derived from the pair. */
@@ -183,6 +124,27 @@ export class ProfilesRepository {
     await this.visitorLinks.createIndex({ profileId: 1 }, { name: 'profileId' }, undefined)
     // Listing and exporting walk one website's profiles in `_id` order (MongoDB; the stand-in scans either way).
     await this.profiles.createIndex({ websiteId: 1, _id: 1 }, { name: 'websiteId_id' }, undefined)
+    await this.erasedIncarnations.createIndex({ profileId: 1 }, { name: 'profileId' }, undefined)
+    await this.upgradeLegacyDocuments()
+  }
+
+  /**
+   * Gives the profiles and links of an earlier version (no incarnation, no
+   * visitor list) the shape this one reads: each profile's own `_id` as its
+   * incarnation (unique, and never equal to a new random one), its visitors
+   * read from its links. Runs once per database, before the first request;
+   * cut short, it resumes at the next start. Per document by `_id`, in bulk,
+   * because the stand-in cannot update with a pipeline.
+   */
+  async upgradeLegacyDocuments (): Promise<{ profiles: number, visitorLinks: number }> {
+    const upgraded = { profiles: 0, visitorLinks: 0 }
+    if (await this.schemaUpgrades.findOne({ _id: INCARNATIONS_UPGRADE }) !== null) return upgraded
+    upgraded.profiles = await upgradeEach(this.profiles.find({ incarnation: { $exists: false } }), (profile) =>
+      this.profiles.bulkWrite(profile.map(({ _id }) => ({ updateOne: { filter: { _id }, update: { $set: { incarnation: _id, visitorIdsInLinks: true } } } })), { ordered: false }))
+    upgraded.visitorLinks = await upgradeEach(this.visitorLinks.find({ profileIncarnation: { $exists: false } }), (links) =>
+      this.visitorLinks.bulkWrite(links.map(({ _id, profileId }) => ({ updateOne: { filter: { _id }, update: { $set: { profileIncarnation: profileId } } } })), { ordered: false }))
+    await this.schemaUpgrades.updateOne({ _id: INCARNATIONS_UPGRADE }, { $set: { doneAt: new Date() } }, { upsert: true })
+    return upgraded
   }
 
   /**
@@ -210,15 +172,15 @@ export class ProfilesRepository {
     if (profile.userId !== input.userId || !profile.websiteId.equals(input.websiteId)) {
       throw new Error('profile id collision: two (website, user_id) pairs derived the same _id')
     }
-    const { changed } = planMerge(profile.metadata, input.metadata, input.limits)
+    const plan = planMerge(profile.metadata, changeOf(input), input.limits)
     const listed = listsVisitors(profile) ? profile.visitorIds.includes(input.visitorId) : null
     // A listed visitor (or any, once the list is given up) is checked against its link, the truth.
     if (listed !== false && isLinkTo(await this.visitorLinks.findOne({ _id: visitorLinkIdFor(input.websiteId, input.visitorId) }), profile)) {
-      if (changed) await this.profiles.updateOne({ _id }, { $set: metadataChanges(input.metadata, now) })
-      return { profileId: _id.toHexString(), created: false, changed }
+      if (plan.changed) await this.profiles.updateOne({ _id }, withoutEmpty(metadataChanges(plan, now)))
+      return { profileId: _id.toHexString(), created: false, changed: plan.changed }
     }
     await this.linkVisitor(input, profile, now)
-    return await this.listVisitor(profile, input, changed, now)
+    return await this.listVisitor(profile, input, plan, now)
   }
 
   /**
@@ -227,8 +189,8 @@ export class ProfilesRepository {
    * almost never exists, cheaper than reading the profile back).
    */
   private async createProfile (input: UpsertProfileInput, now: Date): Promise<UpsertProfileResult | null> {
-    checkProfileLimits(input.metadata, input.limits)
-    const profile = profileDocument(input.websiteId, input.userId, input.visitorId, input.metadata, now)
+    const metadata = checkProfileLimits(changeOf(input), input.limits)
+    const profile = profileDocument(input.websiteId, input.userId, input.visitorId, metadata, now)
     try {
       await this.profiles.insertOne(profile)
     } catch (error) {
@@ -245,18 +207,17 @@ export class ProfilesRepository {
    * metadata, in one write that returns the profile, so that an erasure since
    * the read is seen: then null, and the call runs again.
    */
-  private async listVisitor (profile: ProfileDocument, input: UpsertProfileInput, changed: boolean, now: Date): Promise<UpsertProfileResult | null> {
-    const set = changed ? metadataChanges(input.metadata, now) : {}
-    const update: UpdateFilter<ProfileDocument> = {}
+  private async listVisitor (profile: ProfileDocument, input: UpsertProfileInput, plan: MergePlan, now: Date): Promise<UpsertProfileResult | null> {
+    const { $set, $unset } = plan.changed ? metadataChanges(plan, now) : { $set: {}, $unset: {} }
+    const $addToSet: Record<string, string> = {}
     if (listsVisitors(profile) && profile.visitorIds.length < LISTED_VISITORS_MAX) {
-      update.$addToSet = { visitorIds: input.visitorId }
+      $addToSet.visitorIds = input.visitorId
     } else {
       // A full list is given up; one already given up is marked again, so that there is always a write that returns the profile.
-      Object.assign(set, VISITOR_LEFT.$set)
-      if (listsVisitors(profile)) update.$unset = VISITOR_LEFT.$unset
+      Object.assign($set, VISITOR_LEFT.$set)
+      if (listsVisitors(profile)) Object.assign($unset, VISITOR_LEFT.$unset)
     }
-    if (Object.keys(set).length > 0) update.$set = set
-    const written = await this.profiles.findOneAndUpdate({ _id: profile._id }, update, { returnDocument: 'after' })
+    const written = await this.profiles.findOneAndUpdate({ _id: profile._id }, withoutEmpty({ $set, $unset, $addToSet }), { returnDocument: 'after' })
     if (written === null || !written.incarnation.equals(profile.incarnation)) return null
     return { profileId: profile._id.toHexString(), created: false, changed: true }
   }
@@ -267,6 +228,72 @@ export class ProfilesRepository {
     const before = await retryOnDuplicateKey(async () =>
       await this.visitorLinks.findOneAndUpdate({ _id }, { $set: fields }, { upsert: true, returnDocument: 'before' }))
     if (before !== null && !before.profileId.equals(profile._id)) await this.profiles.updateOne({ _id: before.profileId }, VISITOR_LEFT)
+  }
+
+  /**
+   * Identifies many entries of one website as upsertProfile would one after
+   * the other, in bulk (docs/api.md#batch-identify-how-it-is-stored): reads
+   * their profiles and links by `_id`, plans every entry in memory, then
+   * writes in the single path's order: new profiles (listing their
+   * visitors), links (each filtered on its state as read), the profiles a
+   * visitor left, the updated profiles (each filtered on its incarnation as
+   * read), and a lookup of erasure records of the new incarnations. When a
+   * write finds the state changed since the read (a concurrent creation,
+   * link move or erasure), every entry runs again through upsertProfile in
+   * order; the writes already done are among them, so this converges.
+   */
+  async upsertProfiles (websiteId: string, entries: IdentifyInput[], limits: ProfileLimits): Promise<BatchEntryResult[]> {
+    if (entries.length === 0) return []
+    const [profiles, links] = await Promise.all([
+      readByIds(this.profiles, unique(entries.map(({ userId }) => profileIdFor(websiteId, userId)))),
+      readByIds(this.visitorLinks, unique(entries.map(({ visitorId }) => visitorLinkIdFor(websiteId, visitorId))))
+    ])
+    const writes = planBatch(websiteId, entries, { profiles, links }, limits, new Date())
+    if (!await this.writeBatch(writes)) return writes.results
+    return await this.redoBatch(websiteId, entries, limits, writes.results)
+  }
+
+  /** Sends a batch's writes; false when one found the state changed since the read. */
+  private async writeBatch (writes: BatchWrites): Promise<boolean> {
+    let consistent = true
+    if (writes.inserts.length > 0) {
+      consistent &&= !(await unorderedWrite(async () => await this.profiles.insertMany(writes.inserts, { ordered: false }))).duplicates
+    }
+    const linkWrites = [...writes.linkInserts.map((document) => ({ insertOne: { document } })), ...writes.linkUpdates]
+    if (linkWrites.length > 0) {
+      const { duplicates, matched } = await unorderedWrite(async () => await this.visitorLinks.bulkWrite(linkWrites, { ordered: false }))
+      consistent &&= !duplicates && matched === writes.linkUpdates.length
+    }
+    if (writes.marks.length > 0) {
+      await this.profiles.bulkWrite(writes.marks.map((_id) => ({ updateOne: { filter: { _id }, update: VISITOR_LEFT } })), { ordered: false })
+    }
+    if (writes.profileUpdates.length > 0) {
+      const { matched } = await unorderedWrite(async () => await this.profiles.bulkWrite(writes.profileUpdates, { ordered: false }))
+      consistent &&= matched === writes.profileUpdates.length
+    }
+    if (writes.inserts.length > 0) {
+      // The record collection is tiny: one $in scans it even on the stand-in.
+      consistent &&= await this.erasedIncarnations.findOne({ _id: { $in: writes.inserts.map(({ incarnation }) => incarnation) } }, { projection: { _id: 1 } }) === null
+    }
+    return !consistent
+  }
+
+  /** The race path: every entry again, one by one in order; an action the bulk writes already took is still reported. */
+  private async redoBatch (websiteId: string, entries: IdentifyInput[], limits: ProfileLimits, planned: BatchEntryResult[]): Promise<BatchEntryResult[]> {
+    const results: BatchEntryResult[] = []
+    for (const [index, { userId, visitorId, change }] of entries.entries()) {
+      try {
+        const redone = await this.upsertProfile({ websiteId, userId, visitorId, metadata: change.set, setOnce: change.setOnce, unset: change.unset, limits })
+        const before = planned[index]
+        results.push(before instanceof DomainError || before === undefined
+          ? redone
+          : { profileId: redone.profileId, created: redone.created || before.created, changed: redone.changed || before.changed })
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error
+        results.push(error)
+      }
+    }
+    return results
   }
 
   /**
@@ -338,20 +365,44 @@ export class ProfilesRepository {
 
   /**
    * Deletes the profile and every visitor link to it: four commands, however
-   * many links (the links in one deleteMany). The erased incarnation is
-   * recorded before its links go, so that a call that created it and linked
-   * a visitor after the deleteMany sees the record and links again. Null when
-   * the website has no such profile.
+   * many links (the links in one deleteMany). The erasure is recorded first,
+   * so that a call that created this incarnation and linked a visitor after
+   * the deleteMany sees the record and links again, and so that an erasure
+   * cut short after the delete (a 503) is finished by the next one, which
+   * finds the profile gone and deletes the links its records name. Null
+   * when the website has no such profile.
    */
   async eraseProfile (websiteId: string, profileId: string): Promise<Erasure | null> {
     const _id = new ObjectId(profileId)
-    if (await this.findProfileDocument(websiteId, _id) === null) return null
-    // The same _id is always the same website and user, even if the profile was created again since the read.
+    const profile = await this.findProfileDocument(websiteId, _id)
+    if (profile === null) {
+      await this.deleteLinksOfErased(websiteId, _id)
+      return null
+    }
+    await this.recordErasure(profile)
+    // By `_id` alone, which the stand-in looks up directly; the same `_id` is always the same website and user.
     const erased = await this.profiles.findOneAndDelete({ _id })
     if (erased === null) return null
-    await this.erasedIncarnations.insertOne({ _id: erased.incarnation, erasedAt: new Date() })
+    // Erased and created again since the read: the new incarnation is the one erased, recorded too.
+    if (!erased.incarnation.equals(profile.incarnation)) await this.recordErasure(erased)
     const { deletedCount } = await this.visitorLinks.deleteMany({ profileId: _id, profileIncarnation: erased.incarnation })
     return { profileId, visitorLinks: deletedCount }
+  }
+
+  private async recordErasure (profile: ProfileDocument): Promise<void> {
+    try {
+      await this.erasedIncarnations.insertOne({ _id: profile.incarnation, websiteId: profile.websiteId, profileId: profile._id, erasedAt: new Date() })
+    } catch (error) {
+      // Another erasure of this incarnation, or an earlier try of this one, recorded it first.
+      if (!isDuplicateKey(error)) throw error
+    }
+  }
+
+  /** The links left by erasures of this profile id that were cut short; none in the usual case. */
+  private async deleteLinksOfErased (websiteId: string, profileId: ObjectId): Promise<void> {
+    const erased = await this.erasedIncarnations.find({ profileId, websiteId: new ObjectId(websiteId) }).toArray()
+    if (erased.length === 0) return
+    await this.visitorLinks.deleteMany({ profileId, profileIncarnation: { $in: erased.map(({ _id }) => _id) } })
   }
 
   private async findProfileDocument (websiteId: string, _id: ObjectId): Promise<ProfileDocument | null> {
@@ -381,6 +432,47 @@ export class ProfilesRepository {
     }
     return linked
   }
+}
+
+const unique = <T extends { toString: () => string }>(ids: T[]): T[] => [...new Map(ids.map((id) => [id.toString(), id])).values()]
+
+/**
+ * Documents by `_id`: one findOne each, sent together over the pool. On the
+ * stand-in a find with $in scans the whole collection (about N times slower
+ * at 100,000 profiles: docs/api.md#batch-identify-how-it-is-stored); MongoDB
+ * would answer one $in from its `_id` index in a single round trip.
+ */
+async function readByIds<T extends Document & { _id: unknown }> (collection: Collection<T>, ids: Array<T['_id']>): Promise<T[]> {
+  const found = await Promise.all(ids.map(async (_id) => await collection.findOne({ _id } as Filter<T>)))
+  return found.filter((document) => document !== null) as T[]
+}
+
+/** An unordered bulk write: how many updates matched, and whether some writes failed as duplicates (a concurrent writer). */
+async function unorderedWrite (write: () => Promise<object>): Promise<{ matched: number, duplicates: boolean }> {
+  try {
+    const result = await write()
+    return { matched: 'matchedCount' in result ? Number(result.matchedCount) : 0, duplicates: false }
+  } catch (error) {
+    if (!(error instanceof MongoBulkWriteError)) throw error
+    const writeErrors = ([] as WriteError[]).concat(error.writeErrors)
+    if (!writeErrors.every((writeError) => writeError.code === DUPLICATE_KEY)) throw error
+    return { matched: error.result.matchedCount, duplicates: true }
+  }
+}
+
+/** Feeds the documents a cursor yields to the upgrade, a batch at a time; how many there were. */
+async function upgradeEach<T> (cursor: AsyncIterable<T>, upgrade: (batch: T[]) => Promise<unknown>): Promise<number> {
+  let batch: T[] = []
+  let count = 0
+  for await (const document of cursor) {
+    batch.push(document)
+    if (batch.length < UPGRADE_BATCH) continue
+    await upgrade(batch)
+    count += batch.length
+    batch = []
+  }
+  if (batch.length > 0) await upgrade(batch)
+  return count + batch.length
 }
 
 const linkKey = (profileId: ObjectId, incarnation: ObjectId): string => `${profileId.toHexString()}:${incarnation.toHexString()}`

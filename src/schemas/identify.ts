@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
-import { fieldRules, NIL_UUID, USER_ID_MAX_LENGTH, USER_ID_PATTERN, type IdentifyRules } from '../domain/identify.js'
+import { fieldRules, NIL_UUID, SET_ONCE, UNSET, UNSET_MAX_NAMES, USER_ID_MAX_LENGTH, USER_ID_PATTERN, type IdentifyRules } from '../domain/identify.js'
 import { OBJECT_ID_PATTERN, UUID_PATTERN } from '../domain/ids.js'
 import {
   FIELD_NAME_PATTERN,
@@ -51,11 +51,22 @@ export function identifyBodySchema ({ limits, userIdDenylist }: IdentifyRules) {
       pattern: UUID_PATTERN,
       not: { enum: [NIL_UUID] },
       description: `${fieldRules.datafast_visitor_id}, not the nil UUID; stored lowercase`
-    })
+    }),
+    [SET_ONCE]: Type.Optional(Type.Object({}, {
+      additionalProperties: metadataValue(limits.maxDepth),
+      propertyNames: FieldName,
+      maxProperties: limits.maxFields,
+      description: 'Fields stored only where the profile does not hold them yet (first-touch values), under the same rules as plain fields, which they count with'
+    })),
+    [UNSET]: Type.Optional(Type.Array(FieldName, {
+      maxItems: UNSET_MAX_NAMES,
+      uniqueItems: true,
+      description: `Names of fields removed from the profile, at most ${UNSET_MAX_NAMES}`
+    }))
   }, {
     additionalProperties: metadataValue(limits.maxDepth),
-    propertyNames: FieldName,
-    maxProperties: limits.maxFields + 2,
+    propertyNames: { anyOf: [FieldName, Type.Literal(SET_ONCE), Type.Literal(UNSET)] },
+    maxProperties: limits.maxFields + 4,
     description: 'Every other top-level field is profile metadata, shallow-merged into the profile. ' +
       `A field name is 1 to ${MAX_KEY_LENGTH} characters, does not start with "$" and holds no "." or NUL, at every depth, ` +
       'and a top-level one neither starts nor ends with white space; ' +
@@ -64,7 +75,8 @@ export function identifyBodySchema ({ limits, userIdDenylist }: IdentifyRules) {
       `At most ${limits.maxFields} fields and ${limits.maxBytes} bytes (as JSON) of metadata per request; ` +
       `at most ${limits.profileMaxFields} fields and ${limits.profileMaxBytes} bytes (as BSON) per profile. ` +
       'A string that is empty or only the words undefined and null is ignored; null clears a field. ' +
-      'No string may hold NUL or an unpaired surrogate.',
+      'No string may hold NUL or an unpaired surrogate. ' +
+      `${SET_ONCE} and ${UNSET} are the only operators (the only keys starting with "$"); a field may be named once across plain fields, ${SET_ONCE} and ${UNSET}.`,
     examples: [{
       user_id: 'user_12345',
       datafast_visitor_id: '3f2b8c1e-9a4d-4f6b-8e2a-1c5d7e9f0a1b',

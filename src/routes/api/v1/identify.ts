@@ -38,6 +38,13 @@ export const errorResponses = (cases: Record<number, string>) => Object.fromEntr
   Object.entries(cases).map(([code, description]) => [code, { ...ErrorEnvelope, description }])
 )
 
+const profileLinks = {
+  getProfile: { operationId: 'getProfile', parameters: { profileId: '$response.body#/data/profileId' }, description: 'The profile this call created or updated' },
+  getUserProfile: { operationId: 'listProfiles', parameters: { user_id: '$request.body#/user_id' }, description: 'The same profile, by user_id' },
+  getVisitorProfile: { operationId: 'getVisitorProfile', parameters: { visitorId: '$request.body#/datafast_visitor_id' }, description: 'The profile the visitor is now linked to' },
+  eraseProfile: { operationId: 'eraseProfile', parameters: { profileId: '$response.body#/data/profileId' }, description: 'Erase the profile' }
+}
+
 const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { profiles } = fastify.repositories
   const rules = identifyRules(fastify.config)
@@ -47,6 +54,8 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: fastify.authenticate({ permissions: [IDENTIFY_WRITE], allowSuspended: false }),
     config: { rateLimit: {} },
     validatorCompiler: domainValidator({ body: (body) => checkIdentifyBody(body, rules) }),
+    // What a call stored can be read and erased: the links lead a fuzzer (and a reader) from identify to the profile routes.
+    links: { 200: profileLinks },
     schema: {
       summary: 'Link a visitor to a known user and store the user\'s profile metadata',
       operationId: 'identify',
@@ -58,11 +67,11 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     // The domain check validated the body and replaced the parsed JSON with its result.
-    const { userId, visitorId, metadata } = request.body as unknown as IdentifyInput
+    const { userId, visitorId, change } = request.body as unknown as IdentifyInput
     const { website } = request.caller
     if (website.cookieless) return success(request, 'skipped', null)
 
-    const result = await profiles.upsertProfile({ websiteId: website.id, userId, visitorId, metadata, limits: rules.limits })
+    const result = await profiles.upsertProfile({ websiteId: website.id, userId, visitorId, metadata: change.set, setOnce: change.setOnce, unset: change.unset, limits: rules.limits })
     const action: IdentifyAction = result.created ? 'created' : result.changed ? 'updated' : 'unchanged'
     return success(request, action, result.profileId)
   })

@@ -1,0 +1,78 @@
+import type { BatchItemResult, BatchOutcome } from '../schemas/identify-batch.js'
+import { DomainError, invalid } from './errors.js'
+import { checkIdentifyBody, type IdentifyInput, type IdentifyRules } from './identify.js'
+import type { ProfileLimits } from './metadata.js'
+
+export type { BatchOutcome }
+
+/** What storing one checked item did to its profile. */
+export interface ProfileOutcome {
+  profileId: string
+  created: boolean
+  changed: boolean
+}
+
+/** The storage a batch needs: ProfilesRepository.upsertProfiles, one outcome (or the item's conflict) per entry, in order. */
+export interface BatchProfileStore {
+  upsertProfiles: (websiteId: string, entries: IdentifyInput[], limits: ProfileLimits) => Promise<Array<ProfileOutcome | DomainError>>
+}
+
+export interface BatchInput {
+  websiteId: string
+  cookieless: boolean
+  items: unknown[]
+}
+
+/** The envelope of a batch call (docs/api.md#batch-identify-body): a 400 for the whole call when broken. */
+export function checkBatchEnvelope (body: unknown, maxItems: number): { items: unknown[] } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('The request body must be a JSON object with an items array')
+  const { items, ...rest } = body as Record<string, unknown>
+  const [extra] = Object.keys(rest)
+  if (extra !== undefined) throw invalid(`The request body must hold only items; ${JSON.stringify(extra.slice(0, 40))} is not accepted`)
+  if (!Array.isArray(items)) throw invalid('items must be an array of identify bodies')
+  if (items.length < 1 || items.length > maxItems) throw invalid(`items holds ${items.length} identify bodies; 1 to ${maxItems} are allowed (BATCH_MAX_ITEMS)`)
+  return { items }
+}
+
+/**
+ * Identifies every valid item as if each were sent alone, in order
+ * (docs/api.md#batch-identify-semantics): each item is checked as a single
+ * identify body, and the valid ones are stored together in bulk.
+ */
+export async function identifyBatch (profiles: BatchProfileStore, input: BatchInput, rules: IdentifyRules): Promise<BatchOutcome> {
+  const results: BatchItemResult[] = []
+  const valid: Array<{ index: number, entry: IdentifyInput }> = []
+  input.items.forEach((item, index) => {
+    try {
+      valid.push({ index, entry: checkIdentifyBody(item, rules) })
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error
+      results[index] = failure(index, error)
+    }
+  })
+  const outcomes = input.cookieless
+    ? valid.map(() => null)
+    : await profiles.upsertProfiles(input.websiteId, valid.map(({ entry }) => entry), rules.limits)
+  valid.forEach(({ index }, position) => {
+    const outcome = outcomes[position] ?? null
+    results[index] = outcome instanceof DomainError ? failure(index, outcome) : success(index, outcome)
+  })
+  return { results, counts: countOf(results) }
+}
+
+function success (index: number, outcome: ProfileOutcome | null): BatchItemResult {
+  // Null: a cookieless website, which single identify answers skipped too.
+  if (outcome === null) return { index, status: 'success', action: 'skipped', profileId: null }
+  const action = outcome.created ? 'created' : outcome.changed ? 'updated' : 'unchanged'
+  return { index, status: 'success', action, profileId: outcome.profileId }
+}
+
+function failure (index: number, error: DomainError): BatchItemResult {
+  return { index, status: 'error', error: { code: error.kind === 'conflict' ? 409 : 400, message: error.message } }
+}
+
+function countOf (results: BatchItemResult[]): BatchOutcome['counts'] {
+  const counts = { created: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 }
+  for (const result of results) counts[result.status === 'error' ? 'failed' : result.action]++
+  return counts
+}

@@ -1,0 +1,199 @@
+import type { AnyBulkWriteOperation, ObjectId } from 'mongodb'
+import { DomainError } from '../domain/errors.js'
+import type { IdentifyInput } from '../domain/identify.js'
+import { checkProfileLimits, planMerge, type ProfileLimits } from '../domain/metadata.js'
+import {
+  isLinkTo,
+  LISTED_VISITORS_MAX,
+  listsVisitors,
+  profileDocument,
+  profileIdFor,
+  visitorLinkDocument,
+  visitorLinkIdFor,
+  withoutEmpty,
+  type ProfileDocument,
+  type VisitorLinkDocument
+} from './profile-documents.js'
+
+export interface BatchEntryOutcome {
+  profileId: string
+  created: boolean
+  /** A metadata field got a new value, or the visitor was linked to this profile. */
+  changed: boolean
+}
+
+/** An entry's outcome, or the conflict with its profile's limits that refused it. */
+export type BatchEntryResult = BatchEntryOutcome | DomainError
+
+/** A profile of the batch: as read, and as the entries so far left it. */
+interface PlannedProfile {
+  read: ProfileDocument | null
+  /** Null while the profile does not exist. */
+  current: ProfileDocument | null
+  /** Metadata fields that entries wrote or removed. */
+  touched: Set<string>
+  metadataChanged: boolean
+  /** Visitors that entries linked to it. */
+  linked: string[]
+  /** Some entry changed it, or a visitor left it. */
+  written: boolean
+}
+
+interface PlannedLink {
+  read: VisitorLinkDocument | null
+  current: VisitorLinkDocument | null
+}
+
+/** The bulk writes of a batch, in the order ProfilesRepository.upsertProfiles sends them. */
+export interface BatchWrites {
+  results: BatchEntryResult[]
+  /** New profiles, in their state after the whole batch. */
+  inserts: ProfileDocument[]
+  linkInserts: VisitorLinkDocument[]
+  /** Each filtered on the link as read: a link moved meanwhile matches nothing. */
+  linkUpdates: Array<AnyBulkWriteOperation<VisitorLinkDocument>>
+  /** Profiles outside the batch that a visitor left: each gets VISITOR_LEFT. */
+  marks: ObjectId[]
+  /** Each filtered on the incarnation as read: an erased profile matches nothing. */
+  profileUpdates: Array<AnyBulkWriteOperation<ProfileDocument>>
+}
+
+/**
+ * Runs the entries in memory, in order, over the profiles and links read for
+ * them, exactly as upsertProfile would one after the other, and returns the
+ * writes that bring the database to the state after the last one.
+ */
+export function planBatch (
+  websiteId: string,
+  entries: IdentifyInput[],
+  stored: { profiles: ProfileDocument[], links: VisitorLinkDocument[] },
+  limits: ProfileLimits,
+  now: Date
+): BatchWrites {
+  const profiles = new Map<string, PlannedProfile>()
+  for (const read of stored.profiles) {
+    const current = { ...read, ...(read.visitorIds === undefined ? {} : { visitorIds: [...read.visitorIds] }) }
+    profiles.set(read._id.toHexString(), { read, current, touched: new Set(), metadataChanged: false, linked: [], written: false })
+  }
+  const links = new Map<string, PlannedLink>(stored.links.map((read) => [read._id, { read, current: read }]))
+  const left = new Map<string, ObjectId>()
+
+  /** Points the visitor at the profile; the profile it leaves stops trusting its list. */
+  const linkVisitor = (visitorId: string, planned: PlannedProfile, profile: ProfileDocument): void => {
+    const _id = visitorLinkIdFor(websiteId, visitorId)
+    const link = links.get(_id) ?? { read: null, current: null }
+    links.set(_id, link)
+    const before = link.current
+    if (before !== null && !before.profileId.equals(profile._id)) {
+      left.set(before.profileId.toHexString(), before.profileId)
+      const leftProfile = profiles.get(before.profileId.toHexString())
+      if (leftProfile?.current != null) {
+        giveUpList(leftProfile.current)
+        leftProfile.written = true
+      }
+    }
+    link.current = visitorLinkDocument(websiteId, visitorId, profile, now)
+    planned.linked.push(visitorId)
+    planned.written = true
+  }
+
+  const planEntry = (entry: IdentifyInput): BatchEntryOutcome => {
+    const _id = profileIdFor(websiteId, entry.userId)
+    const profileId = _id.toHexString()
+    const planned = profiles.get(profileId) ?? { read: null, current: null, touched: new Set(), metadataChanged: false, linked: [], written: false }
+    profiles.set(profileId, planned)
+    const profile = planned.current
+    if (profile === null) {
+      const metadata = checkProfileLimits(entry.change, limits)
+      planned.current = profileDocument(websiteId, entry.userId, entry.visitorId, metadata, now)
+      linkVisitor(entry.visitorId, planned, planned.current)
+      return { profileId, created: true, changed: true }
+    }
+    if (profile.userId !== entry.userId || !profile.websiteId.equals(websiteId)) {
+      throw new Error('profile id collision: two (website, user_id) pairs derived the same _id')
+    }
+    const plan = planMerge(profile.metadata, entry.change, limits)
+    if (plan.changed) {
+      profile.metadata = plan.merged
+      for (const name of [...Object.keys(plan.set), ...plan.unset]) planned.touched.add(name)
+      planned.metadataChanged = true
+      planned.written = true
+    }
+    const listed = listsVisitors(profile) ? profile.visitorIds.includes(entry.visitorId) : null
+    if (listed !== false && isLinkTo(links.get(visitorLinkIdFor(websiteId, entry.visitorId))?.current ?? null, profile)) {
+      return { profileId, created: false, changed: plan.changed }
+    }
+    linkVisitor(entry.visitorId, planned, profile)
+    if (listsVisitors(profile) && profile.visitorIds.length < LISTED_VISITORS_MAX) {
+      if (!profile.visitorIds.includes(entry.visitorId)) profile.visitorIds.push(entry.visitorId)
+    } else {
+      giveUpList(profile)
+    }
+    return { profileId, created: false, changed: true }
+  }
+
+  const results = entries.map((entry): BatchEntryResult => {
+    try {
+      return planEntry(entry)
+    } catch (error) {
+      if (error instanceof DomainError) return error
+      throw error
+    }
+  })
+  return { results, ...profileWrites(profiles, now), ...linkWrites(links), marks: marksOf(left, profiles) }
+}
+
+function giveUpList (profile: ProfileDocument): void {
+  profile.visitorIdsInLinks = true
+  delete profile.visitorIds
+}
+
+function profileWrites (profiles: Map<string, PlannedProfile>, now: Date): Pick<BatchWrites, 'inserts' | 'profileUpdates'> {
+  const inserts: ProfileDocument[] = []
+  const profileUpdates: Array<AnyBulkWriteOperation<ProfileDocument>> = []
+  for (const { read, current, touched, metadataChanged, linked, written } of profiles.values()) {
+    if (current === null) continue
+    if (read === null) {
+      inserts.push(current)
+      continue
+    }
+    if (!written) continue
+    const $set: Record<string, unknown> = {}
+    const $unset: Record<string, ''> = {}
+    const $addToSet: Record<string, unknown> = {}
+    if (metadataChanged) $set.updatedAt = now
+    // Every field an entry wrote or removed, as it ends: concurrent writes end in the state of some serial order.
+    for (const name of touched) {
+      if (Object.hasOwn(current.metadata, name)) $set[`metadata.${name}`] = current.metadata[name]
+      else $unset[`metadata.${name}`] = ''
+    }
+    if (listsVisitors(current)) {
+      if (linked.length > 0) $addToSet.visitorIds = { $each: [...new Set(linked)] }
+    } else {
+      $set.visitorIdsInLinks = true
+      if (listsVisitors(read)) $unset.visitorIds = ''
+    }
+    profileUpdates.push({ updateOne: { filter: { _id: current._id, incarnation: read.incarnation }, update: withoutEmpty({ $set, $unset, $addToSet }) } })
+  }
+  return { inserts, profileUpdates }
+}
+
+function linkWrites (links: Map<string, PlannedLink>): Pick<BatchWrites, 'linkInserts' | 'linkUpdates'> {
+  const linkInserts: VisitorLinkDocument[] = []
+  const linkUpdates: Array<AnyBulkWriteOperation<VisitorLinkDocument>> = []
+  for (const { read, current } of links.values()) {
+    if (current === null || current === read) continue
+    if (read === null) {
+      linkInserts.push(current)
+    } else if (!read.profileId.equals(current.profileId) || !read.profileIncarnation.equals(current.profileIncarnation)) {
+      const { _id, ...fields } = current
+      linkUpdates.push({ updateOne: { filter: { _id, profileId: read.profileId, profileIncarnation: read.profileIncarnation }, update: { $set: fields } } })
+    }
+  }
+  return { linkInserts, linkUpdates }
+}
+
+/** The profiles a visitor left that no insert or update of the batch already marks. */
+function marksOf (left: Map<string, ObjectId>, profiles: Map<string, PlannedProfile>): ObjectId[] {
+  return [...left].filter(([key]) => profiles.get(key)?.current == null).map(([, _id]) => _id)
+}

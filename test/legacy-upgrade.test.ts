@@ -1,0 +1,56 @@
+import { randomUUID } from 'node:crypto'
+import { ObjectId } from 'mongodb'
+import { afterAll, describe, expect, it } from 'vitest'
+import { identifyRules } from '../src/config.js'
+import { ProfilesRepository, profileIdFor } from '../src/repositories/profiles.js'
+import { buildTestApp, visitorId } from './helper.js'
+
+/*
+ * docs/api.md#profiles-upgrading-a-store: profiles and links written by the
+ * version before incarnations and visitor lists are upgraded once, at start,
+ * and are then read, merged and erased like any other.
+ */
+
+const app = await buildTestApp()
+const db = app.mongo.client.db(`legacy_upgrade_${randomUUID().slice(0, 8)}`)
+afterAll(async () => {
+  await db.dropDatabase()
+  await app.close()
+})
+
+const websiteId = new ObjectId().toHexString()
+const limits = identifyRules(app.config).limits
+
+/** A profile and its links exactly as the earlier version wrote them. */
+async function writeLegacyProfile (userId: string, visitors: string[]): Promise<ObjectId> {
+  const _id = profileIdFor(websiteId, userId)
+  const now = new Date()
+  await db.collection('profiles').insertOne({ _id, websiteId: new ObjectId(websiteId), userId, metadata: { plan: 'pro' }, createdAt: now, updatedAt: now })
+  await db.collection<{ _id: string }>('visitorLinks').insertMany(visitors.map((visitor) => (
+    { _id: `${websiteId}:${visitor}`, websiteId: new ObjectId(websiteId), visitorId: visitor, profileId: _id, linkedAt: now })))
+  return _id
+}
+
+describe('a store written by the version before incarnations', () => {
+  it('is upgraded at start, once: its profiles show their visitors, merge, and are erased with every link', async () => {
+    const [first, second, third] = [visitorId(), visitorId(), visitorId()]
+    const erased = await writeLegacyProfile('legacy-erased', [first, second])
+    await writeLegacyProfile('legacy-kept', [third])
+    const repository = new ProfilesRepository(db)
+
+    await repository.ensureIndexes()
+    expect(await repository.upgradeLegacyDocuments()).toEqual({ profiles: 0, visitorLinks: 0 })
+
+    expect(await repository.findProfile(websiteId, 'legacy-erased')).toMatchObject({ metadata: { plan: 'pro' }, visitorIds: [first, second] })
+    const upsert = async (userId: string, visitor: string, metadata: Record<string, unknown>) =>
+      await repository.upsertProfile({ websiteId, userId, visitorId: visitor, metadata, limits })
+    expect(await upsert('legacy-kept', third, { plan: 'pro' })).toMatchObject({ created: false, changed: false })
+    expect(await upsert('legacy-kept', first, { seats: 3 })).toMatchObject({ created: false, changed: true })
+    expect(await repository.findProfile(websiteId, 'legacy-kept')).toMatchObject({ metadata: { plan: 'pro', seats: 3 }, visitorIds: [third, first] })
+
+    expect(await repository.eraseProfile(websiteId, erased.toHexString())).toEqual({ profileId: erased.toHexString(), visitorLinks: 1 })
+    expect(await db.collection('visitorLinks').countDocuments({ profileId: erased })).toBe(0)
+    expect(await repository.findVisitorProfile(websiteId, second)).toBeNull()
+    expect(await upsert('legacy-erased', second, {})).toMatchObject({ created: true })
+  })
+})
