@@ -144,6 +144,78 @@ describe('identify calls racing with erasures of their profile', () => {
   }, 180_000)
 })
 
+describe('a batch racing with single calls and erasures (docs/api.md#batch-identify-how-it-is-stored)', () => {
+  const limits = identifyRules(app.config).limits
+  const entry = (userId: string, visitor: string, metadata: Record<string, unknown> = {}) =>
+    ({ userId, visitorId: visitor, change: { set: metadata, setOnce: {}, unset: [] } })
+
+  it('a new user of the batch created by another call between the batch\'s read and its insert: the batch redoes its entries and merges into it', async () => {
+    const site = await createTestWebsite(app)
+    const [userId, bystander] = [newUserId(), newUserId()]
+    const [visitor, other, third] = [visitorId(), visitorId(), visitorId()]
+    const { repository, holdBefore } = pausableRepository()
+    const held = await holdBefore('profiles', 'insertMany', async () =>
+      await repository.upsertProfiles(site.websiteId, [entry(userId, visitor, { f: 1 }), entry(bystander, third, { b: 1 })], limits))
+    expect(await call(site, userId, other, { g: 2 })).toBe('created')
+    held.release()
+    expect(await held.done).toMatchObject([{ changed: true }, { created: true }])
+    const shown = await expectConsistent(site, 'after')
+    expect(shown.get(userId)).toEqual({ visitorIds: [other, visitor], metadata: { g: 2, f: 1 } })
+    expect(shown.get(bystander)).toEqual({ visitorIds: [third], metadata: { b: 1 } })
+  })
+
+  it('a profile erased and created again between the batch\'s read and its update: the batch ends on the new profile', async () => {
+    const site = await createTestWebsite(app)
+    const userId = newUserId()
+    const [first, device, other] = [visitorId(), visitorId(), visitorId()]
+    await call(site, userId, first, { seed: true })
+    const { repository, holdBefore } = pausableRepository()
+    const held = await holdBefore('visitorLinks', 'bulkWrite', async () =>
+      await repository.upsertProfiles(site.websiteId, [entry(userId, device, { f: 1 })], limits))
+    expect(await erase(site, userId)).toBe(200)
+    expect(await call(site, userId, other)).toBe('created')
+    held.release()
+    await held.done
+    expect((await expectConsistent(site, 'after')).get(userId)).toEqual({ visitorIds: [other, device], metadata: { f: 1 } })
+  })
+
+  it('a visitor moved by another call between the batch\'s read and its link write: the batch redoes it and ends last', async () => {
+    const site = await createTestWebsite(app)
+    const [owner, thief, batchUser] = [newUserId(), newUserId(), newUserId()]
+    const shared = visitorId()
+    await call(site, owner, shared)
+    await call(site, thief, visitorId())
+    const { repository, holdBefore } = pausableRepository()
+    const held = await holdBefore('visitorLinks', 'bulkWrite', async () =>
+      await repository.upsertProfiles(site.websiteId, [entry(batchUser, visitorId()), entry(batchUser, shared)], limits))
+    expect(await call(site, thief, shared)).toBe('updated')
+    held.release()
+    await held.done
+    const shown = await expectConsistent(site, 'after')
+    expect(shown.get(batchUser)?.visitorIds).toContain(shared)
+    expect(shown.get(thief)?.visitorIds).not.toContain(shared)
+    expect(shown.get(owner)?.visitorIds).toEqual([])
+  })
+
+  it('batches, single calls and erasures at once leave a consistent state', async () => {
+    const site = await createTestWebsite(app)
+    const users = Array.from({ length: 4 }, () => newUserId())
+    const visitors = Array.from({ length: 6 }, () => visitorId())
+    const pick = <T>(values: T[], n: number): T => values[n % values.length]!
+    for (let round = 0; round < 8; round++) {
+      const batchEntries = Array.from({ length: 8 }, (_, n) => entry(pick(users, n + round), pick(visitors, n * 5 + round), { [`r${String(round)}`]: n }))
+      await atOnce([
+        async () => await app.repositories.profiles.upsertProfiles(site.websiteId, batchEntries, limits),
+        async () => await call(site, pick(users, round), pick(visitors, round + 1), { single: round }),
+        async () => await erase(site, pick(users, round + 2)),
+        async () => await app.repositories.profiles.upsertProfiles(site.websiteId, batchEntries.slice(3), limits),
+        async () => await call(site, pick(users, round + 3), pick(visitors, round))
+      ])
+      await expectConsistent(site, `round ${String(round)}`)
+    }
+  }, 180_000)
+})
+
 /**
  * The repository on the same database, whose next call of one method on one
  * collection waits until the test releases it: an interleaving chosen on
@@ -152,7 +224,7 @@ describe('identify calls racing with erasures of their profile', () => {
  * connection pool).
  */
 function pausableRepository () {
-  const asyncMethods = new Set(['findOne', 'findOneAndUpdate', 'findOneAndDelete', 'insertOne', 'updateOne', 'deleteMany'])
+  const asyncMethods = new Set(['findOne', 'findOneAndUpdate', 'findOneAndDelete', 'insertOne', 'updateOne', 'deleteMany', 'insertMany', 'bulkWrite'])
   let gate: { collection: string, method: string, reached: () => void, released: Promise<void> } | null = null
   let failure: { collection: string, method: string } | null = null
   const db = new Proxy(app.mongo.db, {
