@@ -23,15 +23,15 @@ import { describeDatabase, identifyTarget, seedDatabase, timeIdLookups, timeScan
  */
 /** Not a load run: the built CLI exports every seeded profile once, timed. */
 const EXPORT = 'export'
-/** Not a load run: the built CLI imports IMPORT_USERS new users from an NDJSON file, timed (after every other run). */
+/** Not a load run: the built CLI imports --import-users new users from an NDJSON file, timed (after every other run). */
 const IMPORT = 'import'
-const IMPORT_USERS = 100_000
 
 const usage = `Usage: npm run bench -- [options]
   --duration <s>      seconds per scenario and reference point (default 15)
   --connections <n>   concurrent connections / loops (default 16)
   --profiles <n>      seeded profiles (default 100000)
   --scenarios <list>  comma-separated subset of: ${[...SCENARIOS, ...REFERENCES, ...BATCH_RUNS, EXPORT, IMPORT].join(', ')}
+  --import-users <n>  new users the import run loads (default 100000)
   --json              print the report as JSON instead of a Markdown table
   --write-docs        rewrite docs/benchmarks.md and docs/benchmarks.svg (full runs only)
   --cpu-prof          write V8 CPU profiles of both servers to .cache/bench-profiles/ (open them in Chrome DevTools)`
@@ -45,6 +45,7 @@ interface Options {
   runs: RunName[]
   exportRun: boolean
   importRun: boolean
+  importUsers: number
   json: boolean
   writeDocs: boolean
   cpuProf: boolean
@@ -56,6 +57,7 @@ function parseOptions (): Options {
       duration: { type: 'string', default: '15' },
       connections: { type: 'string', default: '16' },
       profiles: { type: 'string', default: '100000' },
+      'import-users': { type: 'string', default: '100000' },
       scenarios: { type: 'string' },
       json: { type: 'boolean', default: false },
       'write-docs': { type: 'boolean', default: false },
@@ -84,6 +86,7 @@ function parseOptions (): Options {
     runs: all.filter((name) => asked.includes(name)),
     exportRun: asked.includes(EXPORT),
     importRun: asked.includes(IMPORT),
+    importUsers: positive('import-users', values['import-users'], 1),
     json: values.json,
     writeDocs: values['write-docs'],
     cpuProf: values['cpu-prof']
@@ -217,20 +220,20 @@ async function measureExport (websiteId: string, mongoUrl: string): Promise<Expo
 }
 
 /** One line a user, as an operator's export from another system would hold them: new users with 6 to 8 fields. */
-function writeImportFile (path: string, first: number): void {
+function writeImportFile (path: string, first: number, users: number): void {
   const lines: string[] = []
-  for (let i = 0; i < IMPORT_USERS; i++) {
+  for (let i = 0; i < users; i++) {
     const n = first + i
     lines.push(JSON.stringify({ user_id: `import-user-${i}`, datafast_visitor_id: seedVisitorId(n), ...seedMetadata(n) }))
   }
   writeFileSync(path, `${lines.join('\n')}\n`)
 }
 
-/** Runs the built CLI's import of IMPORT_USERS new users, timing the whole process (start-up included) and sampling its memory. */
-async function measureImport (websiteId: string, mongoUrl: string, profiles: number): Promise<{ seconds: number, peakRssMib: number | null, counts: string }> {
+/** Runs the built CLI's import of `users` new users, timing the whole process (start-up included) and sampling its memory. */
+async function measureImport (websiteId: string, mongoUrl: string, profiles: number, users: number): Promise<{ seconds: number, peakRssMib: number | null, counts: string }> {
   const path = join(root, '.cache', 'bench-import.ndjson')
   mkdirSync(dirname(path), { recursive: true })
-  writeImportFile(path, profiles * 2)
+  writeImportFile(path, profiles * 2, users)
   const started = performance.now()
   const child = spawn(process.execPath, ['dist/cli.js', '--json', 'profiles', 'import', '--website', websiteId, path], {
     cwd: root,
@@ -333,9 +336,9 @@ async function main (): Promise<void> {
   if (batch1000 !== undefined && floor !== undefined) log(`  batch-1000 / bulk-floor = ${(batch1000 / floor).toFixed(2)} (target ≥ 0.6)`)
   if (batch1000 !== undefined && update !== undefined) log(`  batch-1000 / update = ${(batch1000 / update).toFixed(2)} (target ≥ 1.5)`)
   if (options.importRun) {
-    log(`Importing ${IMPORT_USERS.toLocaleString('en-US')} new users with node dist/cli.js profiles import...`)
-    const imported = await measureImport(seeded.websiteId, mongoUrl, options.profiles)
-    log(`  import: ${IMPORT_USERS.toLocaleString('en-US')} users in ${imported.seconds.toFixed(1)} s, ${rate(IMPORT_USERS / imported.seconds)} profiles/s, peak RSS ${imported.peakRssMib?.toFixed(0) ?? '?'} MiB; ${imported.counts} (target < 60 s)`)
+    log(`Importing ${options.importUsers.toLocaleString('en-US')} new users with node dist/cli.js profiles import...`)
+    const imported = await measureImport(seeded.websiteId, mongoUrl, options.profiles, options.importUsers)
+    log(`  import: ${options.importUsers.toLocaleString('en-US')} users in ${imported.seconds.toFixed(1)} s, ${rate(options.importUsers / imported.seconds)} profiles/s, peak RSS ${imported.peakRssMib?.toFixed(0) ?? '?'} MiB; ${imported.counts} (target < 60 s)`)
   }
   await stopChild(server.child, 15_000)
   if (options.cpuProf) log(`CPU profiles of the server (and of the ceiling server) written to ${join(root, '.cache', 'bench-profiles')}/`)
