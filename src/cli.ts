@@ -1,6 +1,11 @@
 import { once } from 'node:events'
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import type { Readable } from 'node:stream'
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
-import { ConfigError, loadConfig } from './config.js'
+import { ConfigError, identifyRules, loadConfig } from './config.js'
+import { importProgress } from './cli/import-progress.js'
+import { importNdjson } from './cli/profiles-import.js'
 import { connectDatabase } from './database.js'
 import { publishCredentialChange } from './credential-changes.js'
 import type { CredentialChange } from './domain/credential-resolver.js'
@@ -10,9 +15,11 @@ import { checkDomain, checkExpiresAt, checkName, checkWebsiteIds } from './domai
 import { checkPermissions } from './domain/credentials.js'
 import { DomainError } from './domain/errors.js'
 import { canonicalObjectId } from './domain/ids.js'
+import { identifyBatch } from './domain/identify-batch.js'
 import { checkPageLimit, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX } from './domain/profiles.js'
 import { createRepositories, ensureIndexes, type Repositories } from './repositories/index.js'
 import { profileIdFor } from './repositories/profiles.js'
+import type { Website } from './repositories/websites.js'
 
 /** A problem with what the operator asked for; printed without a stack trace. */
 class CliError extends Error {}
@@ -237,8 +244,10 @@ tokens.command('revoke')
 
 const profiles = program.command('profiles').description('read, list, export and erase profiles')
 
-async function requireWebsite ({ websites }: Repositories, websiteId: string): Promise<void> {
-  if (await websites.findWebsite(websiteId) === null) throw new CliError(`website ${websiteId} does not exist`)
+async function requireWebsite ({ websites }: Repositories, websiteId: string): Promise<Website> {
+  const website = await websites.findWebsite(websiteId)
+  if (website === null) throw new CliError(`website ${websiteId} does not exist`)
+  return website
 }
 
 profiles.command('get')
@@ -305,6 +314,61 @@ profiles.command('export')
       }
     })
   })
+
+const parseLineCount = (value: string): number => {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('Expected a whole number of at least 1.')
+  return Number(value)
+}
+
+profiles.command('import')
+  .description('store the identify bodies of an NDJSON file (one a line, - for stdin) in order, as batch identify does; exits 1 if a line was refused')
+  .requiredOption('--website <id>', 'website id', parseId)
+  .option('--progress-every <lines>', 'when stderr is no terminal, a progress line every this many lines (and every 5 s)', parseLineCount, 100_000)
+  .argument('<file>', 'NDJSON file of identify bodies, or - for standard input')
+  .action(async (file: string, options: { website: string, progressEvery: number }) => {
+    const { input, measure } = file === '-' ? { input: process.stdin, measure: null } : await openInput(file)
+    await withRepositories({ write: true }, async (repositories) => {
+      const website = await requireWebsite(repositories, options.website)
+      const config = loadConfig()
+      const rules = identifyRules(config)
+      const progress = importProgress({
+        file: measure,
+        everyLines: options.progressEvery,
+        stderr: process.stderr
+      })
+      let report
+      try {
+        report = await importNdjson(input, {
+          chunkSize: config.BATCH_MAX_ITEMS,
+          identify: async (items) => await identifyBatch(repositories.profiles, { websiteId: website.id, cookieless: website.cookieless, items }, rules),
+          onProgress: progress.update
+        })
+      } finally {
+        progress.stop()
+      }
+      const { counts, refused } = report
+      for (const { line, message } of refused) process.stderr.write(`line ${line}: ${message}\n`)
+      if (counts.failed > 0) {
+        const unlisted = counts.failed - refused.length
+        process.stderr.write(`${counts.failed} line(s) refused${unlisted > 0 ? ` (${unlisted} not listed)` : ''}\n`)
+        process.exitCode = 1
+      }
+      print({ counts }, `created ${counts.created}, updated ${counts.updated}, unchanged ${counts.unchanged}, skipped ${counts.skipped}, failed ${counts.failed}`)
+    })
+  })
+
+/** The file to import and how far it has been read, opened before anything else so that a wrong path fails at once. */
+async function openInput (path: string): Promise<{ input: Readable, measure: { size: number, bytesRead: () => number } }> {
+  const input = createReadStream(path)
+  try {
+    await once(input, 'open')
+    const { size } = await stat(path)
+    return { input, measure: { size, bytesRead: () => input.bytesRead } }
+  } catch (error) {
+    input.destroy()
+    throw new CliError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+  }
+}
 
 /** Writes to stdout, waiting while it is full, so that memory stays constant however slow the reader; fails once the reader is gone. */
 function stdoutWriter (): { write: (text: string) => Promise<void> } {

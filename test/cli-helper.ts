@@ -17,7 +17,7 @@ const slots = { free: availableParallelism(), waiting: [] as Array<() => void> }
  * check what the CLI wrote (and the CLI what the app wrote); the database is
  * dropped after the file's tests.
  */
-export async function appWithCli (): Promise<{ app: App, cli: (args: string[], env?: Record<string, string>) => Promise<CliRun> }> {
+export async function appWithCli (): Promise<{ app: App, cli: (args: string[], env?: Record<string, string>, stdin?: string) => Promise<CliRun> }> {
   const config = testConfig()
   const app = await buildApp(config)
   await app.ready()
@@ -26,13 +26,13 @@ export async function appWithCli (): Promise<{ app: App, cli: (args: string[], e
     await app.close()
   })
 
-  /** Runs the real CLI in a child process, against the test database unless env says otherwise. */
-  async function cli (args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  /** Runs the real CLI in a child process, against the test database unless env says otherwise, with `stdin` as its standard input. */
+  async function cli (args: string[], env: Record<string, string> = {}, stdin?: string): Promise<CliRun> {
     if (slots.free > 0) slots.free--
     else await new Promise<void>((resolve) => slots.waiting.push(resolve))
     try {
       return await new Promise((resolve) => {
-        execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+        const child = execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
           cwd: root,
           env: { ...process.env, MONGO_URL: config.MONGO_URL, ...env },
           timeout: 60_000,
@@ -40,6 +40,7 @@ export async function appWithCli (): Promise<{ app: App, cli: (args: string[], e
         }, (error, stdout, stderr) => {
           resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr })
         })
+        if (stdin !== undefined) child.stdin?.end(stdin)
       })
     } finally {
       const next = slots.waiting.shift()

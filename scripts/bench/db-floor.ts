@@ -3,7 +3,7 @@ import { connectDatabase } from '../../src/database.js'
 import { loadConfig } from '../../src/config.js'
 import { profileIdFor } from '../../src/repositories/profiles.js'
 import { LatencyRecorder, receiveInput, replyToParent, type Measurement } from './measure.js'
-import { readUser, splitBody, updateBody, type Layout } from './scenarios.js'
+import { BATCH_SIZE, batchItems, readUser, splitBody, updateBody, type Layout } from './scenarios.js'
 
 /**
  * The db-floor and read-floor references: what the database alone sustains,
@@ -17,9 +17,13 @@ import { readUser, splitBody, updateBody, type Layout } from './scenarios.js'
  *   same body as an `update` call; no reads.
  * - read (read-floor): `findOne({ _id })` of the profiles the `read`
  *   scenario reads, in the same order.
+ * - bulk (bulk-floor): the least an update of BATCH_SIZE known profiles needs,
+ *   as batch-1000 sends them: their reads by `_id` (one findOne each, sent
+ *   together: on the stand-in one `$in` scans the collection) and one
+ *   unordered bulkWrite of their `$set`s. Its calls count profiles, not rounds.
  */
 export interface DbFloorInput {
-  kind: 'write' | 'read'
+  kind: 'write' | 'read' | 'bulk'
   mongoUrl: string
   layout: Layout
   connections: number
@@ -48,15 +52,29 @@ async function main (): Promise<void> {
     return async () => await profiles.updateOne({ _id: profileIdFor(input.layout.websiteId, userId) }, { $set: set }, { upsert: true })
   }
 
+  const bulkCall = (i: number) => {
+    const writes = batchItems('bulk-floor', input.layout, i).map((body) => {
+      const { userId, metadata } = splitBody(body)
+      const set: Record<string, unknown> = { updatedAt: new Date() }
+      for (const [name, value] of Object.entries(metadata)) set[`metadata.${name}`] = value
+      return { _id: profileIdFor(input.layout.websiteId, userId), set }
+    })
+    return async () => {
+      await Promise.all(writes.map(async ({ _id }) => await profiles.findOne({ _id })))
+      await profiles.bulkWrite(writes.map(({ _id, set }) => ({ updateOne: { filter: { _id }, update: { $set: set } } })), { ordered: false })
+    }
+  }
+  const perCall = input.kind === 'bulk' ? BATCH_SIZE['bulk-floor'] : 1
+
   const started = performance.now()
   const deadline = started + input.durationSeconds * 1000
   const loop = async (): Promise<void> => {
     while (performance.now() < deadline) {
-      const call = input.kind === 'read' ? readCall(next++) : writeCall(next++)
+      const call = input.kind === 'read' ? readCall(next++) : input.kind === 'bulk' ? bulkCall(next++) : writeCall(next++)
       const begin = performance.now()
       try {
         await call()
-        successes++
+        successes += perCall
       } catch {
         errors++
       }

@@ -1,6 +1,6 @@
 import autocannon from 'autocannon'
 import { LatencyRecorder, increment, receiveInput, replyToParent, type Measurement } from './measure.js'
-import { readPath, scenarioBody, type Layout, type ScenarioName } from './scenarios.js'
+import { BATCH_SIZE, batchItems, readPath, scenarioBody, type BatchScenarioName, type Layout, type ScenarioName } from './scenarios.js'
 
 /**
  * One HTTP load run, in a process of its own (forked by run.ts) so that the
@@ -13,7 +13,7 @@ export interface LoadInput {
   path: string
   authorization: string
   /** Whose bodies to send. */
-  scenario: ScenarioName
+  scenario: ScenarioName | BatchScenarioName
   layout: Layout
   connections: number
   durationSeconds: number
@@ -24,6 +24,14 @@ export interface LoadInput {
 const actionPattern = /"action":"([a-z]+)"/
 
 /** What a successful answer did: identify's action, or `profile` for a read. */
+const isBatch = (scenario: LoadInput['scenario']): scenario is BatchScenarioName => scenario in BATCH_SIZE
+
+/** A batch answer's counts, added to `actions`: what its items did. */
+function countBatch (actions: Record<string, number>, body: string): void {
+  const { data } = JSON.parse(body) as { data: { counts: Record<string, number> } }
+  for (const [action, count] of Object.entries(data.counts)) if (count > 0) actions[action] = (actions[action] ?? 0) + count
+}
+
 const answerOf = (body: string): string => actionPattern.exec(body)?.[1] ?? (body.includes('"profile":{') ? 'profile' : 'unknown')
 
 async function main (): Promise<void> {
@@ -46,9 +54,11 @@ async function main (): Promise<void> {
       // A new body (or profile to read) per call from one counter shared by every connection: deterministic, never cached.
       setupRequest: (request) => scenario === 'read'
         ? { ...request, path: readPath(input.layout, next++) }
-        : { ...request, body: JSON.stringify(scenarioBody(scenario, input.layout, next++)) },
+        : { ...request, body: JSON.stringify(isBatch(scenario) ? { items: batchItems(scenario, input.layout, next++) } : scenarioBody(scenario, input.layout, next++)) },
       onResponse: (status, body) => {
-        if (status >= 200 && status < 300) increment(actions, answerOf(body))
+        if (status < 200 || status >= 300) return
+        if (isBatch(scenario)) countBatch(actions, body)
+        else increment(actions, answerOf(body))
       }
     }]
   })

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { startDatabase, withDatabaseName, type LocalDatabase } from '../local-database.js'
 import { barChart } from './chart.js'
@@ -13,7 +13,7 @@ import {
   BenchError, PeakMemory, drain, freePort, root, runCommand, runWorker, serverEnv, startServer, stopAllChildren, stopChild, type RunningServer
 } from './processes.js'
 import { actionNotes, docsMarkdown, evaluateTargets, rate, textReport, type BenchReport, type ExportResult, type Machine, type RunResult } from './report.js'
-import { REFERENCES, SCENARIOS, layoutFor, scenarioBody, type Layout, type RunName, type ScenarioName } from './scenarios.js'
+import { BATCH_RUNS, BATCH_SIZE, REFERENCES, SCENARIOS, layoutFor, scenarioBody, seedMetadata, seedVisitorId, type BatchScenarioName, type Layout, type RunName, type ScenarioName } from './scenarios.js'
 import { describeDatabase, identifyTarget, seedDatabase, timeIdLookups, timeScan, type Seeded } from './seed.js'
 
 /**
@@ -23,12 +23,15 @@ import { describeDatabase, identifyTarget, seedDatabase, timeIdLookups, timeScan
  */
 /** Not a load run: the built CLI exports every seeded profile once, timed. */
 const EXPORT = 'export'
+/** Not a load run: the built CLI imports --import-users new users from an NDJSON file, timed (after every other run). */
+const IMPORT = 'import'
 
 const usage = `Usage: npm run bench -- [options]
   --duration <s>      seconds per scenario and reference point (default 15)
   --connections <n>   concurrent connections / loops (default 16)
   --profiles <n>      seeded profiles (default 100000)
-  --scenarios <list>  comma-separated subset of: ${[...SCENARIOS, ...REFERENCES, EXPORT].join(', ')}
+  --scenarios <list>  comma-separated subset of: ${[...SCENARIOS, ...REFERENCES, ...BATCH_RUNS, EXPORT, IMPORT].join(', ')}
+  --import-users <n>  new users the import run loads (default 100000)
   --json              print the report as JSON instead of a Markdown table
   --write-docs        rewrite docs/benchmarks.md and docs/benchmarks.svg (full runs only)
   --cpu-prof          write V8 CPU profiles of both servers to .cache/bench-profiles/ (open them in Chrome DevTools)`
@@ -41,6 +44,8 @@ interface Options {
   profiles: number
   runs: RunName[]
   exportRun: boolean
+  importRun: boolean
+  importUsers: number
   json: boolean
   writeDocs: boolean
   cpuProf: boolean
@@ -52,6 +57,7 @@ function parseOptions (): Options {
       duration: { type: 'string', default: '15' },
       connections: { type: 'string', default: '16' },
       profiles: { type: 'string', default: '100000' },
+      'import-users': { type: 'string', default: '100000' },
       scenarios: { type: 'string' },
       json: { type: 'boolean', default: false },
       'write-docs': { type: 'boolean', default: false },
@@ -68,9 +74,9 @@ function parseOptions (): Options {
     if (!Number.isInteger(value) || value < minimum) throw new BenchError(`--${name} must be a whole number of at least ${minimum}\n${usage}`)
     return value
   }
-  const all: RunName[] = [...SCENARIOS, ...REFERENCES]
-  const asked = values.scenarios?.split(',').map((name) => name.trim()).filter((name) => name !== '') ?? [...all, EXPORT]
-  const unknown = asked.filter((name) => !all.includes(name as RunName) && name !== EXPORT)
+  const all: RunName[] = [...SCENARIOS, ...REFERENCES, ...BATCH_RUNS]
+  const asked = values.scenarios?.split(',').map((name) => name.trim()).filter((name) => name !== '') ?? [...all, EXPORT, IMPORT]
+  const unknown = asked.filter((name) => !all.includes(name as RunName) && name !== EXPORT && name !== IMPORT)
   if (unknown.length > 0) throw new BenchError(`unknown scenario ${unknown.join(', ')}\n${usage}`)
   return {
     durationSeconds: positive('duration', values.duration, 1),
@@ -79,6 +85,8 @@ function parseOptions (): Options {
     // Always in the documented order, whatever order they were asked in.
     runs: all.filter((name) => asked.includes(name)),
     exportRun: asked.includes(EXPORT),
+    importRun: asked.includes(IMPORT),
+    importUsers: positive('import-users', values['import-users'], 1),
     json: values.json,
     writeDocs: values['write-docs'],
     cpuProf: values['cpu-prof']
@@ -135,7 +143,7 @@ interface Context {
 }
 
 /** One autocannon run against a serving process, its peak memory sampled meanwhile. */
-async function httpRun (context: Context, server: RunningServer, scenario: ScenarioName, credential: 'key' | 'token' | 'read'): Promise<{ measurement: Measurement, peakRssMib: number | null }> {
+async function httpRun (context: Context, server: RunningServer, scenario: ScenarioName | BatchScenarioName, credential: 'key' | 'token' | 'read' | 'batch'): Promise<{ measurement: Measurement, peakRssMib: number | null }> {
   const { options, seeded, layout } = context
   const input: LoadInput = {
     baseUrl: server.baseUrl,
@@ -157,8 +165,8 @@ async function httpRun (context: Context, server: RunningServer, scenario: Scena
 
 async function measure (context: Context, server: RunningServer, name: RunName): Promise<RunResult> {
   const { options, layout, mongoUrl } = context
-  if (name === 'db-floor' || name === 'read-floor') {
-    const input: DbFloorInput = { kind: name === 'db-floor' ? 'write' : 'read', mongoUrl, layout, connections: options.connections, durationSeconds: options.durationSeconds }
+  if (name === 'db-floor' || name === 'read-floor' || name === 'bulk-floor') {
+    const input: DbFloorInput = { kind: name === 'db-floor' ? 'write' : name === 'bulk-floor' ? 'bulk' : 'read', mongoUrl, layout, connections: options.connections, durationSeconds: options.durationSeconds }
     return { name, kind: 'reference', measurement: await runWorker<Measurement>('db-floor.ts', input), peakRssMib: null }
   }
   if (name === 'http-ceiling') {
@@ -169,6 +177,13 @@ async function measure (context: Context, server: RunningServer, name: RunName):
     } finally {
       await stopChild(ceiling.child)
     }
+  }
+  if (name === 'batch-100' || name === 'batch-1000') {
+    const result = await httpRun(context, server, name, 'batch')
+    // Profiles per second, as the bulk floor counts: each call carries BATCH_SIZE of them.
+    result.measurement.rps *= BATCH_SIZE[name]
+    await drain(server)
+    return { name, kind: 'scenario', ...result }
   }
   const result = await httpRun(context, server, name, name === 'token' ? 'token' : name === 'read' ? 'read' : 'key')
   const seconds = await drain(server)
@@ -202,6 +217,40 @@ async function measureExport (websiteId: string, mongoUrl: string): Promise<Expo
   const peakRssMib = memory.stop()
   if (code !== 0) throw new BenchError(`the export failed (exit code ${String(code)}): ${errors.trim()}`)
   return { profiles, seconds, peakRssMib, scan: await timeScan(mongoUrl, websiteId) }
+}
+
+/** One line a user, as an operator's export from another system would hold them: new users with 6 to 8 fields. */
+function writeImportFile (path: string, first: number, users: number): void {
+  const lines: string[] = []
+  for (let i = 0; i < users; i++) {
+    const n = first + i
+    lines.push(JSON.stringify({ user_id: `import-user-${i}`, datafast_visitor_id: seedVisitorId(n), ...seedMetadata(n) }))
+  }
+  writeFileSync(path, `${lines.join('\n')}\n`)
+}
+
+/** Runs the built CLI's import of `users` new users, timing the whole process (start-up included) and sampling its memory. */
+async function measureImport (websiteId: string, mongoUrl: string, profiles: number, users: number): Promise<{ seconds: number, peakRssMib: number | null, counts: string }> {
+  const path = join(root, '.cache', 'bench-import.ndjson')
+  mkdirSync(dirname(path), { recursive: true })
+  writeImportFile(path, profiles * 2, users)
+  const started = performance.now()
+  const child = spawn(process.execPath, ['dist/cli.js', '--json', 'profiles', 'import', '--website', websiteId, path], {
+    cwd: root,
+    env: { ...serverEnv(0, mongoUrl), LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const memory = new PeakMemory(child.pid ?? 0)
+  memory.start()
+  let output = ''
+  let errors = ''
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { errors += chunk.toString() })
+  const [code] = await once(child, 'exit') as [number | null]
+  const seconds = (performance.now() - started) / 1000
+  const peakRssMib = memory.stop()
+  if (code !== 0) throw new BenchError(`the import failed (exit code ${String(code)}): ${errors.trim().slice(-2000)}`)
+  return { seconds, peakRssMib, counts: output.trim() }
 }
 
 function summary ({ name, measurement: m, peakRssMib }: RunResult): string {
@@ -281,6 +330,15 @@ async function main (): Promise<void> {
     const result = await measure(context, server, name)
     log(summary(result))
     runs.push(result)
+  }
+  const rpsOf = (name: RunName): number | undefined => runs.find((run) => run.name === name)?.measurement.rps
+  const [batch1000, floor, update] = [rpsOf('batch-1000'), rpsOf('bulk-floor'), rpsOf('update')]
+  if (batch1000 !== undefined && floor !== undefined) log(`  batch-1000 / bulk-floor = ${(batch1000 / floor).toFixed(2)} (target ≥ 0.6)`)
+  if (batch1000 !== undefined && update !== undefined) log(`  batch-1000 / update = ${(batch1000 / update).toFixed(2)} (target ≥ 1.5)`)
+  if (options.importRun) {
+    log(`Importing ${options.importUsers.toLocaleString('en-US')} new users with node dist/cli.js profiles import...`)
+    const imported = await measureImport(seeded.websiteId, mongoUrl, options.profiles, options.importUsers)
+    log(`  import: ${options.importUsers.toLocaleString('en-US')} users in ${imported.seconds.toFixed(1)} s, ${rate(options.importUsers / imported.seconds)} profiles/s, peak RSS ${imported.peakRssMib?.toFixed(0) ?? '?'} MiB; ${imported.counts} (target < 60 s)`)
   }
   await stopChild(server.child, 15_000)
   if (options.cpuProf) log(`CPU profiles of the server (and of the ceiling server) written to ${join(root, '.cache', 'bench-profiles')}/`)

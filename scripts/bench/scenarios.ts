@@ -9,9 +9,16 @@ import type { Metadata } from '../../src/domain/metadata.js'
 
 export const SCENARIOS = ['create', 'update', 'unchanged', 'new-device', 'token', 'read'] as const
 export const REFERENCES = ['db-floor', 'read-floor', 'http-ceiling'] as const
+/** Batch identify of known users (update traffic), and its floor: the same updates from the driver alone, in bulk. */
+export const BATCH_RUNS = ['batch-100', 'batch-1000', 'bulk-floor'] as const
 export type ScenarioName = typeof SCENARIOS[number]
 type ReferenceName = typeof REFERENCES[number]
-export type RunName = ScenarioName | ReferenceName
+export type BatchRunName = typeof BATCH_RUNS[number]
+export type BatchScenarioName = Exclude<BatchRunName, 'bulk-floor'>
+export type RunName = ScenarioName | ReferenceName | BatchRunName
+
+/** Items per call of a batch run; the floor updates as many profiles per round as the larger batch. */
+export const BATCH_SIZE: Record<BatchRunName, number> = { 'batch-100': 100, 'batch-1000': 1000, 'bulk-floor': 1000 }
 
 /** The action each run's calls should answer; anything else is reported. */
 export const expectedAction: Record<RunName, string | null> = {
@@ -24,7 +31,10 @@ export const expectedAction: Record<RunName, string | null> = {
   read: 'profile',
   'db-floor': null,
   'read-floor': null,
-  'http-ceiling': 'updated'
+  'http-ceiling': 'updated',
+  'batch-100': 'updated',
+  'batch-1000': 'updated',
+  'bulk-floor': null
 }
 
 /** How the seeded users are split up, so that scenarios never disturb each other's users. */
@@ -97,7 +107,7 @@ function knownUser (layout: Layout, i: number, start: number): number {
 }
 
 /** Each writer adds its own offset to the changed field, so that no call ever repeats a stored value. */
-const visitsBase = { update: 1e9, token: 2e9, 'db-floor': 3e9 } as const
+const visitsBase = { update: 1e9, token: 2e9, 'db-floor': 3e9, 'batch-100': 4e9, 'batch-1000': 5e9, 'bulk-floor': 6e9 } as const
 
 function seedBody (n: number): IdentifyRequest {
   return { user_id: seedUserId(n), datafast_visitor_id: seedVisitorId(n), ...seedMetadata(n) }
@@ -105,9 +115,15 @@ function seedBody (n: number): IdentifyRequest {
 
 /** A known user with its linked visitor and one changed field (`visits`). */
 export function updateBody (layout: Layout, i: number, writer: keyof typeof visitsBase): IdentifyRequest {
-  const start = { update: 0, token: 0.5, 'db-floor': 0.75 }[writer]
+  const start = { update: 0, token: 0.5, 'db-floor': 0.75, 'batch-100': 0.1, 'batch-1000': 0.3, 'bulk-floor': 0.4 }[writer]
   const n = knownUser(layout, i, start)
   return { ...seedBody(n), visits: visitsBase[writer] + i + 1 }
+}
+
+/** The items of call `i` of a batch run: the next BATCH_SIZE update bodies of its own walk. */
+export function batchItems (run: BatchRunName, layout: Layout, i: number): IdentifyRequest[] {
+  const size = BATCH_SIZE[run]
+  return Array.from({ length: size }, (_, j) => updateBody(layout, i * size + j, run))
 }
 
 /** The seeded user whose profile call `i` of `read` (and of read-floor) reads, spread over the collection. */

@@ -21,7 +21,8 @@ export interface Seeded {
 const BATCH = 1000
 
 /** Where and with which credential a load run sends its calls; `read` reads profiles with the key (each call sets its own path). */
-export function identifyTarget (seeded: Seeded, credential: 'key' | 'token' | 'read'): { path: string, authorization: string } {
+export function identifyTarget (seeded: Seeded, credential: 'key' | 'token' | 'read' | 'batch'): { path: string, authorization: string } {
+  if (credential === 'batch') return { path: '/api/v1/identify/batch', authorization: `Bearer ${seeded.key}` }
   if (credential === 'token') return { path: `/api/v1/identify?websiteId=${seeded.websiteId}`, authorization: `Bearer ${seeded.token}` }
   return { path: credential === 'read' ? '/api/v1/profiles' : '/api/v1/identify', authorization: `Bearer ${seeded.key}` }
 }

@@ -40,8 +40,6 @@ function describeValidation (issue: ValidationIssue | undefined, context: string
 
 /** The one error envelope, for every error of every route and for unknown routes. */
 export default fp(async (fastify) => {
-  const { BODY_LIMIT_BYTES } = fastify.config
-
   /** 404, or 405 with Allow for a known path asked with another method. */
   function routeNotFound (request: FastifyRequest, reply: FastifyReply): FastifyReply {
     const path = (request.url.split('?')[0] ?? '').slice(0, 200)
@@ -69,7 +67,8 @@ export default fp(async (fastify) => {
       return sendError(reply, 503, 'The service could not answer in time; try again shortly', { 'retry-after': RETRY_AFTER_SECONDS })
     }
     const status = error.statusCode ?? 500
-    if (status === 413) return sendError(reply, 413, `The request body is larger than ${BODY_LIMIT_BYTES} bytes`)
+    // The route's own limit, which a route may raise above BODY_LIMIT_BYTES; of the decoded body when it came in gzip.
+    if (status === 413) return sendError(reply, 413, `The request body is larger than ${request.routeOptions.bodyLimit} bytes`)
     if (status === 415) return sendError(reply, 415, 'Content-Type must be application/json')
     if (status >= 400 && status < 500) {
       // Fastify's own messages are written for callers; a plugin's may not be, so those get the status text.

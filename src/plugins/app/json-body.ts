@@ -1,6 +1,8 @@
+import type { Readable } from 'node:stream'
 import fp from 'fastify-plugin'
 import { quoteKey } from '../../domain/metadata.js'
 import { ApiError, badRequest } from '../../errors.js'
+import { contentCoding, gunzipBody } from './content-encoding.js'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 const QUOTE = 0x22
@@ -63,12 +65,27 @@ export function findDuplicateKey (text: string): string | undefined {
  * never assigns a prototype) so that the metadata rules refuse it with the
  * message of docs/api.md#identify-metadata-field-names. A key repeated in one object is refused: JSON.parse keeps
  * the last, while a proxy or a log in front may read the first. Fastify still
- * applies the body limit before this runs.
+ * applies the body limit before this runs. A gzip body is decoded first and
+ * the limit applies to what it decodes to (docs/api.md#identify-content-encoding).
  */
 export default fp(async (fastify) => {
+  // Decoding has to replace the stream Fastify reads, so it is set up here; it starts when the parser reads.
+  fastify.addHook('preParsing', async (request, reply, payload: Readable) => {
+    if (contentCoding(request) !== 'gzip') return payload
+    const body = gunzipBody(payload, request.routeOptions.bodyLimit)
+    // A request answered before its body was read (a 429, say) frees its decoder too.
+    reply.raw.once('close', () => { body.destroy() })
+    return body
+  })
+
   // Only JSON is accepted: without this, text/plain would be parsed as a string and get 400, not 415.
   fastify.removeAllContentTypeParsers()
-  fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
+  fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    // Here rather than in the hook, so that the rate limit answers first, as for every other body check.
+    if (contentCoding(request) === null) {
+      done(new ApiError(415, 'Content-Encoding must be gzip or none'), undefined)
+      return
+    }
     const buffer = body as Buffer
     if (buffer.length === 0) {
       done(badRequest('The request body is empty: send a JSON object'), undefined)

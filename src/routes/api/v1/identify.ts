@@ -27,8 +27,8 @@ const errorCases: Record<number, string> = {
   403: 'The key belongs to another website, the token lacks identify:write or the website, or tracking is suspended',
   404: 'With a dft_ token: the website does not exist or belongs to another account',
   409: 'The profile would exceed PROFILE_MAX_FIELDS or PROFILE_MAX_BYTES: the request is valid, but the stored profile cannot take it',
-  413: 'The body is larger than the body limit (64 KiB by default)',
-  415: 'The body is not application/json',
+  413: 'The body, decoded if it came in gzip, is larger than the body limit (64 KiB by default)',
+  415: 'The body is not application/json, or its Content-Encoding is neither gzip nor identity',
   429: 'Too many calls for this key or token, or too many failed authentications from this address',
   500: 'An unexpected error; no detail is shown',
   503: 'The database is unreachable or the service is overloaded; see Retry-After'
