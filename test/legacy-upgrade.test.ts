@@ -26,8 +26,8 @@ async function writeLegacyProfile (userId: string, visitors: string[]): Promise<
   const _id = profileIdFor(websiteId, userId)
   const now = new Date()
   await db.collection('profiles').insertOne({ _id, websiteId: new ObjectId(websiteId), userId, metadata: { plan: 'pro' }, createdAt: now, updatedAt: now })
-  await db.collection<{ _id: string }>('visitorLinks').insertMany(visitors.map((visitor) => (
-    { _id: `${websiteId}:${visitor}`, websiteId: new ObjectId(websiteId), visitorId: visitor, profileId: _id, linkedAt: now })))
+  await db.collection<{ _id: string }>('visitorLinks').insertMany(visitors.map((visitor, index) => (
+    { _id: `${websiteId}:${visitor}`, websiteId: new ObjectId(websiteId), visitorId: visitor, profileId: _id, linkedAt: new Date(now.getTime() + index) })))
   return _id
 }
 
@@ -36,10 +36,15 @@ describe('a store written by the version before incarnations', () => {
     const [first, second, third] = [visitorId(), visitorId(), visitorId()]
     const erased = await writeLegacyProfile('legacy-erased', [first, second])
     await writeLegacyProfile('legacy-kept', [third])
+    // More than one bulk write's worth: the stand-in never answers an update command of 100 statements.
+    for (let index = 0; index < 120; index++) await writeLegacyProfile(`legacy-${String(index)}`, [visitorId()])
     const repository = new ProfilesRepository(db)
 
     await repository.ensureIndexes()
+    expect(await db.collection('profiles').countDocuments({ incarnation: { $exists: false } })).toBe(0)
+    expect(await db.collection('visitorLinks').countDocuments({ profileIncarnation: { $exists: false } })).toBe(0)
     expect(await repository.upgradeLegacyDocuments()).toEqual({ profiles: 0, visitorLinks: 0 })
+    expect(await repository.findProfile(websiteId, 'legacy-119')).toMatchObject({ visitorIds: [expect.any(String)] })
 
     expect(await repository.findProfile(websiteId, 'legacy-erased')).toMatchObject({ metadata: { plan: 'pro' }, visitorIds: [first, second] })
     const upsert = async (userId: string, visitor: string, metadata: Record<string, unknown>) =>

@@ -76,7 +76,8 @@ interface SchemaUpgradeDocument {
 /** Stores written before profiles had incarnations: see upgradeLegacyDocuments. */
 const INCARNATIONS_UPGRADE = 'profile-incarnations'
 
-const UPGRADE_BATCH = 1000
+/** The stand-in never answers an update command of 100 statements or more (measured: 99 take 0.2 s), so updates go 50 at a time. */
+const UPDATES_PER_COMMAND = 50
 
 export interface Erasure {
   profileId: string
@@ -454,8 +455,6 @@ const unique = <T extends { toString: () => string }>(ids: T[]): T[] => [...new 
  */
 const COMMANDS_IN_FLIGHT = 8
 
-/** The stand-in never answers an update command of 100 statements or more (measured: 99 take 0.2 s), so updates go 50 at a time. */
-const UPDATES_PER_COMMAND = 50
 
 /** Runs the task on every item, COMMANDS_IN_FLIGHT at a time. */
 async function inFlight<T> (items: T[], task: (item: T) => Promise<void>): Promise<void> {
@@ -500,7 +499,7 @@ async function upgradeEach<T> (cursor: AsyncIterable<T>, upgrade: (batch: T[]) =
   let count = 0
   for await (const document of cursor) {
     batch.push(document)
-    if (batch.length < UPGRADE_BATCH) continue
+    if (batch.length < UPDATES_PER_COMMAND) continue
     await upgrade(batch)
     count += batch.length
     batch = []
