@@ -22,7 +22,7 @@ describe('GET /docs in a real browser', () => {
     const requested: string[] = []
     page.on('request', (request) => { requested.push(request.url()) })
     await page.goto(`${base}/docs`)
-    const operation = page.locator('.opblock-post .opblock-summary-path', { hasText: '/api/v1/identify' })
+    const operation = page.locator('.opblock-post .opblock-summary-path', { hasText: /^\s*\/api\/v1\/identify\s*$/ })
     await operation.waitFor({ timeout: 15_000 })
     expect(await page.locator('.info .title').innerText()).toContain('Identify service')
 

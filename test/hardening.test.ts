@@ -159,7 +159,7 @@ describe('GET /docs in a real browser', () => {
     })
     const response = await page.goto(`${base}/docs`)
     expect(String(response?.headers()['content-security-policy'])).toMatch(/^default-src 'self';/)
-    const operation = page.locator('.opblock-post .opblock-summary-path', { hasText: '/api/v1/identify' })
+    const operation = page.locator('.opblock-post .opblock-summary-path', { hasText: /^\s*\/api\/v1\/identify\s*$/ })
     await operation.waitFor({ timeout: 15_000 })
     await operation.click()
     await page.locator('.opblock-post .opblock-body').waitFor()
