@@ -9,6 +9,7 @@ import { provisionWebsite } from './provision.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const configFile = join(root, 'scripts', 'schemathesis.toml')
+const hooksFile = join(root, 'scripts', 'schemathesis_hooks.py')
 
 export interface FuzzOptions {
   /** Hypothesis examples per operation in the fuzzing phase. */
@@ -58,7 +59,7 @@ export async function runSchemathesis (baseUrl: string, credential: FuzzCredenti
     '--generation-allow-x00', 'false',
     '--no-color',
     ...extraArgs
-  ], { stdio: 'inherit', env: { ...process.env, FUZZ_WEBSITE_ID: credential.websiteId } })
+  ], { stdio: 'inherit', env: { ...process.env, FUZZ_WEBSITE_ID: credential.websiteId, SCHEMATHESIS_HOOKS: hooksFile } })
   const [code] = await once(child, 'exit') as [number | null]
   return code ?? 1
 }

@@ -40,7 +40,7 @@ const identifyBatchRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: { ...IdentifyBatchSuccess, description: 'One result per item, in order, and the count of each outcome' }, ...errorResponses(errorCases) }
     }
   }, async (request) => {
-    const { items } = request.body as unknown as { items: unknown[] }
+    const { items } = request.body
     const { website } = request.caller
     const data = await identifyBatch(profiles, { websiteId: website.id, cookieless: website.cookieless, items }, rules)
     return { status: 'success' as const, data }
