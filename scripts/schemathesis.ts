@@ -80,25 +80,23 @@ const IDENTIFY_ROUTE = 'POST /api/v1/identify'
 const PROFILE_BY_ID_ROUTE = 'GET /api/v1/profiles/:profileId'
 const PROFILE_BY_VISITOR_ROUTE = 'GET /api/v1/visitors/:visitorId/profile'
 
-/** Answers so far of one route ("METHOD /url") by status code, read from the service's own http_requests_total. */
-async function routeStatuses (app: App, route: string): Promise<Record<string, number>> {
+/** Answers so far of each route ("METHOD /url") by status code, read once from the service's own http_requests_total. */
+async function routeStatuses (app: App): Promise<Map<string, Record<string, number>>> {
   const response = await app.inject({ method: 'GET', url: '/metrics' })
   if (response.statusCode !== 200) throw new Error(`GET /metrics answered ${String(response.statusCode)}: fuzzing needs METRICS_ENABLED`)
-  const statuses: Record<string, number> = {}
+  const byRoute = new Map<string, Record<string, number>>()
   for (const line of response.body.split('\n')) {
     if (!line.startsWith('http_requests_total{')) continue
     const labels = new Map([...line.matchAll(/(\w+)="([^"]*)"/g)].map((match): [string, string] => [String(match[1]), String(match[2])]))
+    const route = `${labels.get('method') ?? ''} ${labels.get('route') ?? ''}`
     const status = labels.get('status_code')
-    if (`${labels.get('method') ?? ''} ${labels.get('route') ?? ''}` === route && status !== undefined) statuses[status] = Number(line.split(' ').at(-1))
+    if (status === undefined) continue
+    byRoute.set(route, { ...byRoute.get(route), [status]: Number(line.split(' ').at(-1)) })
   }
-  return statuses
+  return byRoute
 }
 
-/** 200s of a route during a pass. */
-const successesSince = async (app: App, route: string, before: Record<string, number>): Promise<number> =>
-  subtract(await routeStatuses(app, route), before)['200'] ?? 0
-
-function subtract (after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+function subtract (after: Record<string, number> = {}, before: Record<string, number> = {}): Record<string, number> {
   return Object.fromEntries(Object.entries(after)
     .map(([status, count]): [string, number] => [status, count - (before[status] ?? 0)])
     .filter(([, count]) => count !== 0))
@@ -123,12 +121,12 @@ export async function fuzzIdentify (app: App, options: FuzzOptions): Promise<Fuz
     ['df_ website key', keyed.key, keyed.websiteId],
     ['dft_ account token', token, tokenWebsite.websiteId]
   ] as const) {
-    const before = await routeStatuses(app, IDENTIFY_ROUTE)
-    const byIdBefore = await routeStatuses(app, PROFILE_BY_ID_ROUTE)
-    const byVisitorBefore = await routeStatuses(app, PROFILE_BY_VISITOR_ROUTE)
+    const before = await routeStatuses(app)
     const exitCode = await runSchemathesis(base, { secret, websiteId }, options, ['--include-tag', 'identify', '--include-tag', 'profiles'])
-    const statuses = subtract(await routeStatuses(app, IDENTIFY_ROUTE), before)
-    const profileReads = { byId: await successesSince(app, PROFILE_BY_ID_ROUTE, byIdBefore), byVisitor: await successesSince(app, PROFILE_BY_VISITOR_ROUTE, byVisitorBefore) }
+    const after = await routeStatuses(app)
+    const during = (route: string): Record<string, number> => subtract(after.get(route), before.get(route))
+    const statuses = during(IDENTIFY_ROUTE)
+    const profileReads = { byId: during(PROFILE_BY_ID_ROUTE)['200'] ?? 0, byVisitor: during(PROFILE_BY_VISITOR_ROUTE)['200'] ?? 0 }
     const profiles = await app.mongo.db.collection('profiles').countDocuments({ websiteId: new ObjectId(websiteId) })
     passes.push({ credential, exitCode, statuses, profiles, profileReads })
   }

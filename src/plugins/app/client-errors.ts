@@ -30,7 +30,8 @@ export function frameworkErrors (error: FastifyError, _request: FastifyRequest, 
   void sendError(reply, code, messageOf[code] ?? 'The request URL is malformed')
 }
 
+/** Fastify's maxParamLength, which the app keeps at its default. */
+export const PATH_PARAMETER_TOO_LONG = 'A path parameter is longer than 100 characters'
+
 /** Fixed messages: Fastify's own quote the URL, which can be long or hostile. */
-const messageOf: Partial<Record<number, string>> = {
-  414: 'A path parameter is longer than 100 characters'
-}
+const messageOf: Partial<Record<number, string>> = { 414: PATH_PARAMETER_TOO_LONG }

@@ -15,6 +15,7 @@ import {
   type Profile
 } from '../../../schemas/profiles.js'
 import { errorResponses } from './identify.js'
+import { PATH_PARAMETER_TOO_LONG } from '../../../plugins/app/client-errors.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -33,7 +34,7 @@ const websiteErrors = (permissions: string) => ({
   403: `The key belongs to another website than websiteId, or the token lacks ${permissions} or is not allowed on the website`,
   404: 'No such profile on the website; with a dft_ token, also a website that does not exist or belongs to another account'
 })
-const tooLong = { 414: 'A path parameter longer than 100 characters' }
+const tooLong = { 414: PATH_PARAMETER_TOO_LONG }
 const listErrors = errorResponses({
   400: 'A malformed user_id, limit, cursor or websiteId, or a dft_ token without websiteId',
   ...websiteErrors(PROFILE_READ_PERMISSIONS.join(' and ')),
