@@ -44,6 +44,12 @@ interface PlannedLink {
   current: VisitorLinkDocument | null
 }
 
+export interface LinkMove {
+  /** As read: the move is made only if it is still so. */
+  from: VisitorLinkDocument
+  link: VisitorLinkDocument
+}
+
 /** The bulk writes of a batch, in the order ProfilesRepository.upsertProfiles sends them. */
 export interface BatchWrites {
   results: BatchEntryResult[]
@@ -51,8 +57,8 @@ export interface BatchWrites {
   inserts: ProfileDocument[]
   /** Links of visitors new to the website. */
   linkInserts: VisitorLinkDocument[]
-  /** Links that move from one profile to another, in their state after the batch. */
-  linkMoves: VisitorLinkDocument[]
+  /** Links that move from one profile to another: as read, and in their state after the batch. */
+  linkMoves: LinkMove[]
   /** Profiles outside the batch that a visitor left: each gets VISITOR_LEFT. */
   marks: ObjectId[]
   /** By `_id` alone, the one filter the stand-in looks up directly. */
@@ -64,15 +70,19 @@ export interface BatchWrites {
 /**
  * Runs the entries in memory, in order, over the profiles and links read for
  * them, exactly as upsertProfile would one after the other, and returns the
- * writes that bring the database to the state after the last one.
+ * writes that bring the database to the state after the last one. Profiles
+ * in `inserted` are new ones already stored as an earlier plan over an empty
+ * store left them: planned again with the same incarnation, they are not
+ * inserted twice.
  */
 export function planBatch (
   websiteId: string,
   entries: IdentifyInput[],
-  stored: { profiles: ProfileDocument[], links: VisitorLinkDocument[] },
+  stored: { profiles: ProfileDocument[], links: VisitorLinkDocument[], inserted?: ReadonlyMap<string, ProfileDocument> },
   limits: ProfileLimits,
   now: Date
 ): BatchWrites {
+  const inserted = stored.inserted ?? new Map<string, ProfileDocument>()
   const profiles = new Map<string, PlannedProfile>()
   for (const read of stored.profiles) {
     const current = { ...read, ...(read.visitorIds === undefined ? {} : { visitorIds: [...read.visitorIds] }) }
@@ -108,7 +118,8 @@ export function planBatch (
     const profile = planned.current
     if (profile === null) {
       const metadata = checkProfileLimits(entry.change, limits)
-      planned.current = profileDocument(websiteId, entry.userId, entry.visitorId, metadata, now)
+      const created = profileDocument(websiteId, entry.userId, entry.visitorId, metadata, now)
+      planned.current = { ...created, incarnation: inserted.get(profileId)?.incarnation ?? created.incarnation }
       linkVisitor(entry.visitorId, planned, planned.current)
       return { profileId, created: true, changed: true }
     }
@@ -143,7 +154,7 @@ export function planBatch (
       throw error
     }
   })
-  return { results, ...profileWrites(profiles, now), ...linkWrites(links), marks: marksOf(left, profiles) }
+  return { results, ...profileWrites(profiles, inserted, now), ...linkWrites(links), marks: marksOf(left, profiles) }
 }
 
 function giveUpList (profile: ProfileDocument): void {
@@ -151,14 +162,14 @@ function giveUpList (profile: ProfileDocument): void {
   delete profile.visitorIds
 }
 
-function profileWrites (profiles: Map<string, PlannedProfile>, now: Date): Pick<BatchWrites, 'inserts' | 'profileUpdates' | 'incarnations'> {
+function profileWrites (profiles: Map<string, PlannedProfile>, inserted: ReadonlyMap<string, ProfileDocument>, now: Date): Pick<BatchWrites, 'inserts' | 'profileUpdates' | 'incarnations'> {
   const inserts: ProfileDocument[] = []
   const incarnations: ObjectId[] = []
   const profileUpdates: Array<AnyBulkWriteOperation<ProfileDocument>> = []
-  for (const { read, current, touched, metadataChanged, linked, written } of profiles.values()) {
+  for (const [profileId, { read, current, touched, metadataChanged, linked, written }] of profiles) {
     if (current === null) continue
     if (read === null) {
-      inserts.push(current)
+      if (!inserted.has(profileId)) inserts.push(current)
       incarnations.push(current.incarnation)
       continue
     }
@@ -186,13 +197,13 @@ function profileWrites (profiles: Map<string, PlannedProfile>, now: Date): Pick<
 
 function linkWrites (links: Map<string, PlannedLink>): Pick<BatchWrites, 'linkInserts' | 'linkMoves'> {
   const linkInserts: VisitorLinkDocument[] = []
-  const linkMoves: VisitorLinkDocument[] = []
+  const linkMoves: LinkMove[] = []
   for (const { read, current } of links.values()) {
     if (current === null || current === read) continue
     if (read === null) {
       linkInserts.push(current)
     } else if (!read.profileId.equals(current.profileId) || !read.profileIncarnation.equals(current.profileIncarnation)) {
-      linkMoves.push(current)
+      linkMoves.push({ from: read, link: current })
     }
   }
   return { linkInserts, linkMoves }

@@ -1,10 +1,10 @@
-import { MongoBulkWriteError, ObjectId, type AnyBulkWriteOperation, type Collection, type Db, type Document, type Filter, type WriteError } from 'mongodb'
+import { MongoBulkWriteError, ObjectId, type AnyBulkWriteOperation, type Collection, type Db, type Document, type Filter, type OptionalUnlessRequiredId, type WriteError } from 'mongodb'
 import { DomainError } from '../domain/errors.js'
 import type { IdentifyInput } from '../domain/identify.js'
 import { checkProfileLimits, planMerge, type MergePlan, type Metadata, type MetadataChange, type ProfileLimits } from '../domain/metadata.js'
 import type { Profile } from '../schemas/profiles.js'
 import { DUPLICATE_KEY, isDuplicateKey, retryOnDuplicateKey } from './mongo-errors.js'
-import { planBatch, type BatchEntryResult, type BatchWrites } from './profile-batch.js'
+import { planBatch, type BatchEntryResult, type BatchWrites, type LinkMove } from './profile-batch.js'
 import {
   isLinkTo,
   LISTED_VISITORS_MAX,
@@ -246,33 +246,46 @@ export class ProfilesRepository {
    */
   async upsertProfiles (websiteId: string, entries: IdentifyInput[], limits: ProfileLimits): Promise<BatchEntryResult[]> {
     if (entries.length === 0) return []
-    const [profiles, links] = await Promise.all([
-      readByIds(this.profiles, unique(entries.map(({ userId }) => profileIdFor(websiteId, userId)))),
-      readByIds(this.visitorLinks, unique(entries.map(({ visitorId }) => visitorLinkIdFor(websiteId, visitorId))))
-    ])
-    const writes = planBatch(websiteId, entries, { profiles, links }, limits, new Date())
+    const writes = await this.planStoredBatch(websiteId, entries, limits, new Date())
     if (await this.writeBatch(writes)) return writes.results
     return await this.redoBatch(websiteId, entries, limits, writes.results)
   }
 
+  /**
+   * Plans a batch over what is stored, reading as little as it can. When its
+   * first user exists (updates), every profile and link is read. When not (an
+   * import of new users), its profiles are inserted first, as planned over an
+   * empty store: an unordered insert answers which of them exist (its
+   * duplicates), and only then are those and the links read and the batch
+   * planned again around the profiles already inserted.
+   */
+  private async planStoredBatch (websiteId: string, entries: IdentifyInput[], limits: ProfileLimits, now: Date): Promise<BatchWrites> {
+    const profileIds = unique(entries.map(({ userId }) => profileIdFor(websiteId, userId)))
+    const linkIds = unique(entries.map(({ visitorId }) => visitorLinkIdFor(websiteId, visitorId)))
+    const [firstId, ...otherIds] = profileIds as [ObjectId, ...ObjectId[]]
+    const first = await this.profiles.findOne({ _id: firstId })
+    if (first !== null) {
+      const [profiles, links] = await Promise.all([readByIds(this.profiles, otherIds), readByIds(this.visitorLinks, linkIds)])
+      return planBatch(websiteId, entries, { profiles: [first, ...profiles], links }, limits, now)
+    }
+    const assumedNew = planBatch(websiteId, entries, { profiles: [], links: [] }, limits, now)
+    const existing = await insertUnordered(this.profiles, assumedNew.inserts)
+    if (existing.length === 0) return { ...assumedNew, inserts: [] }
+    const taken = new Set(existing.map(({ _id }) => _id.toHexString()))
+    const inserted = new Map(assumedNew.inserts.filter(({ _id }) => !taken.has(_id.toHexString())).map((profile) => [profile._id.toHexString(), profile]))
+    const [profiles, links] = await Promise.all([readByIds(this.profiles, existing.map(({ _id }) => _id)), readByIds(this.visitorLinks, linkIds)])
+    return planBatch(websiteId, entries, { profiles, links, inserted }, limits, now)
+  }
+
   /** Sends a batch's writes; false when one found the state changed since the read. */
   private async writeBatch (writes: BatchWrites): Promise<boolean> {
-    let consistent = true
-    if (writes.inserts.length > 0) {
-      consistent &&= !await insertedSomeTwice(async () => await this.profiles.insertMany(writes.inserts, { ordered: false }))
-    }
-    if (writes.linkInserts.length > 0) {
-      consistent &&= !await insertedSomeTwice(async () => await this.visitorLinks.insertMany(writes.linkInserts, { ordered: false }))
-    }
+    let consistent = (await insertUnordered(this.profiles, writes.inserts)).length === 0
+    // Links that exist after all (an import's visitor seen before, or a concurrent call's) move from where they are now.
+    const existingLinks = await insertUnordered(this.visitorLinks, writes.linkInserts)
     const left = new Map(writes.marks.map((_id) => [_id.toHexString(), _id]))
-    await inFlight(writes.linkMoves, async ({ _id, ...fields }) => {
-      const before = await retryOnDuplicateKey(async () =>
-        await this.visitorLinks.findOneAndUpdate({ _id }, { $set: fields }, { upsert: true, returnDocument: 'before' }))
-      // Moved meanwhile by another call: the profile it was on is marked too.
-      if (before !== null && !before.profileId.equals(fields.profileId)) left.set(before.profileId.toHexString(), before.profileId)
-    })
-    await this.updateInChunks([...left.values()].map((_id) => ({ updateOne: { filter: { _id }, update: VISITOR_LEFT } })))
-    consistent &&= await this.updateInChunks(writes.profileUpdates) === writes.profileUpdates.length
+    await this.moveLinks([...writes.linkMoves, ...await this.movesFromStored(existingLinks)], left)
+    await bulkInChunks(this.profiles, [...left.values()].map((_id) => ({ updateOne: { filter: { _id }, update: VISITOR_LEFT } })))
+    consistent &&= await bulkInChunks(this.profiles, writes.profileUpdates) === writes.profileUpdates.length
     if (writes.incarnations.length > 0) {
       // The record collection is tiny: one $in scans it cheaply even on the stand-in.
       consistent &&= await this.erasedIncarnations.findOne({ _id: { $in: writes.incarnations } }, { projection: { _id: 1 } }) === null
@@ -280,13 +293,34 @@ export class ProfilesRepository {
     return consistent
   }
 
-  /** Unordered update commands of at most UPDATES_PER_COMMAND statements each; how many matched. */
-  private async updateInChunks (updates: Array<AnyBulkWriteOperation<ProfileDocument>>): Promise<number> {
-    let matched = 0
-    for (let start = 0; start < updates.length; start += UPDATES_PER_COMMAND) {
-      matched += (await this.profiles.bulkWrite(updates.slice(start, start + UPDATES_PER_COMMAND), { ordered: false })).matchedCount
+  /** The moves of links found stored when the plan expected none, from their stored state (null once gone again). */
+  private async movesFromStored (links: VisitorLinkDocument[]): Promise<Array<{ from: VisitorLinkDocument | null, link: VisitorLinkDocument }>> {
+    if (links.length === 0) return []
+    const stored = new Map((await readByIds(this.visitorLinks, links.map(({ _id }) => _id))).map((from) => [from._id, from]))
+    return links.map((link) => ({ from: stored.get(link._id) ?? null, link }))
+  }
+
+  /**
+   * Moves links in bulk, each only if it is still as read, and adds the
+   * profiles they leave to `left`. The few that changed meanwhile move one by
+   * one as linkVisitor moves them, by a findOneAndUpdate that tells which
+   * profile each one leaves.
+   */
+  private async moveLinks (moves: Array<{ from: VisitorLinkDocument | null, link: VisitorLinkDocument }>, left: Map<string, ObjectId>): Promise<void> {
+    const asRead = moves.filter((move): move is LinkMove => move.from !== null)
+    const matched = await bulkInChunks(this.visitorLinks, asRead.map(({ from, link: { _id, ...fields } }) =>
+      ({ updateOne: { filter: { _id, profileId: from.profileId, profileIncarnation: from.profileIncarnation }, update: { $set: fields } } })))
+    for (const { from, link } of asRead) if (!from.profileId.equals(link.profileId)) left.set(from.profileId.toHexString(), from.profileId)
+    const strays = moves.filter(({ from }) => from === null).map(({ link }) => link)
+    if (matched < asRead.length) {
+      const now = new Map((await readByIds(this.visitorLinks, asRead.map(({ link }) => link._id))).map((stored) => [stored._id, stored]))
+      strays.push(...asRead.filter(({ link }) => !isSameLink(now.get(link._id), link)).map(({ link }) => link))
     }
-    return matched
+    await inFlight(strays, async ({ _id, ...fields }) => {
+      const before = await retryOnDuplicateKey(async () =>
+        await this.visitorLinks.findOneAndUpdate({ _id }, { $set: fields }, { upsert: true, returnDocument: 'before' }))
+      if (before !== null && !before.profileId.equals(fields.profileId)) left.set(before.profileId.toHexString(), before.profileId)
+    })
   }
 
   /** The race path: every entry again, one by one in order; an action the bulk writes already took is still reported. */
@@ -481,17 +515,31 @@ async function readByIds<T extends Document & { _id: unknown }> (collection: Col
   return found
 }
 
-/** An unordered insert; true when some documents existed already (a concurrent writer), which the others do not wait for. */
-async function insertedSomeTwice (insert: () => Promise<unknown>): Promise<boolean> {
+/** An unordered insert; the documents whose `_id` was taken already, which the others do not wait for. */
+async function insertUnordered<T extends Document> (collection: Collection<T>, documents: Array<OptionalUnlessRequiredId<T>>): Promise<Array<OptionalUnlessRequiredId<T>>> {
+  if (documents.length === 0) return []
   try {
-    await insert()
-    return false
+    await collection.insertMany(documents, { ordered: false })
+    return []
   } catch (error) {
     if (!(error instanceof MongoBulkWriteError)) throw error
-    if (!([] as WriteError[]).concat(error.writeErrors).every((writeError) => writeError.code === DUPLICATE_KEY)) throw error
-    return true
+    const writeErrors = ([] as WriteError[]).concat(error.writeErrors)
+    if (!writeErrors.every((writeError) => writeError.code === DUPLICATE_KEY)) throw error
+    return writeErrors.map(({ index }) => documents[index] as OptionalUnlessRequiredId<T>)
   }
 }
+
+/** Unordered update commands of at most UPDATES_PER_COMMAND statements each; how many matched. */
+async function bulkInChunks<T extends Document> (collection: Collection<T>, updates: Array<AnyBulkWriteOperation<T>>): Promise<number> {
+  let matched = 0
+  for (let start = 0; start < updates.length; start += UPDATES_PER_COMMAND) {
+    matched += (await collection.bulkWrite(updates.slice(start, start + UPDATES_PER_COMMAND), { ordered: false })).matchedCount
+  }
+  return matched
+}
+
+const isSameLink = (stored: VisitorLinkDocument | undefined, link: VisitorLinkDocument): boolean =>
+  stored !== undefined && stored.profileId.equals(link.profileId) && stored.profileIncarnation.equals(link.profileIncarnation)
 
 /** Feeds the documents a cursor yields to the upgrade, a batch at a time; how many there were. */
 async function upgradeEach<T> (cursor: AsyncIterable<T>, upgrade: (batch: T[]) => Promise<unknown>): Promise<number> {
