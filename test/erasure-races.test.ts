@@ -149,7 +149,7 @@ describe('a batch racing with single calls and erasures (docs/api.md#batch-ident
   const entry = (userId: string, visitor: string, metadata: Record<string, unknown> = {}) =>
     ({ userId, visitorId: visitor, change: { set: metadata, setOnce: {}, unset: [] } })
 
-  it('a new user of the batch created by another call between the batch\'s read and its insert: the batch redoes its entries and merges into it', async () => {
+  it('a new user of the batch created by another call between the batch\'s first read and its insert: the insert finds it taken, and the batch reads it and merges into it', async () => {
     const site = await createTestWebsite(app)
     const [userId, bystander] = [newUserId(), newUserId()]
     const [visitor, other, third] = [visitorId(), visitorId(), visitorId()]
@@ -179,14 +179,15 @@ describe('a batch racing with single calls and erasures (docs/api.md#batch-ident
     expect((await expectConsistent(site, 'after')).get(userId)).toEqual({ visitorIds: [other, device], metadata: { f: 1 } })
   })
 
-  it('a visitor moved by another call between the batch\'s read and its link write: the batch marks the profile it took the visitor from', async () => {
+  it.each(['new (the batch inserts first)', 'known (the batch reads first)'])('a visitor moved by another call between the batch\'s read and its link write, the batch\'s user %s: the batch marks the profile it took the visitor from', async (kind) => {
     const site = await createTestWebsite(app)
     const [owner, thief, batchUser] = [newUserId(), newUserId(), newUserId()]
     const shared = visitorId()
     await call(site, owner, shared)
     await call(site, thief, visitorId())
+    if (kind.startsWith('known')) await call(site, batchUser, visitorId())
     const { repository, holdBefore } = pausableRepository()
-    const held = await holdBefore('visitorLinks', 'findOneAndUpdate', async () =>
+    const held = await holdBefore('visitorLinks', 'bulkWrite', async () =>
       await repository.upsertProfiles(site.websiteId, [entry(batchUser, visitorId()), entry(batchUser, shared)], limits))
     expect(await call(site, thief, shared)).toBe('updated')
     held.release()

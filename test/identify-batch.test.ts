@@ -210,6 +210,38 @@ describe('batch identify: items (docs/api.md#batch-identify-semantics)', () => {
     ], before)
   })
 
+  it('behaves as one by one when its first user is new and later ones are stored: new profiles inserted first, the stored ones read and merged, visitors taken from both', async () => {
+    const [owner, mover, full, newcomer, later] = [newUserId(), newUserId(), newUserId(), newUserId(), newUserId()]
+    const visitors = Array.from({ length: 6 }, () => visitorId())
+    const before: Item[] = [
+      { user_id: owner, datafast_visitor_id: visitors[0], plan: 'free' },
+      { user_id: mover, datafast_visitor_id: visitors[1], seats: 1 },
+      { user_id: full, datafast_visitor_id: visitors[2], f1: 1, f2: 2, f3: 3, f4: 4, f5: 5, f6: 6 }
+    ]
+    const data = await expectSameAsOneByOne([
+      { user_id: newcomer, datafast_visitor_id: visitors[0], $set_once: { source: 'import' } },
+      { user_id: owner, datafast_visitor_id: visitors[3], plan: 'pro' },
+      { user_id: later, datafast_visitor_id: visitors[1] },
+      { user_id: full, datafast_visitor_id: visitors[2], f7: 7 },
+      { user_id: mover, datafast_visitor_id: visitors[4], $unset: ['seats'] },
+      { user_id: newcomer, datafast_visitor_id: visitors[3] },
+      { user_id: owner, datafast_visitor_id: visitors[0] },
+      { user_id: later, datafast_visitor_id: visitors[5], plan: 'team' }
+    ], before)
+    expect(data.counts).toEqual({ created: 2, updated: 5, unchanged: 0, skipped: 0, failed: 1 })
+  })
+
+  it('behaves as one by one when every user is new but their visitors are linked to stored ones (an import of users seen before)', async () => {
+    const [owner, mover] = [newUserId(), newUserId()]
+    const [first, second] = [visitorId(), visitorId()]
+    const data = await expectSameAsOneByOne([
+      { user_id: newUserId(), datafast_visitor_id: first },
+      { user_id: newUserId(), datafast_visitor_id: second, plan: 'pro' },
+      { user_id: newUserId(), datafast_visitor_id: visitorId() }
+    ], [{ user_id: owner, datafast_visitor_id: first }, { user_id: mover, datafast_visitor_id: second }])
+    expect(data.counts).toEqual({ created: 3, updated: 0, unchanged: 0, skipped: 0, failed: 0 })
+  })
+
   it('checks the profile limits as if sequentially: a 409 item stores nothing and the next items go on', async () => {
     const userId = newUserId()
     const visitor = visitorId()
