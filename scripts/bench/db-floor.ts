@@ -1,7 +1,7 @@
 import type { ObjectId } from 'mongodb'
 import { connectDatabase } from '../../src/database.js'
 import { loadConfig } from '../../src/config.js'
-import { profileIdFor } from '../../src/repositories/profiles.js'
+import { profileIdFor, UPDATES_PER_COMMAND } from '../../src/repositories/profiles.js'
 import { LatencyRecorder, receiveInput, replyToParent, type Measurement } from './measure.js'
 import { BATCH_SIZE, batchItems, readUser, splitBody, updateBody, type Layout } from './scenarios.js'
 
@@ -19,8 +19,10 @@ import { BATCH_SIZE, batchItems, readUser, splitBody, updateBody, type Layout } 
  *   scenario reads, in the same order.
  * - bulk (bulk-floor): the least an update of BATCH_SIZE known profiles needs,
  *   as batch-1000 sends them: their reads by `_id` (one findOne each, sent
- *   together: on the stand-in one `$in` scans the collection) and one
- *   unordered bulkWrite of their `$set`s. Its calls count profiles, not rounds.
+ *   together: on the stand-in one `$in` scans the collection) and unordered
+ *   bulkWrites of their `$set`s, UPDATES_PER_COMMAND to a command as the
+ *   stand-in needs (the batch route sends them the same way). Its calls count
+ *   profiles, not rounds.
  */
 export interface DbFloorInput {
   kind: 'write' | 'read' | 'bulk'
@@ -61,7 +63,9 @@ async function main (): Promise<void> {
     })
     return async () => {
       await Promise.all(writes.map(async ({ _id }) => await profiles.findOne({ _id })))
-      await profiles.bulkWrite(writes.map(({ _id, set }) => ({ updateOne: { filter: { _id }, update: { $set: set } } })), { ordered: false })
+      for (let start = 0; start < writes.length; start += UPDATES_PER_COMMAND) {
+        await profiles.bulkWrite(writes.slice(start, start + UPDATES_PER_COMMAND).map(({ _id, set }) => ({ updateOne: { filter: { _id }, update: { $set: set } } })), { ordered: false })
+      }
     }
   }
   const perCall = input.kind === 'bulk' ? BATCH_SIZE['bulk-floor'] : 1

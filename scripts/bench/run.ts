@@ -31,6 +31,8 @@ const usage = `Usage: npm run bench -- [options]
   --connections <n>   concurrent connections / loops (default 16)
   --profiles <n>      seeded profiles (default 100000)
   --scenarios <list>  comma-separated subset of: ${[...SCENARIOS, ...REFERENCES, ...BATCH_RUNS, EXPORT, IMPORT].join(', ')}
+  --batch-connections <n>  concurrent calls / loops of batch-100, batch-1000 and bulk-floor (default 2):
+                      a backfill sends a few batches at once, and on a one-connection database more only queue
   --import-users <n>  new users the import run loads (default 100000)
   --json              print the report as JSON instead of a Markdown table
   --write-docs        rewrite docs/benchmarks.md and docs/benchmarks.svg (full runs only)
@@ -41,6 +43,7 @@ const log = (line: string): void => { process.stderr.write(`${line}\n`) }
 interface Options {
   durationSeconds: number
   connections: number
+  batchConnections: number
   profiles: number
   runs: RunName[]
   exportRun: boolean
@@ -56,6 +59,7 @@ function parseOptions (): Options {
     options: {
       duration: { type: 'string', default: '15' },
       connections: { type: 'string', default: '16' },
+      'batch-connections': { type: 'string', default: '2' },
       profiles: { type: 'string', default: '100000' },
       'import-users': { type: 'string', default: '100000' },
       scenarios: { type: 'string' },
@@ -81,6 +85,7 @@ function parseOptions (): Options {
   return {
     durationSeconds: positive('duration', values.duration, 1),
     connections: positive('connections', values.connections, 1),
+    batchConnections: positive('batch-connections', values['batch-connections'], 1),
     profiles: positive('profiles', values.profiles, 100),
     // Always in the documented order, whatever order they were asked in.
     runs: all.filter((name) => asked.includes(name)),
@@ -144,14 +149,13 @@ interface Context {
 
 /** One autocannon run against a serving process, its peak memory sampled meanwhile. */
 async function httpRun (context: Context, server: RunningServer, scenario: ScenarioName | BatchScenarioName, credential: 'key' | 'token' | 'read' | 'batch'): Promise<{ measurement: Measurement, peakRssMib: number | null }> {
-  const { options, seeded, layout } = context
+  const { seeded, layout } = context
   const input: LoadInput = {
     baseUrl: server.baseUrl,
     ...identifyTarget(seeded, credential),
     scenario,
     layout,
-    connections: options.connections,
-    durationSeconds: options.durationSeconds
+    ...loadOf(context.options, scenario)
   }
   const memory = new PeakMemory(server.pid)
   memory.start()
@@ -163,10 +167,19 @@ async function httpRun (context: Context, server: RunningServer, scenario: Scena
   }
 }
 
+/** Batch runs take BATCH_MIN_SECONDS at least: a call of 1,000 items takes seconds, and a 15 s run would count a handful. */
+const BATCH_MIN_SECONDS = 30
+
+/** The concurrency and duration of a run: batch runs and their floor at --batch-connections. */
+function loadOf (options: Options, name: RunName): { connections: number, durationSeconds: number } {
+  if (!(BATCH_RUNS as readonly string[]).includes(name)) return { connections: options.connections, durationSeconds: options.durationSeconds }
+  return { connections: options.batchConnections, durationSeconds: Math.max(options.durationSeconds, BATCH_MIN_SECONDS) }
+}
+
 async function measure (context: Context, server: RunningServer, name: RunName): Promise<RunResult> {
   const { options, layout, mongoUrl } = context
   if (name === 'db-floor' || name === 'read-floor' || name === 'bulk-floor') {
-    const input: DbFloorInput = { kind: name === 'db-floor' ? 'write' : name === 'bulk-floor' ? 'bulk' : 'read', mongoUrl, layout, connections: options.connections, durationSeconds: options.durationSeconds }
+    const input: DbFloorInput = { kind: name === 'db-floor' ? 'write' : name === 'bulk-floor' ? 'bulk' : 'read', mongoUrl, layout, ...loadOf(options, name) }
     return { name, kind: 'reference', measurement: await runWorker<Measurement>('db-floor.ts', input), peakRssMib: null }
   }
   if (name === 'http-ceiling') {

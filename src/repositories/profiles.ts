@@ -77,7 +77,7 @@ interface SchemaUpgradeDocument {
 const INCARNATIONS_UPGRADE = 'profile-incarnations'
 
 /** The stand-in never answers an update command of 100 statements or more (measured: 99 take 0.2 s), so updates go 50 at a time. */
-const UPDATES_PER_COMMAND = 50
+export const UPDATES_PER_COMMAND = 50
 
 export interface Erasure {
   profileId: string
