@@ -31,6 +31,12 @@ export const ConfigSchema = Type.Object({
     maximum: 600000,
     description: 'longest an identify call may take in all (its database commands each wait up to MONGO_TIMEOUT_MS); then it gets 503 with Retry-After (0 turns the deadline off)'
   }),
+  BATCH_CALL_DEADLINE_MS: Integer({
+    default: 60000,
+    minimum: 0,
+    maximum: 600000,
+    description: 'longest a batch identify call may take in all; then it gets 503 with Retry-After, and sending the same batch again is safe (0 turns the deadline off)'
+  }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)), {
     default: 'info',
     description: 'pino log level'

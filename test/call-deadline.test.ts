@@ -1,7 +1,6 @@
-import { execFileSync } from 'node:child_process'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { expectError, expectSuccess, identify, visitorId } from './helper.js'
-import { appOnOwnDatabase, type AppOnOwnDatabase } from './own-database.js'
+import { appOnOwnDatabase, whileDatabaseStalled, type AppOnOwnDatabase } from './own-database.js'
 
 /**
  * A stalled database (SIGSTOP: connections open, nothing answered) holds each
@@ -14,13 +13,6 @@ const MONGO_TIMEOUT_MS = 1000
 const CALL_DEADLINE_MS = 1500
 let own: AppOnOwnDatabase
 
-/** The FerretDB this test file started: the only one that is a child of this process. */
-function ownDatabasePid (): number {
-  const pids = execFileSync('pgrep', ['-P', String(process.pid), 'ferretdb'], { encoding: 'utf8' }).trim().split('\n')
-  expect(pids).toHaveLength(1)
-  return Number(pids[0])
-}
-
 beforeAll(async () => { own = await appOnOwnDatabase({ MONGO_TIMEOUT_MS, CALL_DEADLINE_MS }) })
 afterAll(async () => { await own.close() })
 
@@ -29,14 +21,7 @@ it('a call on a stalled database is answered 503 by the call deadline, and calls
   const call = async (userId: string) => await identify(app, { auth: site.key, body: { user_id: userId, datafast_visitor_id: visitorId() } })
   expectSuccess(await call('before_stall'))
 
-  const pid = ownDatabasePid()
-  process.kill(pid, 'SIGSTOP')
-  let stalled
-  try {
-    stalled = await call('during_stall')
-  } finally {
-    process.kill(pid, 'SIGCONT')
-  }
+  const stalled = await whileDatabaseStalled(async () => await call('during_stall'))
   // Without the deadline the socket timeout ends the call first, as "The database is unavailable".
   expect(expectError(stalled, 503)).toBe('The service could not answer in time; try again shortly')
   expect(stalled.headers['retry-after']).toBeDefined()

@@ -1,19 +1,37 @@
 import type { CommandSucceededEvent } from 'mongodb'
 import { afterAll, expect, it } from 'vitest'
-import { visitorId } from './helper.js'
+import { withDatabaseName } from '../src/mongo-url.js'
+import type { App } from '../src/app.js'
+import { buildTestApp, createTestWebsite, expectError, expectSuccess, RETRY_AFTER, visitorId } from './helper.js'
 import { walkProfiles } from './profiles-helper.js'
-import { appOnOwnDatabase } from './own-database.js'
+import { appOnOwnDatabase, whileDatabaseStalled } from './own-database.js'
 
 /*
  * docs/api.md#batch-identify-errors-and-retries: the database dies between a
- * batch's insert of its new profiles and its other writes; the call is a
- * 503, and the same batch sent again converges to the state of one
- * successful call.
+ * batch's insert of its new profiles and its other writes, or stalls under a
+ * batch until BATCH_CALL_DEADLINE_MS; the call is a 503, and the same batch
+ * sent again converges to the state of one successful call.
  */
 const { app, database, site, close } = await appOnOwnDatabase({ MONGO_TIMEOUT_MS: 2000 }, { monitorCommands: true })
-afterAll(close)
 
-const send = async (items: object[]) => await app.inject({ method: 'POST', url: '/api/v1/identify/batch', headers: { authorization: `Bearer ${site.key}` }, payload: { items } })
+/**
+ * For the deadline, a second app on the same server (a database of its own).
+ * Its deadline is under MONGO_TIMEOUT_MS, so that no command, connection or
+ * heartbeat of the driver gives up on the stalled database first; identify's
+ * deadline is off, so that only the batch's own can answer.
+ */
+const BATCH_CALL_DEADLINE_MS = 2500
+const deadlineApp = await buildTestApp({ MONGO_URL: withDatabaseName(database.url, 'deadline'), MONGO_TIMEOUT_MS: 5000, CALL_DEADLINE_MS: 0, BATCH_CALL_DEADLINE_MS })
+const deadlineSite = await createTestWebsite(deadlineApp)
+
+afterAll(async () => {
+  await database.start()
+  await deadlineApp.close()
+  await close()
+})
+
+const sendTo = async (to: App, key: string, items: object[]) => await to.inject({ method: 'POST', url: '/api/v1/identify/batch', headers: { authorization: `Bearer ${key}` }, payload: { items } })
+const send = async (items: object[]) => await sendTo(app, site.key, items)
 
 it('a batch cut by an outage after its profile insert is a 503, and its retry converges', async () => {
   const known = Array.from({ length: 10 }, (_, n) => ({ user_id: `known-${String(n)}`, datafast_visitor_id: visitorId(), plan: 'free' }))
@@ -52,3 +70,24 @@ it('a batch cut by an outage after its profile insert is a 503, and its retry co
   // A third send finds everything stored.
   expect((await send(items)).json<{ data: { counts: { unchanged: number } } }>().data.counts.unchanged).toBe(items.length)
 }, 120_000)
+
+it('a batch on a stalled database is answered 503 by BATCH_CALL_DEADLINE_MS, and sent again once it resumes, converges', async () => {
+  const send = async (items: object[]) => await sendTo(deadlineApp, deadlineSite.key, items)
+  expectSuccess(await send([{ user_id: 'before-stall', datafast_visitor_id: visitorId() }]))
+  const items = Array.from({ length: 20 }, (_, n) => ({ user_id: `stalled-${String(n)}`, datafast_visitor_id: visitorId(), plan: 'pro' }))
+
+  const stalled = await whileDatabaseStalled(async () => await send(items))
+  // Without the deadline the driver ends the call later, as "The database is unavailable".
+  expect(expectError(stalled, 503)).toBe('The service could not answer in time; try again shortly')
+  expect(stalled.headers['retry-after']).toMatch(RETRY_AFTER)
+
+  // The stalled call's writes go on in the background once the database resumes; the retry meets them.
+  const retried = await send(items)
+  expectSuccess(retried)
+  expect(retried.json<{ data: { counts: { failed: number } } }>().data.counts.failed).toBe(0)
+  const profiles = new Map((await walkProfiles(deadlineApp, deadlineSite.key)).map((profile) => [profile.userId, profile]))
+  for (const item of items) {
+    expect(profiles.get(item.user_id)?.visitorIds, item.user_id).toEqual([item.datafast_visitor_id])
+    expect(profiles.get(item.user_id)?.metadata, item.user_id).toEqual({ plan: 'pro' })
+  }
+}, 60_000)

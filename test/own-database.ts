@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import type { App } from '../src/app.js'
 import type { Config } from '../src/config.js'
 import { startDatabase, withDatabaseName, type LocalDatabase } from '../scripts/local-database.js'
@@ -39,5 +40,23 @@ export async function appOnOwnDatabase (overrides: Partial<Config> = {}, options
       await app.close()
       await database.close()
     }
+  }
+}
+
+/** The FerretDB this test file started: the only one that is a child of this process. */
+function ownDatabasePid (): number {
+  const pids = execFileSync('pgrep', ['-P', String(process.pid), 'ferretdb'], { encoding: 'utf8' }).trim().split('\n')
+  if (pids.length !== 1) throw new Error(`expected one FerretDB child of this process, found ${String(pids.length)}`)
+  return Number(pids[0])
+}
+
+/** Runs the task while the test's own FerretDB is stalled (SIGSTOP: connections open, nothing answered), then resumes it. */
+export async function whileDatabaseStalled<T> (task: () => Promise<T>): Promise<T> {
+  const pid = ownDatabasePid()
+  process.kill(pid, 'SIGSTOP')
+  try {
+    return await task()
+  } finally {
+    process.kill(pid, 'SIGCONT')
   }
 }

@@ -4,6 +4,7 @@ import { IDENTIFY_WRITE } from '../../../domain/credentials.js'
 import { checkBatchEnvelope, identifyBatch } from '../../../domain/identify-batch.js'
 import { identifyBatchBodySchema, IdentifyBatchSuccess } from '../../../schemas/identify-batch.js'
 import { IdentifyQuery } from '../../../schemas/identify.js'
+import { callDeadline } from '../../call-deadline.js'
 import { domainValidator } from '../../domain-validator.js'
 import { errorResponses } from './identify.js'
 
@@ -16,7 +17,7 @@ const errorCases: Record<number, string> = {
   415: 'The body is not application/json',
   429: 'Too many calls for this key or token (a batch counts as one call), or too many failed authentications from this address',
   500: 'An unexpected error; no detail is shown',
-  503: 'The database is unreachable or the service is overloaded; see Retry-After. Sending the same batch again is safe'
+  503: 'The database is unreachable, the service is overloaded, or the call passed BATCH_CALL_DEADLINE_MS; see Retry-After. Sending the same batch again is safe'
 }
 
 const identifyBatchRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -28,6 +29,8 @@ const identifyBatchRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: fastify.authenticate({ permissions: [IDENTIFY_WRITE], allowSuspended: false }),
     config: { rateLimit: {} },
     bodyLimit: fastify.config.BATCH_BODY_LIMIT_BYTES,
+    // Its own deadline: a batch of 1,000 items takes seconds, far more than one identify call.
+    ...callDeadline(fastify.config.BATCH_CALL_DEADLINE_MS),
     // The envelope is checked here (a 400 for the whole call); each item by identifyBatch, as a single identify body.
     validatorCompiler: domainValidator({ body: (body) => checkBatchEnvelope(body, maxItems) }),
     schema: {

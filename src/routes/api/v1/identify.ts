@@ -4,6 +4,7 @@ import { identifyRules } from '../../../config.js'
 import { IDENTIFY_WRITE } from '../../../domain/credentials.js'
 import { checkIdentifyBody, type IdentifyInput } from '../../../domain/identify.js'
 import { ErrorEnvelope } from '../../../schemas/errors.js'
+import { callDeadline } from '../../call-deadline.js'
 import { domainValidator } from '../../domain-validator.js'
 import { identifyBodySchema, IdentifyQuery, IdentifySuccess, type IdentifyAction } from '../../../schemas/identify.js'
 
@@ -31,7 +32,7 @@ const errorCases: Record<number, string> = {
   415: 'The body is not application/json, or its Content-Encoding is neither gzip nor identity',
   429: 'Too many calls for this key or token, or too many failed authentications from this address',
   500: 'An unexpected error; no detail is shown',
-  503: 'The database is unreachable or the service is overloaded; see Retry-After'
+  503: 'The database is unreachable, the service is overloaded, or the call passed CALL_DEADLINE_MS; see Retry-After'
 }
 
 export const errorResponses = (cases: Record<number, string>) => Object.fromEntries(
@@ -53,8 +54,7 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/identify', {
     onRequest: fastify.authenticate({ permissions: [IDENTIFY_WRITE], allowSuspended: false }),
     config: { rateLimit: {} },
-    // Each database command has its own timeout, but a call makes several: one deadline bounds their sum (a 503, errors.ts).
-    ...(fastify.config.CALL_DEADLINE_MS > 0 ? { handlerTimeout: fastify.config.CALL_DEADLINE_MS } : {}),
+    ...callDeadline(fastify.config.CALL_DEADLINE_MS),
     validatorCompiler: domainValidator({ body: (body) => checkIdentifyBody(body, rules) }),
     // What a call stored can be read and erased: the links lead a fuzzer (and a reader) from identify to the profile routes.
     links: { 200: profileLinks },
