@@ -339,7 +339,7 @@ async function main (): Promise<void> {
   const context: Context = { options, profiling, seeded, layout, mongoUrl }
   const runs: RunResult[] = []
   for (const name of options.runs) {
-    log(`Running ${name} for ${options.durationSeconds} s...`)
+    log(`Running ${name} for ${loadOf(options, name).durationSeconds} s...`)
     const result = await measure(context, server, name)
     log(summary(result))
     runs.push(result)
