@@ -37,16 +37,28 @@ export interface ExportResult {
   scan: { profiles: number, seconds: number }
 }
 
+/** The built CLI's import of new users from an NDJSON file, timed from start to exit. */
+export interface ImportResult {
+  users: number
+  seconds: number
+  /** Peak resident memory of the CLI process, MiB. */
+  peakRssMib: number | null
+  /** The CLI's --json output: its counts. */
+  counts: string
+}
+
 export interface BenchReport {
   date: string
   command: string
-  options: { durationSeconds: number, connections: number, profiles: number }
+  options: { durationSeconds: number, connections: number, batchConnections: number, profiles: number }
   machine: Machine
   /** How many replayed seeded bodies the server found unchanged: proof that bulk seeding matches the repository's shapes. */
   seedCheck: { sent: number, unchanged: number }
   runs: RunResult[]
   /** Null when the export was not asked for. */
   export: ExportResult | null
+  /** Null when the import was not asked for. */
+  import: ImportResult | null
   targets: Target[]
   notes: string[]
 }
@@ -61,9 +73,12 @@ const ms = (value: number): string => value.toFixed(value < 10 ? 2 : 1)
 
 /** Profiles per second the export needs on the stand-in. */
 const EXPORT_TARGET = 5000
+/** Seconds an import of 100,000 new users may take on the stand-in. */
+const IMPORT_TARGET_SECONDS = 60
+const IMPORT_TARGET_USERS = 100_000
 
 /** The lead's targets, judged on this run's figures. */
-export function evaluateTargets (runs: RunResult[], exported: ExportResult | null): Target[] {
+export function evaluateTargets (runs: RunResult[], exported: ExportResult | null, imported: ImportResult | null): Target[] {
   const floor = find(runs, 'db-floor')?.measurement
   const readFloor = find(runs, 'read-floor')?.measurement
   const read = find(runs, 'read')?.measurement
@@ -123,10 +138,37 @@ export function evaluateTargets (runs: RunResult[], exported: ExportResult | nul
     throughput('unchanged ≥ 0.8 × db-floor req/s', ['unchanged'], 0.8),
     reading,
     exporting,
+    ...batchTargets(runs),
+    importTarget(imported),
     latency,
     errors,
     memory
   ]
+}
+
+/** batch-1000 in profiles per second against the bulk floor and against single-call update. */
+function batchTargets (runs: RunResult[]): Target[] {
+  const batch = find(runs, 'batch-1000')?.measurement
+  const against = (label: string, base: RunName, minimum: number): Target => {
+    const reference = find(runs, base)?.measurement
+    if (batch === undefined || reference === undefined) return { label, pass: null, detail: `not measured (needs batch-1000 and ${base})` }
+    const ratio = batch.rps / reference.rps
+    return { label, pass: ratio >= minimum, detail: `batch-1000 ${rate(batch.rps)} ÷ ${base} ${rate(reference.rps)} profiles/s = ${fixed(ratio)}` }
+  }
+  return [against('batch-1000 ≥ 0.6 × bulk-floor profiles/s', 'bulk-floor', 0.6), against('batch-1000 ≥ 1.5 × update profiles/s', 'update', 1.5)]
+}
+
+function importTarget (imported: ImportResult | null): Target {
+  const label = `import of ${IMPORT_TARGET_USERS.toLocaleString('en-US')} new users < ${IMPORT_TARGET_SECONDS} s`
+  if (imported === null) return { label, pass: null, detail: 'not measured (needs import)' }
+  // A run of another size is judged by its rate.
+  const pass = imported.users / imported.seconds >= IMPORT_TARGET_USERS / IMPORT_TARGET_SECONDS
+  return { label, pass, detail: importLine(imported) }
+}
+
+export function importLine ({ users, seconds, peakRssMib, counts }: ImportResult): string {
+  const memory = peakRssMib === null ? '' : `, peak RSS ${fixed(peakRssMib, 0)} MiB`
+  return `${users.toLocaleString('en-US')} new users in ${fixed(seconds, 1)} s: ${rate(users / seconds)} profiles/s${memory}; ${counts}`
 }
 
 function exportLine ({ profiles, seconds, peakRssMib, scan }: ExportResult): string {
@@ -186,6 +228,7 @@ export function textReport (report: BenchReport): string {
     markdownTable(report.runs),
     '',
     ...(report.export === null ? [] : [`Export (node --max-old-space-size=64 dist/cli.js profiles export): ${exportLine(report.export)}`, '']),
+    ...(report.import === null ? [] : [`Import (node dist/cli.js --json profiles import): ${importLine(report.import)}`, '']),
     targetLines(report.targets),
     ...(report.notes.length === 0 ? [] : ['', ...report.notes.map((note) => `Note: ${note}`)]),
     ''
@@ -203,8 +246,9 @@ export function docsMarkdown (report: BenchReport, chartFile: string): string {
 mode) and drives \`POST /api/v1/identify\` and \`GET /api/v1/profiles\` with autocannon from another
 process. Each scenario's figures sit next to reference points measured in the same run at the same
 concurrency: what the database alone sustains (db-floor for a write, read-floor for a read) and what
-the HTTP stack sustains without a database (http-ceiling). The export of every seeded profile with
-the command line is timed once.
+the HTTP stack sustains without a database (http-ceiling). Batch identify runs beside single-call
+\`update\` and a driver-only bulk floor, in profiles per second. The export of every seeded profile and
+an import of new users with the command line are timed once each.
 
 Last full run: ${report.date}, with \`${report.command}\`.
 
@@ -215,6 +259,7 @@ Last full run: ${report.date}, with \`${report.command}\`.
 | Node.js | ${machine.node} |
 | database | ${machine.database} |
 | load | ${options.connections} connections, ${options.durationSeconds} s per run, ${options.profiles.toLocaleString('en-US')} seeded profiles |
+| batch runs | ${options.batchConnections} concurrent calls (or bulk-floor loops), at least 30 s each |
 | 1-minute load average at start | ${fixed(machine.loadAverage)} |
 | findOne by \`_id\` on the seeded profiles (median of 5) | ${ms(machine.idLookupMs)} ms |
 
@@ -222,7 +267,7 @@ Last full run: ${report.date}, with \`${report.command}\`.
 
 ${markdownTable(report.runs)}
 
-${report.export === null ? '' : `Export of the seeded profiles with \`node --max-old-space-size=64 dist/cli.js profiles export\` (NDJSON, timed from start to exit): ${exportLine(report.export)}.\n\n`}Seed check: ${report.seedCheck.unchanged} of ${report.seedCheck.sent} seeded bodies replayed before the runs were answered \`unchanged\`
+${report.export === null ? '' : `Export of the seeded profiles with \`node --max-old-space-size=64 dist/cli.js profiles export\` (NDJSON, timed from start to exit): ${exportLine(report.export)}.\n\n`}${report.import === null ? '' : `Import of new users with \`node dist/cli.js --json profiles import\` (NDJSON, timed from start to exit): ${importLine(report.import)}.\n\n`}Seed check: ${report.seedCheck.unchanged} of ${report.seedCheck.sent} seeded bodies replayed before the runs were answered \`unchanged\`
 (the bulk-inserted documents match what the server writes).
 
 ## Targets
@@ -248,6 +293,16 @@ ${report.notes.length === 0 ? '' : `\n${report.notes.map((note) => `Note: ${note
   its NDJSON counted line by line: the whole process, start-up included, over exactly the seeded profiles, with a
   heap cap far below what holding them would need (so it shows the export's memory is bounded); beside it, a driver-only
   cursor over the same profiles, each only counted (the most any export can stream).
+- **batch-100**, **batch-1000**: \`POST /api/v1/identify/batch\` with 100 or 1,000 seeded users a call,
+  each with one changed field (update traffic), in profiles per second (calls × items; the req/s column
+  of these rows counts profiles). Each of the concurrent loops sends its next batch when the last one is
+  answered, and every batch started is counted to its end.
+- ***bulk-floor***: the least the driver alone needs for the same 1,000 updates of known profiles: their
+  1,000 \`findOne({ _id })\` sent together (one \`$in\` is a full scan on the stand-in) and unordered
+  \`bulkWrite\`s of their \`updateOne({ _id }, { $set })\`, 50 to a command (the stand-in never answers an
+  update command of 100). No visitor links: a batch reads those too.
+- **import**: \`node dist/cli.js --json profiles import\` of an NDJSON file of new users (6 to 8 fields each),
+  timed from start to exit, after every other run.
 - ***http-ceiling***: the real app in its own process (\`scripts/bench/ceiling-server.ts\`) with \`upsertProfile\`
   answering at once: authentication (cached), rate limiting, validation and serialization, no database call.
   It runs under tsx rather than from dist/, with the same heap setting (src/heap.ts).
@@ -290,6 +345,13 @@ function oneConnectionBound (): string {
   detects \`unchanged\` before anything is written; the link read confirms a visitor the profile lists.
   So each ratio above is about what one upsert costs over what that call's commands cost together, and
   moves with the stand-in's cost of a read next to a write.
+- A batch of updates reads each item's profile and visitor link by \`_id\` (the stand-in scans for a
+  \`$in\`), then writes the profiles 50 to a command; a batch of new users reads only its first profile
+  and inserts the rest in two unordered \`insertMany\`s. The stand-in runs each statement of an update
+  command in a SQLite transaction of its own, committed to disk, where an insert command is one
+  transaction: so a bulk update saves the round trips of single calls but not their per-document cost,
+  and batch-1000 ÷ update stays near the ratio of a call's commands to an item's. On MongoDB the reads
+  are one \`$in\` by \`_id\` per collection and a bulk update is one batch of writes.
 - The export reads one website's profiles with a filter on \`websiteId\`, which the stand-in answers by
   scanning the collection in Go (MongoDB walks the \`websiteId\` index): its figure is the stand-in's
   scan rate, and the same scan makes each page of \`GET /api/v1/profiles\` cost a pass over the

@@ -12,7 +12,7 @@ import { increment, type Measurement } from './measure.js'
 import {
   BenchError, PeakMemory, drain, freePort, root, runCommand, runWorker, serverEnv, startServer, stopAllChildren, stopChild, type RunningServer
 } from './processes.js'
-import { actionNotes, docsMarkdown, evaluateTargets, rate, textReport, type BenchReport, type ExportResult, type Machine, type RunResult } from './report.js'
+import { actionNotes, docsMarkdown, evaluateTargets, importLine, rate, textReport, type BenchReport, type ExportResult, type ImportResult, type Machine, type RunResult } from './report.js'
 import { BATCH_RUNS, BATCH_SIZE, REFERENCES, SCENARIOS, layoutFor, scenarioBody, seedMetadata, seedVisitorId, type BatchScenarioName, type Layout, type RunName, type ScenarioName } from './scenarios.js'
 import { describeDatabase, identifyTarget, seedDatabase, timeIdLookups, timeScan, type Seeded } from './seed.js'
 
@@ -243,7 +243,7 @@ function writeImportFile (path: string, first: number, users: number): void {
 }
 
 /** Runs the built CLI's import of `users` new users, timing the whole process (start-up included) and sampling its memory. */
-async function measureImport (websiteId: string, mongoUrl: string, profiles: number, users: number): Promise<{ seconds: number, peakRssMib: number | null, counts: string }> {
+async function measureImport (websiteId: string, mongoUrl: string, profiles: number, users: number): Promise<ImportResult> {
   const path = join(root, '.cache', 'bench-import.ndjson')
   mkdirSync(dirname(path), { recursive: true })
   writeImportFile(path, profiles * 2, users)
@@ -263,7 +263,7 @@ async function measureImport (websiteId: string, mongoUrl: string, profiles: num
   const seconds = (performance.now() - started) / 1000
   const peakRssMib = memory.stop()
   if (code !== 0) throw new BenchError(`the import failed (exit code ${String(code)}): ${errors.trim().slice(-2000)}`)
-  return { seconds, peakRssMib, counts: output.trim() }
+  return { users, seconds, peakRssMib, counts: output.trim() }
 }
 
 function summary ({ name, measurement: m, peakRssMib }: RunResult): string {
@@ -344,14 +344,11 @@ async function main (): Promise<void> {
     log(summary(result))
     runs.push(result)
   }
-  const rpsOf = (name: RunName): number | undefined => runs.find((run) => run.name === name)?.measurement.rps
-  const [batch1000, floor, update] = [rpsOf('batch-1000'), rpsOf('bulk-floor'), rpsOf('update')]
-  if (batch1000 !== undefined && floor !== undefined) log(`  batch-1000 / bulk-floor = ${(batch1000 / floor).toFixed(2)} (target ≥ 0.6)`)
-  if (batch1000 !== undefined && update !== undefined) log(`  batch-1000 / update = ${(batch1000 / update).toFixed(2)} (target ≥ 1.5)`)
+  let imported: ImportResult | null = null
   if (options.importRun) {
     log(`Importing ${options.importUsers.toLocaleString('en-US')} new users with node dist/cli.js profiles import...`)
-    const imported = await measureImport(seeded.websiteId, mongoUrl, options.profiles, options.importUsers)
-    log(`  import: ${options.importUsers.toLocaleString('en-US')} users in ${imported.seconds.toFixed(1)} s, ${rate(options.importUsers / imported.seconds)} profiles/s, peak RSS ${imported.peakRssMib?.toFixed(0) ?? '?'} MiB; ${imported.counts} (target < 60 s)`)
+    imported = await measureImport(seeded.websiteId, mongoUrl, options.profiles, options.importUsers)
+    log(`  import: ${importLine(imported)}`)
   }
   await stopChild(server.child, 15_000)
   if (options.cpuProf) log(`CPU profiles of the server (and of the ceiling server) written to ${join(root, '.cache', 'bench-profiles')}/`)
@@ -359,18 +356,19 @@ async function main (): Promise<void> {
   const report: BenchReport = {
     date: new Date().toISOString(),
     command,
-    options: { durationSeconds: options.durationSeconds, connections: options.connections, profiles: options.profiles },
+    options: { durationSeconds: options.durationSeconds, connections: options.connections, batchConnections: options.batchConnections, profiles: options.profiles },
     machine: machine(databaseKind, loadAverage, idLookupMs),
     seedCheck,
     runs,
     export: exported,
-    targets: evaluateTargets(runs, exported),
+    import: imported,
+    targets: evaluateTargets(runs, exported, imported),
     notes: actionNotes(runs)
   }
   process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : textReport(report))
 
   if (options.writeDocs) {
-    const full = [...SCENARIOS, ...REFERENCES].every((name) => options.runs.includes(name)) && options.exportRun
+    const full = [...SCENARIOS, ...REFERENCES, ...BATCH_RUNS].every((name) => options.runs.includes(name)) && options.exportRun && options.importRun
     if (full) await writeDocs(report)
     else log('Not writing docs/benchmarks.md: it shows full runs only (drop --scenarios)')
   }
