@@ -15,7 +15,7 @@ import { checkDomain, checkExpiresAt, checkName, checkWebsiteIds } from './domai
 import { checkPermissions } from './domain/credentials.js'
 import { DomainError } from './domain/errors.js'
 import { canonicalObjectId } from './domain/ids.js'
-import { identifyBatch } from './domain/identify-batch.js'
+import { checkBatchItems, storeCheckedBatch } from './domain/identify-batch.js'
 import { checkPageLimit, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX } from './domain/profiles.js'
 import { createRepositories, ensureIndexes, type Repositories } from './repositories/index.js'
 import { profileIdFor } from './repositories/profiles.js'
@@ -340,7 +340,8 @@ profiles.command('import')
       try {
         report = await importNdjson(input, {
           chunkSize: config.BATCH_MAX_ITEMS,
-          identify: async (items) => await identifyBatch(repositories.profiles, { websiteId: website.id, cookieless: website.cookieless, items }, rules),
+          check: (items) => checkBatchItems(items, rules),
+          store: async (checked) => await storeCheckedBatch(repositories.profiles, { websiteId: website.id, cookieless: website.cookieless }, checked, rules.limits),
           onProgress: progress.update
         })
       } finally {

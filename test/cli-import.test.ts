@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { importNdjson, type ImportProgress } from '../src/cli/profiles-import.js'
+import { importNdjson, type ImportOptions, type ImportProgress } from '../src/cli/profiles-import.js'
 import { identifyRules } from '../src/config.js'
-import { identifyBatch } from '../src/domain/identify-batch.js'
+import { checkBatchItems, storeCheckedBatch } from '../src/domain/identify-batch.js'
 import { appWithCli } from './cli-helper.js'
 import { createTestWebsite, visitorId } from './helper.js'
 
@@ -19,11 +19,17 @@ const rules = identifyRules(app.config)
 const directory = await mkdtemp(join(tmpdir(), 'import-'))
 
 let fileCount = 0
-async function ndjsonFile (lines: string[]): Promise<string> {
+async function ndjsonFile (lines: Array<string | Buffer>): Promise<string> {
   const path = join(directory, `${String(++fileCount)}.ndjson`)
-  await writeFile(path, `${lines.join('\n')}\n`)
+  await writeFile(path, Buffer.concat(lines.map((line) => Buffer.concat([Buffer.from(line), Buffer.from('\n')]))))
   return path
 }
+
+/** What the CLI passes importNdjson: checkBatchItems and storeCheckedBatch, the two halves of identifyBatch. */
+const batchOf = (websiteId: string): Pick<ImportOptions, 'check' | 'store'> => ({
+  check: (items) => checkBatchItems(items, rules),
+  store: async (checked) => await storeCheckedBatch(app.repositories.profiles, { websiteId, cookieless: false }, checked, rules.limits)
+})
 
 const body = (userId: string, metadata: Record<string, unknown> = {}, visitor = visitorId()): string =>
   JSON.stringify({ user_id: userId, datafast_visitor_id: visitor, ...metadata })
@@ -43,9 +49,9 @@ describe('importNdjson', () => {
       '{"user_id":"d","user_id":"e"}'
     ]
     const seen: ImportProgress[] = []
-    const report = await importNdjson(Readable.from([lines.join('\r\n')]), {
+    const report = await importNdjson(Readable.from([Buffer.from(lines.join('\r\n'))]), {
       chunkSize: 2,
-      identify: async (items) => await identifyBatch(app.repositories.profiles, { websiteId: site.websiteId, cookieless: false, items }, rules),
+      ...batchOf(site.websiteId),
       onProgress: (progress) => { seen.push({ ...progress }) }
     })
     expect(report.counts).toStrictEqual({ ...zero, created: 2, updated: 1, failed: 3 })
@@ -60,14 +66,59 @@ describe('importNdjson', () => {
 
   it('lists at most 100 refused lines and counts them all', async () => {
     const lines = Array.from({ length: 150 }, (_, index) => `not json ${String(index)}`)
-    const report = await importNdjson(Readable.from([lines.join('\n')]), {
+    const report = await importNdjson(Readable.from([Buffer.from(lines.join('\n'))]), {
       chunkSize: 1000,
-      identify: async () => { throw new Error('nothing valid to store') },
+      check: () => { throw new Error('nothing valid to check') },
+      store: async () => { throw new Error('nothing valid to store') },
       onProgress: () => {}
     })
     expect(report.counts.failed).toBe(150)
     expect(report.refused).toHaveLength(100)
     expect(report.refused.at(-1)?.line).toBe(100)
+  })
+
+  it('lists the first 100 refused lines when a chunk\'s refusals come back after the next chunk\'s unparsable lines', async () => {
+    const site = await createTestWebsite(app)
+    const lines = [JSON.stringify({ user_id: 'null', datafast_visitor_id: visitorId() }), ...Array.from({ length: 120 }, () => '{oops')]
+    const batch = batchOf(site.websiteId)
+    const report = await importNdjson(Readable.from([Buffer.from(lines.join('\n'))]), {
+      chunkSize: 1,
+      check: batch.check,
+      // The first chunk is still being stored while the next lines are read.
+      store: async (checked) => await new Promise((resolve) => setTimeout(resolve, 50)).then(async () => await batch.store(checked)),
+      onProgress: () => {}
+    })
+    expect(report.counts.failed).toBe(121)
+    expect(report.refused.map(({ line }) => line)).toStrictEqual(Array.from({ length: 100 }, (_, index) => index + 1))
+    expect(report.refused[0]!.message).toMatch(/placeholder/)
+  })
+
+  it('stores chunk k + 1 only after chunk k is stored, and checks it meanwhile', async () => {
+    const site = await createTestWebsite(app)
+    const batch = batchOf(site.websiteId)
+    const events: string[] = []
+    let stored = 0
+    const lines = Array.from({ length: 6 }, (_, index) => body('same user', { step: index }))
+    await importNdjson(Readable.from([Buffer.from(lines.join('\n'))]), {
+      chunkSize: 2,
+      check: (items) => {
+        events.push(`check ${String((items[0] as { step: number }).step)}`)
+        return batch.check(items)
+      },
+      store: async (checked) => {
+        const chunk = stored++
+        events.push(`store ${chunk} begins`)
+        await new Promise((resolve) => setTimeout(resolve, 30))
+        const outcome = await batch.store(checked)
+        events.push(`store ${chunk} ends`)
+        return outcome
+      },
+      onProgress: () => {}
+    })
+    expect(events).toStrictEqual([
+      'check 0', 'store 0 begins', 'check 2', 'store 0 ends', 'store 1 begins', 'check 4', 'store 1 ends', 'store 2 begins', 'store 2 ends'
+    ])
+    expect((await app.repositories.profiles.findProfile(site.websiteId, 'same user'))?.metadata).toStrictEqual({ step: 5 })
   })
 })
 
@@ -87,8 +138,8 @@ describe.concurrent('cli profiles import', { timeout: 120_000 }, () => {
     expect(stderr.some((line) => /^line 1100: user_id .*placeholder/.test(line))).toBe(true)
     expect(stderr).toContain('2 line(s) refused')
     const progress = stderr.filter((line) => line.startsWith('import: '))
-    // The first chunk (1,000 bodies, one line refused among them) is past --progress-every.
-    expect(progress[0]).toMatch(/^import: 1,001 lines read, 1,000 stored /)
+    // The first chunk (1,000 bodies, one line refused among them) is past --progress-every; reading runs ahead while it is stored.
+    expect(progress[0]).toMatch(/^import: 1,(00[1-9]|0[1-9]\d|1\d\d|200) lines read, 1,000 stored /)
     expect(progress.at(-1)).toMatch(/^import: 1,200 lines read, 1,199 stored \([\d,]+ profiles\/s\), 100% of the file, ETA 0 s$/)
     // No bar, no carriage return, no escape sequence: a log file stays readable.
     expect(['\r', '\u001b'].filter((control) => first.stderr.includes(control))).toStrictEqual([])
@@ -106,6 +157,17 @@ describe.concurrent('cli profiles import', { timeout: 120_000 }, () => {
     expect(run.stderr).toMatch(/^(import: .*\n)*$/)
     expect(run.code).toBe(0)
     expect(JSON.parse(run.stdout)).toStrictEqual({ counts: { ...zero, created: 2, updated: 1 } })
+  })
+
+  it('refuses a line that is not UTF-8 with the API\'s message, and stores UTF-8 text as it is', async () => {
+    const site = await createTestWebsite(app)
+    const broken = Buffer.concat([Buffer.from(`{"user_id":"broken","datafast_visitor_id":"${visitorId()}","name":"`), Buffer.from([0xc3, 0x28]), Buffer.from('"}')])
+    const run = await cli(['profiles', 'import', '--website', site.websiteId, await ndjsonFile([body('x', { name: 'Zoë 日本 😀' }), broken, body('y')])])
+    expect(run.stderr.split('\n')).toContain('line 2: not valid UTF-8')
+    expect(run.code).toBe(1)
+    expect(run.stdout).toBe('created 2, updated 0, unchanged 0, skipped 0, failed 1\n')
+    expect((await app.repositories.profiles.findProfile(site.websiteId, 'x'))?.metadata).toStrictEqual({ name: 'Zoë 日本 😀' })
+    expect(await app.repositories.profiles.findProfile(site.websiteId, 'broken')).toBeNull()
   })
 
   it('a cookieless website skips every valid line', async () => {

@@ -49,20 +49,21 @@ function progressBar ({ file, stderr }: ProgressOptions): ProgressDisplay {
 
 function progressLines ({ file, everyLines, stderr }: ProgressOptions): ProgressDisplay {
   const started = Date.now()
-  let last = { lines: 0, at: started }
+  let last = { lines: 0, items: 0, at: started }
   let latest: ImportProgress = { lines: 0, items: 0 }
   const write = (progress: ImportProgress): void => {
     const seconds = (Date.now() - started) / 1000
     const share = file === null || file.size === 0 ? undefined : Math.min(1, file.bytesRead() / file.size)
     const where = share === undefined ? '' : `, ${Math.floor(share * 100)}% of the file, ETA ${share === 0 ? '?' : `${number(seconds / share - seconds)} s`}`
     stderr.write(`import: ${number(progress.lines)} lines read, ${number(progress.items)} stored (${number(profilesPerSecond(progress, started))} profiles/s)${where}\n`)
-    last = { lines: progress.lines, at: Date.now() }
+    last = { lines: progress.lines, items: progress.items, at: Date.now() }
   }
   return {
     update: (progress) => {
       latest = { ...progress }
       if (progress.lines - last.lines >= everyLines || Date.now() - last.at >= PLAIN_EVERY_MS) write(progress)
     },
-    stop: () => { if (latest.lines !== last.lines) write(latest) }
+    // Reading runs ahead of storing, so the last chunk stored may come after the last line read.
+    stop: () => { if (latest.lines !== last.lines || latest.items !== last.items) write(latest) }
   }
 }

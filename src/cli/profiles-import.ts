@@ -1,7 +1,8 @@
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
 import { quoteKey } from '../domain/metadata.js'
-import { findDuplicateKey } from '../plugins/app/json-body.js'
+import type { CheckedBatch } from '../domain/identify-batch.js'
+import { decodeUtf8, findDuplicateKey, NOT_UTF8 } from '../plugins/app/json-body.js'
 import type { BatchOutcome } from '../schemas/identify-batch.js'
 
 export type ImportCounts = BatchOutcome['counts']
@@ -14,7 +15,7 @@ export interface RefusedLine {
 
 export interface ImportReport {
   counts: ImportCounts
-  /** At most MAX_LISTED_REFUSALS refused lines, in file order; counts.failed counts them all. */
+  /** The first MAX_LISTED_REFUSALS refused lines, in file order; counts.failed counts them all. */
   refused: RefusedLine[]
 }
 
@@ -26,8 +27,10 @@ export interface ImportProgress {
 }
 
 export interface ImportOptions {
-  /** Stores one chunk of identify bodies in order: identifyBatch, as the batch route calls it. */
-  identify: (items: unknown[]) => Promise<BatchOutcome>
+  /** Checks one chunk of identify bodies without the database: checkBatchItems, as identifyBatch does. */
+  check: (items: unknown[]) => CheckedBatch
+  /** Stores one checked chunk: storeCheckedBatch, as identifyBatch does. */
+  store: (checked: CheckedBatch) => Promise<BatchOutcome>
   chunkSize: number
   onProgress: (progress: ImportProgress) => void
 }
@@ -35,52 +38,82 @@ export interface ImportOptions {
 /** The refused lines listed on stderr; more are only counted. */
 export const MAX_LISTED_REFUSALS = 100
 
+/** A chunk checked and waiting for the database: its items' line numbers, for the refusals its outcome names. */
+interface Chunk {
+  checked: CheckedBatch
+  lineOfItem: number[]
+}
+
 /**
  * Reads NDJSON identify bodies line by line and stores them chunk by chunk,
- * in file order (docs/api.md#profiles-import). Only one chunk is held at a
- * time and the reader waits while it is stored, so memory does not grow with
- * the file. A line that is not one JSON value is refused; blank lines are skipped.
+ * in file order (docs/api.md#profiles-import). While one chunk is stored the
+ * next is read, parsed and checked, and then waits for it: at most two chunks
+ * are held, so memory does not grow with the file. A line that is not UTF-8 or
+ * not one JSON value is refused; blank lines are skipped. The input is bytes.
  */
 export async function importNdjson (input: Readable, options: ImportOptions): Promise<ImportReport> {
   const counts: ImportCounts = { created: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 }
+  // Kept sorted by line: a chunk's outcome arrives after the next chunk's unparsable lines.
   const refused: RefusedLine[] = []
   const progress: ImportProgress = { lines: 0, items: 0 }
   const refuse = (line: number, message: string): void => {
     counts.failed++
-    if (refused.length < MAX_LISTED_REFUSALS) refused.push({ line, message })
+    if (refused.length === MAX_LISTED_REFUSALS && (refused.at(-1)?.line ?? 0) < line) return
+    refused.splice(refused.findLastIndex((earlier) => earlier.line < line) + 1, 0, { line, message })
+    if (refused.length > MAX_LISTED_REFUSALS) refused.pop()
   }
 
-  let items: unknown[] = []
-  let lineOfItem: number[] = []
-  const store = async (): Promise<void> => {
-    if (items.length === 0) return
-    const outcome = await options.identify(items)
+  const store = async ({ checked, lineOfItem }: Chunk): Promise<void> => {
+    const outcome = await options.store(checked)
     for (const result of outcome.results) {
       if (result.status === 'error') refuse(lineOfItem[result.index] ?? 0, result.error.message)
     }
     for (const name of ['created', 'updated', 'unchanged', 'skipped'] as const) counts[name] += outcome.counts[name]
-    progress.items += items.length
-    items = []
-    lineOfItem = []
+    progress.items += lineOfItem.length
     options.onProgress(progress)
   }
-
-  for await (const text of createInterface({ input, crlfDelay: Infinity })) {
-    progress.lines++
-    if (text.trim() === '') continue
-    const parsed = parseLine(text)
-    if (typeof parsed === 'string') {
-      refuse(progress.lines, parsed)
-      continue
-    }
-    items.push(parsed.value)
-    lineOfItem.push(progress.lines)
-    if (items.length >= options.chunkSize) await store()
+  let storing: Promise<void> = Promise.resolve()
+  let items: unknown[] = []
+  let lineOfItem: number[] = []
+  const send = async (): Promise<void> => {
+    if (items.length === 0) return
+    const chunk = { checked: options.check(items), lineOfItem }
+    items = []
+    lineOfItem = []
+    // In file order: a user's later line merges over its earlier one.
+    await storing
+    storing = store(chunk)
+    // Awaited before the next chunk or at the end; meanwhile a failure is not an unhandled rejection.
+    storing.catch(() => {})
   }
-  await store()
+
+  // Latin-1 maps each byte to one character, so lines split on bytes and each is decoded strictly.
+  input.setEncoding('latin1')
+  try {
+    for await (const bytes of createInterface({ input, crlfDelay: Infinity })) {
+      progress.lines++
+      const text = decodeUtf8(Buffer.from(bytes, 'latin1'))
+      if (text === undefined) {
+        refuse(progress.lines, NOT_UTF8)
+        continue
+      }
+      if (text.trim() === '') continue
+      const parsed = parseLine(text)
+      if (typeof parsed === 'string') {
+        refuse(progress.lines, parsed)
+        continue
+      }
+      items.push(parsed.value)
+      lineOfItem.push(progress.lines)
+      if (items.length >= options.chunkSize) await send()
+    }
+    await send()
+    await storing
+  } finally {
+    // A failed read leaves no write in flight behind it.
+    await storing.catch(() => {})
+  }
   options.onProgress(progress)
-  // Refusals from parsing and from storing interleave by chunk; the list reads in file order.
-  refused.sort((a, b) => a.line - b.line)
   return { counts, refused }
 }
 

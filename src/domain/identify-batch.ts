@@ -34,15 +34,27 @@ export function checkBatchEnvelope (body: unknown, maxItems: number): { items: u
   return { items }
 }
 
+/** A batch's items after checking: the results of the refused ones, and the valid ones still to store. */
+export interface CheckedBatch {
+  /** Indexed by item; only refused items have a result yet. */
+  results: BatchItemResult[]
+  valid: Array<{ index: number, entry: IdentifyInput }>
+}
+
 /**
  * Identifies every valid item as if each were sent alone, in order
  * (docs/api.md#batch-identify-semantics): each item is checked as a single
  * identify body, and the valid ones are stored together in bulk.
  */
 export async function identifyBatch (profiles: BatchProfileStore, input: BatchInput, rules: IdentifyRules): Promise<BatchOutcome> {
+  return await storeCheckedBatch(profiles, input, checkBatchItems(input.items, rules), rules.limits)
+}
+
+/** The first half of identifyBatch, without the database: each item checked as a single identify body. */
+export function checkBatchItems (items: unknown[], rules: IdentifyRules): CheckedBatch {
   const results: BatchItemResult[] = []
-  const valid: Array<{ index: number, entry: IdentifyInput }> = []
-  input.items.forEach((item, index) => {
+  const valid: CheckedBatch['valid'] = []
+  items.forEach((item, index) => {
     try {
       valid.push({ index, entry: checkIdentifyBody(item, rules) })
     } catch (error) {
@@ -50,9 +62,20 @@ export async function identifyBatch (profiles: BatchProfileStore, input: BatchIn
       results[index] = failure(index, error)
     }
   })
-  const outcomes = input.cookieless
+  return { results, valid }
+}
+
+/** The second half of identifyBatch: the valid items of checkBatchItems stored together in bulk. */
+export async function storeCheckedBatch (
+  profiles: BatchProfileStore,
+  target: Pick<BatchInput, 'websiteId' | 'cookieless'>,
+  { results: refused, valid }: CheckedBatch,
+  limits: ProfileLimits
+): Promise<BatchOutcome> {
+  const results = [...refused]
+  const outcomes = target.cookieless
     ? valid.map(() => null)
-    : await profiles.upsertProfiles(input.websiteId, valid.map(({ entry }) => entry), rules.limits)
+    : await profiles.upsertProfiles(target.websiteId, valid.map(({ entry }) => entry), limits)
   valid.forEach(({ index }, position) => {
     const outcome = outcomes[position] ?? null
     results[index] = outcome instanceof DomainError ? failure(index, outcome) : success(index, outcome)

@@ -5,6 +5,8 @@ import { ApiError, badRequest } from '../../errors.js'
 import { contentCoding, gunzipBody } from './content-encoding.js'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
+/** Why a body, or a line of `profiles import`, is refused when its bytes are not UTF-8. */
+export const NOT_UTF8 = 'not valid UTF-8'
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
 const COMMA = 0x2c
@@ -59,6 +61,15 @@ export function findDuplicateKey (text: string): string | undefined {
   return undefined
 }
 
+/** The text of UTF-8 bytes, or undefined when they are not UTF-8: never a U+FFFD in place of a bad byte. */
+export function decodeUtf8 (bytes: Uint8Array): string | undefined {
+  try {
+    return utf8.decode(bytes)
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * The only body parser, replacing Fastify's: invalid UTF-8 is refused instead of being
  * replaced with U+FFFD, and `__proto__` is parsed as a plain key (JSON.parse
@@ -91,11 +102,9 @@ export default fp(async (fastify) => {
       done(badRequest('The request body is empty: send a JSON object'), undefined)
       return
     }
-    let text: string
-    try {
-      text = utf8.decode(buffer)
-    } catch {
-      done(badRequest('The request body is not valid UTF-8'), undefined)
+    const text = decodeUtf8(buffer)
+    if (text === undefined) {
+      done(badRequest(`The request body is ${NOT_UTF8}`), undefined)
       return
     }
     let parsed: unknown
