@@ -294,7 +294,7 @@ export class ProfilesRepository {
   }
 
   /** The moves of links found stored when the plan expected none, from their stored state (null once gone again). */
-  private async movesFromStored (links: VisitorLinkDocument[]): Promise<Array<{ from: VisitorLinkDocument | null, link: VisitorLinkDocument }>> {
+  private async movesFromStored (links: VisitorLinkDocument[]): Promise<MoveFromStored[]> {
     if (links.length === 0) return []
     const stored = new Map((await readByIds(this.visitorLinks, links.map(({ _id }) => _id))).map((from) => [from._id, from]))
     return links.map((link) => ({ from: stored.get(link._id) ?? null, link }))
@@ -306,10 +306,11 @@ export class ProfilesRepository {
    * one as linkVisitor moves them, by a findOneAndUpdate that tells which
    * profile each one leaves.
    */
-  private async moveLinks (moves: Array<{ from: VisitorLinkDocument | null, link: VisitorLinkDocument }>, left: Map<string, ObjectId>): Promise<void> {
+  private async moveLinks (moves: MoveFromStored[], left: Map<string, ObjectId>): Promise<void> {
     const asRead = moves.filter((move): move is LinkMove => move.from !== null)
     const matched = await bulkInChunks(this.visitorLinks, asRead.map(({ from, link: { _id, ...fields } }) =>
       ({ updateOne: { filter: { _id, profileId: from.profileId, profileIncarnation: from.profileIncarnation }, update: { $set: fields } } })))
+    // Every profile read as left is marked, matched or not: a mark only stops trusting a list, so a spare one is harmless.
     for (const { from, link } of asRead) if (!from.profileId.equals(link.profileId)) left.set(from.profileId.toHexString(), from.profileId)
     const strays = moves.filter(({ from }) => from === null).map(({ link }) => link)
     if (matched < asRead.length) {
@@ -537,6 +538,9 @@ async function bulkInChunks<T extends Document> (collection: Collection<T>, upda
   }
   return matched
 }
+
+/** A link move whose stored state may be gone again (null): then it is made by upsert, one by one. */
+type MoveFromStored = Omit<LinkMove, 'from'> & { from: VisitorLinkDocument | null }
 
 const isSameLink = (stored: VisitorLinkDocument | undefined, link: VisitorLinkDocument): boolean =>
   stored !== undefined && stored.profileId.equals(link.profileId) && stored.profileIncarnation.equals(link.profileIncarnation)
