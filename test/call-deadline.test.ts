@@ -28,3 +28,19 @@ it('a call on a stalled database is answered 503 by the call deadline, and calls
 
   expectSuccess(await call('after_stall'))
 }, 30_000)
+
+it('holds over a real socket too, where Node closes the request as soon as its body is read', async () => {
+  const { app, site } = own
+  const base = await app.listen({ host: '127.0.0.1', port: 0 })
+  const call = async (userId: string): Promise<Response> => await fetch(`${base}/api/v1/identify`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${site.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ user_id: userId, datafast_visitor_id: visitorId() })
+  })
+  expect((await call('socket_before_stall')).status).toBe(200)
+
+  const stalled = await whileDatabaseStalled(async () => await call('socket_during_stall'))
+  expect(stalled.status).toBe(503)
+  expect(await stalled.json()).toMatchObject({ error: { message: 'The service could not answer in time; try again shortly' } })
+}, 30_000)
+
