@@ -45,6 +45,8 @@ export interface ImportResult {
   peakRssMib: number | null
   /** The CLI's --json output: its counts. */
   counts: string
+  /** As many new users of the same shape inserted by the driver alone, in bulk, right after: the most an import can reach. */
+  insertFloor: { users: number, seconds: number }
 }
 
 export interface BenchReport {
@@ -149,11 +151,14 @@ export function evaluateTargets (runs: RunResult[], exported: ExportResult | nul
 /** batch-1000 in profiles per second against the bulk floor and against single-call update. */
 function batchTargets (runs: RunResult[]): Target[] {
   const batch = find(runs, 'batch-1000')?.measurement
+  const bulkFloor = find(runs, 'bulk-floor')?.measurement
   const against = (label: string, base: RunName, minimum: number): Target => {
     const reference = find(runs, base)?.measurement
     if (batch === undefined || reference === undefined) return { label, pass: null, detail: `not measured (needs batch-1000 and ${base})` }
     const ratio = batch.rps / reference.rps
-    return { label, pass: ratio >= minimum, detail: `batch-1000 ${rate(batch.rps)} ÷ ${base} ${rate(reference.rps)} profiles/s = ${fixed(ratio)}` }
+    // The floor is the most a batch can reach, so floor ÷ update bounds what any batch could show against update.
+    const bound = base === 'bulk-floor' || bulkFloor === undefined ? '' : ` (bulk-floor ÷ ${base} = ${fixed(bulkFloor.rps / reference.rps)})`
+    return { label, pass: ratio >= minimum, detail: `batch-1000 ${rate(batch.rps)} ÷ ${base} ${rate(reference.rps)} profiles/s = ${fixed(ratio)}${bound}` }
   }
   return [against('batch-1000 ≥ 0.6 × bulk-floor profiles/s', 'bulk-floor', 0.6), against('batch-1000 ≥ 1.5 × update profiles/s', 'update', 1.5)]
 }
@@ -166,9 +171,11 @@ function importTarget (imported: ImportResult | null): Target {
   return { label, pass, detail: importLine(imported) }
 }
 
-export function importLine ({ users, seconds, peakRssMib, counts }: ImportResult): string {
+export function importLine ({ users, seconds, peakRssMib, counts, insertFloor }: ImportResult): string {
   const memory = peakRssMib === null ? '' : `, peak RSS ${fixed(peakRssMib, 0)} MiB`
-  return `${users.toLocaleString('en-US')} new users in ${fixed(seconds, 1)} s: ${rate(users / seconds)} profiles/s${memory}; ${counts}`
+  const floorRate = insertFloor.users / insertFloor.seconds
+  return `${users.toLocaleString('en-US')} new users in ${fixed(seconds, 1)} s: ${rate(users / seconds)} profiles/s${memory}; ${counts}; ` +
+    `driver-only bulk inserts of as many: ${rate(floorRate)} profiles/s (import ÷ inserts = ${fixed(users / seconds / floorRate)})`
 }
 
 function exportLine ({ profiles, seconds, peakRssMib, scan }: ExportResult): string {
@@ -302,7 +309,9 @@ ${report.notes.length === 0 ? '' : `\n${report.notes.map((note) => `Note: ${note
   \`bulkWrite\`s of their \`updateOne({ _id }, { $set })\`, 50 to a command (the stand-in never answers an
   update command of 100). No visitor links: a batch reads those too.
 - **import**: \`node dist/cli.js --json profiles import\` of an NDJSON file of new users (6 to 8 fields each),
-  timed from start to exit, after every other run.
+  timed from start to exit, after every other run. Beside it, its floor: as many new users of the same shape
+  inserted right after by the driver alone (\`ProfilesRepository.importProfiles\`: one \`insertMany\` of 1,000
+  profiles and one of their links at a time, no CLI, no parsing, no checks, no reads).
 - ***http-ceiling***: the real app in its own process (\`scripts/bench/ceiling-server.ts\`) with \`upsertProfile\`
   answering at once: authentication (cached), rate limiting, validation and serialization, no database call.
   It runs under tsx rather than from dist/, with the same heap setting (src/heap.ts).
@@ -350,8 +359,18 @@ function oneConnectionBound (): string {
   and inserts the rest in two unordered \`insertMany\`s. The stand-in runs each statement of an update
   command in a SQLite transaction of its own, committed to disk, where an insert command is one
   transaction: so a bulk update saves the round trips of single calls but not their per-document cost,
-  and batch-1000 ÷ update stays near the ratio of a call's commands to an item's. On MongoDB the reads
-  are one \`$in\` by \`_id\` per collection and a bulk update is one batch of writes.
+  and batch-1000 ÷ update stays near the ratio of a call's commands to an item's. bulk-floor reads only
+  the profiles before the same writes, so bulk-floor ÷ update (printed beside the target) is more than
+  any batch can show against update here: when it is below 1.5, the 1.5 target cannot be met on this
+  database. On MongoDB the reads are one \`$in\` by \`_id\` per collection and a bulk update is one
+  batch of writes.
+- An import of new users stores each chunk of 1,000 as one \`insertMany\` of profiles and one of links
+  (plus one read and the erasure check), and the CLI parses and checks the next chunk meanwhile. The
+  stand-in spends its time on the inserts: FerretDB encodes every field of every document in Go and
+  SQLite updates each collection's expression indexes (the same documents held as one string field
+  insert two to three times faster). The driver-only bulk inserts beside the import are the most an
+  import can reach here; when they are below 1,700 profiles/s, the 60 s target cannot be met on this
+  database. On MongoDB the same inserts are native and far cheaper.
 - The export reads one website's profiles with a filter on \`websiteId\`, which the stand-in answers by
   scanning the collection in Go (MongoDB walks the \`websiteId\` index): its figure is the stand-in's
   scan rate, and the same scan makes each page of \`GET /api/v1/profiles\` cost a pass over the

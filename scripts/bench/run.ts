@@ -14,7 +14,7 @@ import {
 } from './processes.js'
 import { actionNotes, docsMarkdown, evaluateTargets, importLine, rate, textReport, type BenchReport, type ExportResult, type ImportResult, type Machine, type RunResult } from './report.js'
 import { BATCH_RUNS, BATCH_SIZE, REFERENCES, SCENARIOS, layoutFor, scenarioBody, seedMetadata, seedVisitorId, type BatchScenarioName, type Layout, type RunName, type ScenarioName } from './scenarios.js'
-import { describeDatabase, identifyTarget, seedDatabase, timeIdLookups, timeScan, type Seeded } from './seed.js'
+import { describeDatabase, identifyTarget, seedDatabase, timeBulkInserts, timeIdLookups, timeScan, type Seeded } from './seed.js'
 
 /**
  * `npm run bench`: seed, build, start the server, drive every scenario and
@@ -232,6 +232,9 @@ async function measureExport (websiteId: string, mongoUrl: string): Promise<Expo
   return { profiles, seconds, peakRssMib, scan: await timeScan(mongoUrl, websiteId) }
 }
 
+/** The seed number of the import's first user: past the seeded users and the ones the scenarios create. */
+const importFirstSeed = (profiles: number): number => profiles * 2
+
 /** One line a user, as an operator's export from another system would hold them: new users with 6 to 8 fields. */
 function writeImportFile (path: string, first: number, users: number): void {
   const lines: string[] = []
@@ -243,10 +246,10 @@ function writeImportFile (path: string, first: number, users: number): void {
 }
 
 /** Runs the built CLI's import of `users` new users, timing the whole process (start-up included) and sampling its memory. */
-async function measureImport (websiteId: string, mongoUrl: string, profiles: number, users: number): Promise<ImportResult> {
+async function measureImport (websiteId: string, mongoUrl: string, profiles: number, users: number): Promise<Omit<ImportResult, 'insertFloor'>> {
   const path = join(root, '.cache', 'bench-import.ndjson')
   mkdirSync(dirname(path), { recursive: true })
-  writeImportFile(path, profiles * 2, users)
+  writeImportFile(path, importFirstSeed(profiles), users)
   const started = performance.now()
   const child = spawn(process.execPath, ['dist/cli.js', '--json', 'profiles', 'import', '--website', websiteId, path], {
     cwd: root,
@@ -347,7 +350,9 @@ async function main (): Promise<void> {
   let imported: ImportResult | null = null
   if (options.importRun) {
     log(`Importing ${options.importUsers.toLocaleString('en-US')} new users with node dist/cli.js profiles import...`)
-    imported = await measureImport(seeded.websiteId, mongoUrl, options.profiles, options.importUsers)
+    const cli = await measureImport(seeded.websiteId, mongoUrl, options.profiles, options.importUsers)
+    log(`  import: ${cli.users.toLocaleString('en-US')} new users in ${cli.seconds.toFixed(1)} s; inserting as many from the driver alone...`)
+    imported = { ...cli, insertFloor: await timeBulkInserts(mongoUrl, seeded.websiteId, importFirstSeed(options.profiles) + options.importUsers, options.importUsers) }
     log(`  import: ${importLine(imported)}`)
   }
   await stopChild(server.child, 15_000)

@@ -4,7 +4,7 @@ import { ObjectId } from 'mongodb'
 import { connectDatabase } from '../../src/database.js'
 import { IDENTIFY_WRITE } from '../../src/domain/credentials.js'
 import { createRepositories, ensureIndexes } from '../../src/repositories/index.js'
-import { profileIdFor } from '../../src/repositories/profiles.js'
+import { profileIdFor, type ProfilesRepository } from '../../src/repositories/profiles.js'
 import { provisionWebsite } from '../provision.js'
 import { root } from './processes.js'
 import { seedMetadata, seedUserId, seedVisitorId } from './scenarios.js'
@@ -47,15 +47,42 @@ export async function seedDatabase (url: string, profiles: number, log: (line: s
     })
 
     const started = Date.now()
-    for (let first = 0; first < profiles; first += BATCH) {
-      const users = Array.from({ length: Math.min(BATCH, profiles - first) }, (_, index) => first + index)
-      await repositories.profiles.importProfiles(websiteId, users.map((n) => ({ userId: seedUserId(n), visitorId: seedVisitorId(n), metadata: seedMetadata(n) })))
-      const done = first + users.length
+    await insertUsers(repositories.profiles, websiteId, profiles, seedUserId, 0, (done) => {
       if (done % 10_000 === 0 || done === profiles) {
         log(`  seeded ${done.toLocaleString('en-US')} / ${profiles.toLocaleString('en-US')} profiles (${((Date.now() - started) / 1000).toFixed(1)} s)`)
       }
-    }
+    })
     return { accountId, websiteId, key, token }
+  } finally {
+    await client.close()
+  }
+}
+
+/**
+ * New users, each with one visitor, inserted BATCH at a time by
+ * ProfilesRepository.importProfiles (one insertMany of profiles, one of links):
+ * user i is `userIdOf(i)`, with the visitor and metadata of seed number `first + i`.
+ */
+async function insertUsers (profiles: ProfilesRepository, websiteId: string, count: number, userIdOf: (i: number) => string, first: number, progress: (done: number) => void = () => {}): Promise<void> {
+  for (let start = 0; start < count; start += BATCH) {
+    const users = Array.from({ length: Math.min(BATCH, count - start) }, (_, index) => start + index)
+    await profiles.importProfiles(websiteId, users.map((i) => ({ userId: userIdOf(i), visitorId: seedVisitorId(first + i), metadata: seedMetadata(first + i) })))
+    progress(start + users.length)
+  }
+}
+
+/**
+ * The import's floor: as many new users as the import loaded, of the same
+ * shape (`insert-user-i`, as long as its `import-user-i`, with the visitors and
+ * metadata of the seed numbers after the import's), inserted by the driver
+ * alone in bulk at the same collection size. No CLI, parsing, checks or reads.
+ */
+export async function timeBulkInserts (url: string, websiteId: string, first: number, users: number): Promise<{ users: number, seconds: number }> {
+  const { client, db } = await connectDatabase(url, 30_000)
+  try {
+    const started = performance.now()
+    await insertUsers(createRepositories(db).profiles, websiteId, users, (i) => `insert-user-${i}`, first)
+    return { users, seconds: (performance.now() - started) / 1000 }
   } finally {
     await client.close()
   }
