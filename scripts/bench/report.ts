@@ -1,5 +1,5 @@
 import type { Measurement } from './measure.js'
-import { expectedAction, type RunName } from './scenarios.js'
+import { BATCH_RUNS, expectedAction, type RunName } from './scenarios.js'
 
 export interface RunResult {
   name: RunName
@@ -97,12 +97,14 @@ export function evaluateTargets (runs: RunResult[], exported: ExportResult | nul
     }
   }
 
-  const latency: Target = floor === undefined || scenarios.length === 0
+  // Single calls only: a batch call answers for its 100 or 1,000 items at once.
+  const singleCalls = scenarios.filter((run) => !(BATCH_RUNS as readonly RunName[]).includes(run.name))
+  const latency: Target = floor === undefined || singleCalls.length === 0
     ? { label: 'p99 ≤ 3 × db-floor p99', pass: null, detail: 'not measured (needs db-floor and a scenario)' }
     : {
         label: 'p99 ≤ 3 × db-floor p99',
-        pass: scenarios.every((run) => run.measurement.p99Ms <= 3 * floor.p99Ms),
-        detail: `db-floor p99 ${ms(floor.p99Ms)} ms; ` + scenarios.map((run) => `${run.name} ${fixed(run.measurement.p99Ms / floor.p99Ms)}×`).join(', ')
+        pass: singleCalls.every((run) => run.measurement.p99Ms <= 3 * floor.p99Ms),
+        detail: `db-floor p99 ${ms(floor.p99Ms)} ms; ` + singleCalls.map((run) => `${run.name} ${fixed(run.measurement.p99Ms / floor.p99Ms)}×`).join(', ')
       }
 
   const http = runs.filter((run) => run.name !== 'db-floor' && run.name !== 'read-floor')
