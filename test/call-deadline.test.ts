@@ -29,7 +29,7 @@ it('a call on a stalled database is answered 503 by the call deadline, and calls
   expectSuccess(await call('after_stall'))
 }, 30_000)
 
-it('holds over a real socket too, where Node closes the request as soon as its body is read', async () => {
+it('holds over a real socket too, where Node emits the request events that inject does not', async () => {
   const { app, site } = own
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
   const call = async (userId: string): Promise<Response> => await fetch(`${base}/api/v1/identify`, {

@@ -1,6 +1,6 @@
 import autocannon from 'autocannon'
 import { LatencyRecorder, increment, receiveInput, replyToParent, type Measurement } from './measure.js'
-import { BATCH_SIZE, batchItems, readPath, scenarioBody, type BatchScenarioName, type Layout, type ScenarioName } from './scenarios.js'
+import { batchItems, isBatchRun, readPath, scenarioBody, type BatchScenarioName, type Layout, type ScenarioName } from './scenarios.js'
 
 /**
  * One HTTP load run, in a process of its own (forked by run.ts) so that the
@@ -24,7 +24,6 @@ export interface LoadInput {
 const actionPattern = /"action":"([a-z]+)"/
 
 /** What a successful answer did: identify's action, or `profile` for a read. */
-const isBatch = (scenario: LoadInput['scenario']): scenario is BatchScenarioName => scenario in BATCH_SIZE
 
 /** A batch answer's counts, added to `actions`: what its items did. */
 function countBatch (actions: Record<string, number>, body: string): void {
@@ -73,7 +72,7 @@ async function batchLoops (input: LoadInput, scenario: BatchScenarioName): Promi
 async function main (): Promise<void> {
   const input = await receiveInput<LoadInput>()
   const { scenario } = input
-  if (isBatch(scenario)) {
+  if (isBatchRun(scenario)) {
     await replyToParent(await batchLoops(input, scenario))
     return
   }

@@ -13,7 +13,7 @@ import {
   BenchError, PeakMemory, drain, freePort, root, runCommand, runWorker, serverEnv, startServer, stopAllChildren, stopChild, type RunningServer
 } from './processes.js'
 import { actionNotes, docsMarkdown, evaluateTargets, importLine, rate, textReport, type BenchReport, type ExportResult, type ImportResult, type Machine, type RunResult } from './report.js'
-import { BATCH_RUNS, BATCH_SIZE, REFERENCES, SCENARIOS, layoutFor, scenarioBody, seedMetadata, seedVisitorId, type BatchScenarioName, type Layout, type RunName, type ScenarioName } from './scenarios.js'
+import { BATCH_RUNS, BATCH_SIZE, REFERENCES, isBatchRun, SCENARIOS, layoutFor, scenarioBody, seedMetadata, seedVisitorId, type BatchScenarioName, type Layout, type RunName, type ScenarioName } from './scenarios.js'
 import { describeDatabase, identifyTarget, seedDatabase, timeBulkInserts, timeIdLookups, timeScan, type Seeded } from './seed.js'
 
 /**
@@ -172,7 +172,7 @@ const BATCH_MIN_SECONDS = 30
 
 /** The concurrency and duration of a run: batch runs and their floor at --batch-connections. */
 function loadOf (options: Options, name: RunName): { connections: number, durationSeconds: number } {
-  if (!(BATCH_RUNS as readonly string[]).includes(name)) return { connections: options.connections, durationSeconds: options.durationSeconds }
+  if (!isBatchRun(name)) return { connections: options.connections, durationSeconds: options.durationSeconds }
   return { connections: options.batchConnections, durationSeconds: Math.max(options.durationSeconds, BATCH_MIN_SECONDS) }
 }
 

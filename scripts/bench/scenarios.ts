@@ -20,6 +20,8 @@ export type RunName = ScenarioName | ReferenceName | BatchRunName
 /** Items per call of a batch run; the floor updates as many profiles per round as the larger batch. */
 export const BATCH_SIZE: Record<BatchRunName, number> = { 'batch-100': 100, 'batch-1000': 1000, 'bulk-floor': 1000 }
 
+export const isBatchRun = (name: string): name is BatchRunName => name in BATCH_SIZE
+
 /** The action each run's calls should answer; anything else is reported. */
 export const expectedAction: Record<RunName, string | null> = {
   create: 'created',
