@@ -10,7 +10,7 @@ import { startDatabase } from './local-database.js'
 import { provisionWebsite } from './provision.js'
 
 /**
- * `npm run dev`: the service on the local database (FerretDB under .data/,
+ * `npm run dev`: the service on the local database (DocumentDB under .data/,
  * or MONGO_URL), with a demo website and key made on first start.
  */
 const dataDir = join(process.cwd(), '.data')
@@ -43,7 +43,7 @@ async function ensureDemo (app: App): Promise<Demo> {
 async function main (): Promise<void> {
   const config = loadConfig({ NODE_ENV: 'development', ...process.env })
   mkdirSync(dataDir, { recursive: true })
-  const database = await startDatabase({ dataDir: join(dataDir, 'ferretdb') })
+  const database = await startDatabase({ dataDir: join(dataDir, 'documentdb') })
   const mongoUrl = database.embedded ? withDatabaseName(database.url, DEFAULT_DATABASE_NAME) : database.url
   const app = await buildApp({ ...config, MONGO_URL: mongoUrl })
   const { close } = closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, skip: ['SIGINT', 'SIGTERM'] }, async ({ err }) => {
@@ -69,7 +69,7 @@ async function main (): Promise<void> {
   console.log([
     '',
     `Identify service: ${base}`,
-    `Database: ${database.embedded ? `local FerretDB, data in ${join(dataDir, 'ferretdb')}` : 'MONGO_URL'}`,
+    `Database: ${database.embedded ? `local DocumentDB, data in ${join(dataDir, 'documentdb')}` : 'MONGO_URL'}`,
     `Demo website ${demo.websiteId}, key ${demo.key}`,
     '',
     'Try it:',

@@ -1,40 +1,37 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { createInterface } from 'node:readline'
-import type { Readable, Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 
 /**
  * The database for development, tests and benchmarks: the server at
- * MONGO_URL when it is set, otherwise FerretDB v1.24.2 on SQLite, started on a
- * loopback port (a free one, or for kept data the one it had last time) and
- * stopped again with this process.
+ * MONGO_URL when it is set, otherwise DocumentDB (PostgreSQL 15 and its
+ * MongoDB-wire gateway) started on free loopback ports in a data folder and
+ * stopped again with this process, even when this process is killed.
  */
 export interface LocalDatabase {
-  /** Connection string without a database name; see withDatabaseName. */
+  /** Connection string with credentials and no database name; see withDatabaseName. */
   url: string
-  /** True when this process started FerretDB (and so may stop and start it). */
+  /** True when this process started DocumentDB (and so may stop and start it). */
   embedded: boolean
   /**
-   * Stops the embedded server, by SIGTERM (FerretDB then serves its open
-   * connections a few seconds more; SIGKILL follows at 5 s) or by SIGKILL at
-   * once; the data directory is kept for start().
+   * Stops PostgreSQL, the gateway or both: SIGTERM shuts down cleanly,
+   * SIGKILL kills at once (PostgreSQL with every backend); the data is kept for start().
    */
-  stop: (signal?: 'SIGTERM' | 'SIGKILL') => Promise<void>
-  /** Starts the embedded server again on the same port and data. */
+  stop: (signal?: 'SIGTERM' | 'SIGKILL', part?: DatabasePart) => Promise<void>
+  /** Starts whatever is down again, on the same ports and data. */
   start: () => Promise<void>
-  /** Stops for good and removes a temporary data directory. */
+  /** The process id of a running part, else null (SIGSTOP the gateway to stall every call). */
+  pid: (part: Exclude<DatabasePart, 'all'>) => number | null
+  /** Stops for good and removes a temporary data folder. */
   close: () => Promise<void>
 }
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const sourceDir = join(root, 'tools', 'ferretdb')
-const ferretdbBinary = join(root, '.cache', 'ferretdb', 'ferretdb')
-const START_TIMEOUT_MS = 30_000
+export type DatabasePart = 'all' | 'postgres' | 'gateway'
 
 // One helper for connection strings, here too for the scripts and tests that name a database on this server.
 export { withDatabaseName } from '../src/mongo-url.js'
@@ -42,94 +39,40 @@ export { withDatabaseName } from '../src/mongo-url.js'
 type Log = (message: string) => void
 const stderrLog: Log = (message) => { process.stderr.write(`${message}\n`) }
 
-/** True when the binary is older than any source of tools/ferretdb. */
-function isStale (): boolean {
-  const built = statSync(ferretdbBinary).mtimeMs
-  return readdirSync(sourceDir).some((name) => statSync(join(sourceDir, name)).mtimeMs > built)
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const gatewayBinary = join(root, '.cache', 'documentdb', 'bin', 'documentdb_gateway')
+const buildScript = join(root, 'scripts', 'documentdb', 'build.sh')
+const pgBin = '/usr/lib/postgresql/15/bin'
+const START_TIMEOUT_MS = 60_000
+const USER_NAME = 'identify'
+
+/** Builds the engine on first use (npm run db:build), with its steps printed. */
+export function ensureEngine (log: Log = stderrLog): void {
+  if (existsSync(gatewayBinary) && existsSync(join(pgBin, 'postgres'))) return
+  log('DocumentDB is not built yet: building it now (npm run db:build; about 6 minutes the first time)...')
+  const { status } = spawnSync('bash', [buildScript], { stdio: ['ignore', process.stderr, process.stderr] })
+  if (status !== 0) throw new Error('Building DocumentDB failed; see the output above, or set MONGO_URL to a MongoDB server')
 }
 
-/** 42s, or 3m 05s. */
-function formatElapsed (ms: number): string {
-  const seconds = Math.round(ms / 1000)
-  return seconds < 60 ? `${String(seconds)}s` : `${String(Math.floor(seconds / 60))}m ${String(seconds % 60).padStart(2, '0')}s`
-}
-
-/**
- * Runs `go build -v`, whose package lines stream to stderr with the elapsed
- * time; on a terminal a status line also ticks through long packages (SQLite).
- */
-async function goBuild (output: string): Promise<void> {
-  const started = Date.now()
-  const elapsed = (): string => formatElapsed(Date.now() - started)
-  const tty = process.stderr.isTTY
-  const status = (): void => { if (tty) process.stderr.write(`\r\x1b[K  building FerretDB… ${elapsed()}`) }
-  const ticker = setInterval(status, 1000)
-  const child = spawn('go', ['build', '-v', '-o', output, '.'], { cwd: sourceDir, stdio: ['ignore', 'inherit', 'pipe'] })
-  createInterface({ input: child.stderr }).on('line', (line) => {
-    process.stderr.write(`${tty ? '\r\x1b[K' : ''}  [${elapsed()}] ${line}\n`)
-    status()
-  })
-  try {
-    const [code] = await once(child, 'close') as [number | null]
-    if (code !== 0) throw new Error(`Building FerretDB failed (go build exited with ${String(code)}); see the output above`)
-  } catch (error) {
-    const spawnError = error as NodeJS.ErrnoException
-    if (spawnError.code !== 'ENOENT') throw error
-    throw new Error(`Cannot build FerretDB: ${spawnError.message}. Install Go 1.24 or later, or set MONGO_URL to a MongoDB server.`)
-  } finally {
-    clearInterval(ticker)
-    if (tty) process.stderr.write('\r\x1b[K')
+/** PostgreSQL refuses to run as root: as root, both servers run as the OS user postgres that Debian's package made. */
+function serverUser (dir: string): { uid: number, gid: number } | null {
+  if (process.getuid?.() !== 0) return null
+  const id = (flag: string): number => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim())
+  // The user postgres must be able to reach the folder through every folder above it.
+  for (let above = dirname(dir); above !== dirname(above); above = dirname(above)) {
+    if ((statSync(above).mode & 0o001) === 0) {
+      throw new Error(`PostgreSQL runs as the OS user postgres, which cannot enter ${above} (no search permission for others): chmod o+x ${above}, or keep the data elsewhere`)
+    }
   }
+  return { uid: id('-u'), gid: id('-g') }
 }
 
-/** Builds the FerretDB stand-in when the binary is missing or stale; the Go build cache makes later builds fast. */
-export async function ensureFerretdbBinary (log: Log = stderrLog): Promise<string> {
-  if (existsSync(ferretdbBinary) && !isStale()) return ferretdbBinary
-  log('Building FerretDB v1.24.2 from the Go module proxy (the first build compiles SQLite and takes a few minutes)...')
-  const started = Date.now()
-  const partial = `${ferretdbBinary}.${String(process.pid)}.tmp`
-  mkdirSync(dirname(ferretdbBinary), { recursive: true })
-  await goBuild(partial)
-  renameSync(partial, ferretdbBinary)
-  log(`FerretDB is built (${formatElapsed(Date.now() - started)}).`)
-  return ferretdbBinary
+/** What a data folder keeps across restarts: its ports and its generated password. */
+interface Settings {
+  gatewayPort: number
+  postgresPort: number
+  password: string
 }
-
-type FerretdbProcess = ChildProcessByStdio<Writable, Readable, null>
-
-async function launch (binary: string, dataDir: string, listen: string): Promise<{ child: FerretdbProcess, uri: string }> {
-  // Detached, so that Ctrl-C reaches only this process, which closes its clients before it stops the database.
-  const child = spawn(binary, ['--dir', dataDir, '--listen', listen], { stdio: ['pipe', 'pipe', 'inherit'], detached: true })
-  const lines = createInterface({ input: child.stdout })
-  const uri = await new Promise<string>((resolveUri, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`FerretDB did not start within ${START_TIMEOUT_MS} ms`)) }, START_TIMEOUT_MS)
-    child.once('error', reject)
-    child.once('exit', (code) => { reject(new Error(`FerretDB exited with ${String(code)} before it listened`)) })
-    lines.once('line', (line) => {
-      clearTimeout(timer)
-      try {
-        resolveUri((JSON.parse(line) as { uri: string }).uri)
-      } catch {
-        reject(new Error(`FerretDB printed an unexpected line: ${line}`))
-      }
-    })
-  })
-  lines.close()
-  child.removeAllListeners('exit')
-  return { child, uri }
-}
-
-async function terminate (child: FerretdbProcess, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolveExit) => child.once('exit', () => { resolveExit() }))
-  child.kill(signal)
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
-  await exited
-  clearTimeout(timer)
-}
-
-/** Where a kept data directory remembers its port, so that a MONGO_URL printed by one start works after the next. */
-const PORT_FILE = 'port'
 
 async function isFree (port: number): Promise<boolean> {
   const probe = createServer()
@@ -145,21 +88,255 @@ async function isFree (port: number): Promise<boolean> {
   }
 }
 
-/** The port the data directory listened on last time when it is free again; 0 (any free port) otherwise. */
-async function previousPort (portFile: string, log: Log): Promise<number> {
-  if (!existsSync(portFile)) return 0
-  const port = Number(readFileSync(portFile, 'utf8').trim())
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return 0
-  if (await isFree(port)) return port
-  log(`Port ${String(port)} of the local database is taken, so it moves to a new one: a MONGO_URL exported earlier needs the new port.`)
-  return 0
+async function freePort (): Promise<number> {
+  const probe = createServer().listen(0, '127.0.0.1')
+  await once(probe, 'listening')
+  const { port } = probe.address() as { port: number }
+  probe.close()
+  await once(probe, 'close')
+  return port
+}
+
+async function canConnect (port: number): Promise<boolean> {
+  const socket: Socket = connect(port, '127.0.0.1')
+  try {
+    await once(socket, 'connect')
+    return true
+  } catch {
+    return false
+  } finally {
+    socket.destroy()
+  }
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolveSleep) => setTimeout(resolveSleep, ms)) }
+
+async function waitUntil (what: string, condition: () => boolean | Promise<boolean>, logFile: string): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS
+  while (!await condition()) {
+    if (Date.now() > deadline) {
+      const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n') : ''
+      throw new Error(`${what} within ${String(START_TIMEOUT_MS / 1000)} s; the end of ${logFile}:\n${tail}`)
+    }
+    await sleep(50)
+  }
+}
+
+const isAlive = (pid: number | null): pid is number => {
+  // Never 0 or less: kill() would signal a whole process group, ours included.
+  if (pid === null || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** One data folder: its paths, its servers and how to start and stop them. */
+class Cluster {
+  readonly pgdata: string
+  readonly socketDir: string
+  readonly gatewayDir: string
+  private postgresPid: number | null = null
+  private gatewayPid: number | null = null
+
+  constructor (readonly dir: string, readonly settings: Settings, private readonly user: { uid: number, gid: number } | null) {
+    this.pgdata = join(dir, 'pgdata')
+    this.socketDir = join(dir, 'run')
+    this.gatewayDir = join(dir, 'gateway')
+  }
+
+  private owned (path: string): string {
+    mkdirSync(path, { recursive: true })
+    if (this.user !== null) chownSync(path, this.user.uid, this.user.gid)
+    return path
+  }
+
+  /** Starts a server in the background, its output appended to the log file. */
+  private launch (command: string, args: string[], logFile: string, cwd: string): ChildProcess {
+    const log = openSync(logFile, 'a')
+    try {
+      // Detached: a Ctrl-C reaches only this process, which closes its clients before it stops the servers.
+      const child = spawn(command, args, { cwd, detached: true, stdio: ['ignore', log, log], ...(this.user ?? {}) })
+      child.unref()
+      return child
+    } finally {
+      closeSync(log)
+    }
+  }
+
+  private run (command: string, args: string[]): void {
+    const result = spawnSync(command, args, { cwd: this.dir, encoding: 'utf8', ...(this.user ?? {}) })
+    if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${result.stderr}${result.stdout}`)
+  }
+
+  /** initdb, the extension and the gateway's role and certificate: once per data folder. */
+  async initialize (temporary: boolean): Promise<void> {
+    if (existsSync(join(this.pgdata, 'PG_VERSION'))) return
+    this.owned(this.dir)
+    this.owned(this.pgdata)
+    this.run(join(pgBin, 'initdb'), ['-D', this.pgdata, '-U', 'postgres', '-E', 'UTF8', '--locale=C.UTF-8', '--auth-local=trust', '--auth-host=scram-sha-256'])
+    writeFileSync(join(this.pgdata, 'postgresql.conf'), [
+      '',
+      '# DocumentDB (scripts/local-database.ts; docs/documentdb.md)',
+      "shared_preload_libraries = 'pg_cron, pg_documentdb_core, pg_documentdb'",
+      "cron.database_name = 'postgres'",
+      'cron.log_statement = off',
+      'cron.log_run = off',
+      "documentdb.enableBackgroundWorker = 'true'",
+      "documentdb.enableBackgroundWorkerJobs = 'true'",
+      'ssl = off',
+      'max_connections = 300',
+      // A temporary folder (tests, benchmarks) skips fsync: a killed server loses nothing by it, only a crashed machine would.
+      ...(temporary ? ['fsync = off', 'full_page_writes = off'] : []),
+      ''
+    ].join('\n'), { flag: 'a' })
+    await this.startPostgres()
+    const sql = [
+      'CREATE EXTENSION IF NOT EXISTS documentdb CASCADE;',
+      `CREATE ROLE ${USER_NAME} WITH LOGIN INHERIT PASSWORD '${this.settings.password}' IN ROLE documentdb_admin_role;`,
+      `ALTER ROLE ${USER_NAME} CREATEROLE;`
+    ].join('\n')
+    this.run(join(pgBin, 'psql'), ['-h', this.socketDir, '-p', String(this.settings.postgresPort), '-U', 'postgres', '-d', 'postgres', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql])
+    // The gateway loads a certificate for every connection even without TLS.
+    this.run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '3650', '-subj', '/CN=localhost',
+      '-keyout', join(this.owned(this.gatewayDir), 'key.pem'), '-out', join(this.gatewayDir, 'cert.pem')])
+  }
+
+  async startPostgres (): Promise<void> {
+    if (isAlive(this.postgresPid)) return
+    this.owned(this.socketDir)
+    const socket = this.socketDir
+    const logFile = join(this.dir, 'postgres.log')
+    const child = this.launch(join(pgBin, 'postgres'), [
+      '-D', this.pgdata, '-p', String(this.settings.postgresPort), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${socket}`,
+      // pg_cron's jobs and DocumentDB's own connections (index builds, count) go through the socket, where local trust needs no password.
+      '-c', `cron.host=${socket}`, '-c', `documentdb.localhost_connection_string=host=${socket}`
+    ], logFile, this.dir)
+    this.postgresPid = child.pid ?? null
+    const pidFile = join(this.pgdata, 'postmaster.pid')
+    // The eighth line of postmaster.pid says "ready" once connections are accepted.
+    await waitUntil('PostgreSQL did not start', () => {
+      if (!isAlive(child.pid ?? null) || child.exitCode !== null) throw new Error(`PostgreSQL exited; see ${logFile}`)
+      return existsSync(pidFile) && readFileSync(pidFile, 'utf8').split('\n')[7]?.trim() === 'ready'
+    }, logFile)
+  }
+
+  async startGateway (): Promise<void> {
+    if (isAlive(this.gatewayPid)) return
+    const config = join(this.gatewayDir, 'SetupConfiguration.json')
+    writeFileSync(config, JSON.stringify({
+      NodeHostName: 'localhost',
+      BlockedRolePrefixes: ['documentdb', 'citus', 'pg', 'internal_role'],
+      PostgresSystemUser: 'postgres',
+      PostgresHostName: this.socketDir,
+      PostgresPort: this.settings.postgresPort,
+      PostgresDatabase: 'postgres',
+      GatewayListenPort: this.settings.gatewayPort,
+      UseLocalHost: true,
+      EnforceSslTcp: false,
+      CertificateOptions: { CertType: 'PemFile', FilePath: join(this.gatewayDir, 'cert.pem'), KeyFilePath: join(this.gatewayDir, 'key.pem') },
+      // Upstream's file has the emulator's 5 s / 10 s; these are the gateway's own defaults.
+      TransactionTimeoutSecs: 30,
+      CursorTimeoutSecs: 600,
+      PostgresCommandTimeoutSecs: 120
+    }, null, 2))
+    const logFile = join(this.gatewayDir, 'gateway.log')
+    const child = this.launch(gatewayBinary, [config], logFile, this.gatewayDir)
+    this.gatewayPid = child.pid ?? null
+    writeFileSync(join(this.dir, 'gateway.pid'), `${String(child.pid)}\n`)
+    await waitUntil('The gateway did not listen', async () => {
+      if (child.exitCode !== null) throw new Error(`The gateway exited with ${String(child.exitCode)}; see ${logFile}`)
+      return await canConnect(this.settings.gatewayPort)
+    }, logFile)
+  }
+
+  async stopPart (part: 'postgres' | 'gateway', signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+    const pid = part === 'postgres' ? this.postgresPid : this.gatewayPid
+    // Every PostgreSQL process works in its data folder; backends are sessions of their own, out of the postmaster's group.
+    const processes = (): number[] => part === 'postgres' ? processesIn(this.pgdata) : isAlive(pid) ? [pid] : []
+    if (isAlive(pid)) {
+      // SIGINT is a fast shutdown for PostgreSQL (clients disconnected) and Ctrl-C for the gateway.
+      process.kill(pid, signal === 'SIGKILL' ? 'SIGKILL' : 'SIGINT')
+      const deadline = Date.now() + (signal === 'SIGKILL' ? 0 : 10_000)
+      while (isAlive(pid) && Date.now() < deadline) await sleep(20)
+    }
+    // What a crash leaves, or a shutdown that hung: killed, as the OS would.
+    for (let left = processes(); left.length > 0; left = processes()) {
+      for (const survivor of left) killQuietly(survivor, 'SIGKILL')
+      await sleep(20)
+    }
+    if (part === 'postgres') this.postgresPid = null
+    else this.gatewayPid = null
+  }
+
+  pid (part: 'postgres' | 'gateway'): number | null {
+    const pid = part === 'postgres' ? this.postgresPid : this.gatewayPid
+    return isAlive(pid) ? pid : null
+  }
+}
+
+/** Sends the signal unless the process is gone already. */
+function killQuietly (pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal)
+  } catch { /* exited meanwhile */ }
+}
+
+/** The processes whose working folder is this one (Linux). */
+function processesIn (dir: string): number[] {
+  return readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number).filter((pid) => {
+    try {
+      return readlinkSync(`/proc/${String(pid)}/cwd`) === dir
+    } catch {
+      return false
+    }
+  })
+}
+
+/**
+ * A shell that outlives nothing: when this process ends, however it ends,
+ * its end of the pipe closes, and the shell stops both servers (and removes
+ * a temporary folder).
+ */
+function startWatchdog (cluster: Cluster, temporary: boolean): () => void {
+  const script = `cat >/dev/null
+for f in "$1/gateway.pid" "$1/pgdata/postmaster.pid"; do
+  pid=$(head -1 "$f" 2>/dev/null) || continue
+  grep -qaE 'documentdb_gateway|postgres' "/proc/$pid/cmdline" 2>/dev/null && kill -INT "$pid"
+done
+for _ in $(seq 100); do [ -f "$1/pgdata/postmaster.pid" ] || break; sleep 0.1; done
+for p in /proc/[0-9]*; do [ "$(readlink "$p/cwd")" = "$1/pgdata" ] && kill -KILL "\${p#/proc/}"; done
+if [ "$2" = temporary ]; then rm -rf "$1"; fi`
+  const child = spawn('sh', ['-c', script, 'watchdog', cluster.dir, temporary ? 'temporary' : 'kept'], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] })
+  child.unref()
+  ;(child.stdin as unknown as Socket).unref()
+  return () => { if (child.pid !== undefined) killQuietly(-child.pid, 'SIGKILL') }
+}
+
+async function loadSettings (file: string): Promise<Settings> {
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Settings
+  return { gatewayPort: await freePort(), postgresPort: await freePort(), password: randomBytes(18).toString('base64url') }
+}
+
+/** The ports a kept folder had when they are free again; new free ones otherwise, said in the log. */
+async function portsFor (settings: Settings, log: Log): Promise<Settings> {
+  const [gatewayFree, postgresFree] = [await isFree(settings.gatewayPort), await isFree(settings.postgresPort)]
+  if (gatewayFree && postgresFree) return settings
+  if (!gatewayFree) log(`Port ${String(settings.gatewayPort)} of the local database is taken, so it moves to a new one: a MONGO_URL exported earlier needs the new port.`)
+  return {
+    ...settings,
+    gatewayPort: gatewayFree ? settings.gatewayPort : await freePort(),
+    postgresPort: postgresFree ? settings.postgresPort : await freePort()
+  }
 }
 
 export interface StartDatabaseOptions {
-  /** Keep the data, and the port, here (development); a temporary directory otherwise, removed by close(). */
+  /** Keep the data, the ports and the password here (development); a temporary folder otherwise, removed by close(). */
   dataDir?: string
   log?: Log
-  /** Start FerretDB even when MONGO_URL is set, for tests that must stop their own server. */
+  /** Start DocumentDB even when MONGO_URL is set, for tests that must stop their own server. */
   embedded?: boolean
 }
 
@@ -167,37 +344,52 @@ export async function startDatabase (options: StartDatabaseOptions = {}): Promis
   const external = process.env.MONGO_URL
   if (options.embedded !== true && external !== undefined && external !== '') {
     const noop = async (): Promise<void> => {}
-    return { url: external, embedded: false, stop: noop, start: noop, close: noop }
+    return { url: external, embedded: false, stop: noop, start: noop, pid: () => null, close: noop }
   }
-
-  const binary = await ensureFerretdbBinary(options.log)
+  const log = options.log ?? stderrLog
+  ensureEngine(log)
   const temporary = options.dataDir === undefined
-  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'identify-ferretdb-'))
-  mkdirSync(dataDir, { recursive: true })
+  // A short path: PostgreSQL's socket path must stay under 108 bytes.
+  const chosen = options.dataDir ?? mkdtempSync(join(tmpdir(), 'identify-db-'))
+  mkdirSync(chosen, { recursive: true })
+  // As the processes see it, so that their working folders compare equal.
+  const dir = realpathSync(chosen)
+  const settingsFile = join(dir, 'local.json')
+  const settings = await portsFor(await loadSettings(settingsFile), log)
+  writeFileSync(settingsFile, `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o600 })
 
-  const portFile = join(dataDir, PORT_FILE)
-  const port = temporary ? 0 : await previousPort(portFile, options.log ?? stderrLog)
-  const first = await launch(binary, dataDir, `127.0.0.1:${String(port)}`)
-  let child = first.child
-  const { host: address, port: listening } = new URL(first.uri)
-  if (!temporary) writeFileSync(portFile, `${listening}\n`)
-  // The child also stops by itself when this process dies: its stdin closes.
-  const killOnExit = (): void => { child.kill('SIGTERM') }
-  process.on('exit', killOnExit)
-
+  const cluster = new Cluster(dir, settings, serverUser(dir))
+  const stopWatchdog = startWatchdog(cluster, temporary)
+  const startAll = async (): Promise<void> => {
+    await cluster.startPostgres()
+    await cluster.startGateway()
+  }
+  const stopParts = async (signal: 'SIGTERM' | 'SIGKILL', part: DatabasePart): Promise<void> => {
+    if (part !== 'postgres') await cluster.stopPart('gateway', signal)
+    if (part !== 'gateway') await cluster.stopPart('postgres', signal)
+  }
+  let closed: Promise<void> | undefined
+  try {
+    await cluster.initialize(temporary)
+    await startAll()
+  } catch (error) {
+    await stopParts('SIGKILL', 'all')
+    stopWatchdog()
+    throw error
+  }
   return {
-    // One connection per client: the stand-in's updates are not atomic across connections.
-    url: `mongodb://${address}/?maxPoolSize=1`,
+    url: `mongodb://${USER_NAME}:${settings.password}@127.0.0.1:${String(settings.gatewayPort)}/?authMechanism=SCRAM-SHA-256&authSource=admin`,
     embedded: true,
-    stop: async (signal) => { await terminate(child, signal) },
-    start: async () => {
-      if (child.exitCode === null && child.signalCode === null) return
-      child = (await launch(binary, dataDir, address)).child
-    },
+    stop: async (signal = 'SIGTERM', part = 'all') => { await stopParts(signal, part) },
+    start: startAll,
+    pid: (part) => cluster.pid(part),
     close: async () => {
-      await terminate(child)
-      process.off('exit', killOnExit)
-      if (temporary) rmSync(dataDir, { recursive: true, force: true })
+      closed ??= (async () => {
+        await stopParts('SIGTERM', 'all')
+        stopWatchdog()
+        if (temporary) rmSync(dir, { recursive: true, force: true })
+      })()
+      await closed
     }
   }
 }

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond npm packages, once: the FerretDB
-# stand-in (always: the tests that stop a database start their own, even with
-# MONGO_URL set), Chromium for the docs-page test, and Schemathesis for the
-# API fuzzing test. Quick when all are present and up to date.
-# Arguments name only some of them (ferretdb, chromium, schemathesis): npm run fuzz
+# Installs what the test suite needs beyond npm packages, once: the DocumentDB
+# engine (always: the tests that stop a database start their own, even with
+# MONGO_URL set), Chromium for the docs-page test, Schemathesis for the API
+# fuzzing test, and redis-server. Quick when all are present and up to date.
+# Arguments name only some of them (documentdb, chromium, schemathesis): npm run fuzz
 # installs Schemathesis alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools=" ${*:-ferretdb chromium schemathesis} "
+tools=" ${*:-documentdb chromium schemathesis} "
 wants () { [[ "$tools" == *" $1 "* ]]; }
 
-if wants ferretdb; then
-  npx tsx scripts/build-ferretdb.ts >/dev/null
+if wants documentdb; then
+  bash scripts/documentdb/build.sh
 fi
 
 if wants chromium && [ ! -x /usr/bin/chromium ]; then

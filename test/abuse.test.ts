@@ -417,7 +417,7 @@ describe('credentials of the wrong party', () => {
   })
 })
 
-describe('NUL and unpaired surrogates (a documented choice: the stand-in cannot store them)', () => {
+describe('NUL and unpaired surrogates (a deliberate rule: docs/api.md#nul-and-unpaired-surrogates)', () => {
   const escapes = ['\\u0000', 'a\\u0000', '\\ud800', '\\udbff', '\\udc00', 'a\\ud800b', '\\udc00\\ud800', '\\ud83d']
 
   it('in a metadata value, nested or in an array: 400', async () => {

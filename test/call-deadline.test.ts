@@ -21,7 +21,7 @@ it('a call on a stalled database is answered 503 by the call deadline, and calls
   const call = async (userId: string) => await identify(app, { auth: site.key, body: { user_id: userId, datafast_visitor_id: visitorId() } })
   expectSuccess(await call('before_stall'))
 
-  const stalled = await whileDatabaseStalled(async () => await call('during_stall'))
+  const stalled = await whileDatabaseStalled(own.database, async () => await call('during_stall'))
   // Without the deadline the socket timeout ends the call first, as "The database is unavailable".
   expect(expectError(stalled, 503)).toBe('The service could not answer in time; try again shortly')
   expect(stalled.headers['retry-after']).toBeDefined()
@@ -39,7 +39,7 @@ it('holds over a real socket too, where Node emits the request events that injec
   })
   expect((await call('socket_before_stall')).status).toBe(200)
 
-  const stalled = await whileDatabaseStalled(async () => await call('socket_during_stall'))
+  const stalled = await whileDatabaseStalled(own.database, async () => await call('socket_during_stall'))
   expect(stalled.status).toBe(503)
   expect(await stalled.json()).toMatchObject({ error: { message: 'The service could not answer in time; try again shortly' } })
 }, 30_000)

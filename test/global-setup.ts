@@ -4,6 +4,8 @@ import { startDatabase } from '../scripts/local-database.js'
 declare module 'vitest' {
   export interface ProvidedContext {
     mongoUrl: string
+    /** True when the run started its own DocumentDB; false on a server at MONGO_URL. */
+    databaseEmbedded: boolean
   }
 }
 
@@ -11,5 +13,6 @@ declare module 'vitest' {
 export default async function setup (project: TestProject): Promise<() => Promise<void>> {
   const database = await startDatabase()
   project.provide('mongoUrl', database.url)
+  project.provide('databaseEmbedded', database.embedded)
   return async () => { await database.close() }
 }

@@ -76,7 +76,7 @@ it('a batch on a stalled database is answered 503 by BATCH_CALL_DEADLINE_MS, and
   expectSuccess(await send([{ user_id: 'before-stall', datafast_visitor_id: visitorId() }]))
   const items = Array.from({ length: 20 }, (_, n) => ({ user_id: `stalled-${String(n)}`, datafast_visitor_id: visitorId(), plan: 'pro' }))
 
-  const stalled = await whileDatabaseStalled(async () => await send(items))
+  const stalled = await whileDatabaseStalled(database, async () => await send(items))
   // Without the deadline the driver ends the call later, as "The database is unavailable".
   expect(expectError(stalled, 503)).toBe('The service could not answer in time; try again shortly')
   expect(stalled.headers['retry-after']).toMatch(RETRY_AFTER)

@@ -599,7 +599,7 @@ describe('metadata depth', () => {
   it.each([
     ['a matrix', { matrix: [[1, 2], [3]] }],
     ['an array deep inside an array', { mixed: [1, { four: [[4]] }] }]
-  ])('refuses an array directly inside an array (%s) with a 400, writing nothing: the stand-in cannot store one', async (_case, metadata) => {
+  ])('refuses an array directly inside an array (%s) with a 400, writing nothing (docs/api.md#arrays-inside-arrays)', async (_case, metadata) => {
     const site = await createTestWebsite(app)
     const before = await snapshot(app)
     expectError(await call(app, site, newUserId(), visitorId(), metadata), 400, /array inside an array/)

@@ -1,16 +1,19 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { pathToFileURL } from 'node:url'
 import { MongoClient } from 'mongodb'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { startDatabase, withDatabaseName } from '../scripts/local-database.js'
 
-function ferretdbPids (dataDir: string): number[] {
+/** PostgreSQL and gateway processes whose command line names this folder (postgres -D DIR/pgdata, the gateway's DIR/gateway config). */
+function serverPids (dir: string): number[] {
   try {
-    return execFileSync('pgrep', ['-f', `ferretdb --dir ${dataDir}`], { encoding: 'utf8' }).trim().split('\n').map(Number)
+    return execFileSync('pgrep', ['-f', `${dir}/(pgdata|gateway)`], { encoding: 'utf8' }).trim().split('\n').map(Number)
   } catch {
     return []
   }
@@ -20,50 +23,69 @@ async function waitFor (condition: () => boolean, timeoutMs: number): Promise<bo
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (condition()) return true
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await new Promise((resolveWait) => setTimeout(resolveWait, 100))
   }
   return condition()
 }
 
+async function ping (url: string): Promise<void> {
+  const client = new MongoClient(withDatabaseName(url, 'probe'), { serverSelectionTimeoutMS: 5000 })
+  try {
+    await client.db().command({ ping: 1 })
+  } finally {
+    await client.close()
+  }
+}
+
+const newDir = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), 'identify-test-'))
+  // As a checkout's folder is: the servers' own user must be able to enter it.
+  chmodSync(dir, 0o755)
+  onTestFinished(() => { rmSync(dir, { recursive: true, force: true }) })
+  return dir
+}
+
 describe('local database', () => {
-  it('starts FerretDB on a loopback port, answers, and leaves no process after close', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'identify-test-'))
+  it('starts DocumentDB on loopback ports with a generated password, answers, and leaves no process after close', async () => {
+    const dataDir = newDir()
     const database = await startDatabase({ dataDir, embedded: true })
-    expect(database.url).toMatch(/^mongodb:\/\/127\.0\.0\.1:\d+\/\?maxPoolSize=1$/)
-    const client = new MongoClient(withDatabaseName(database.url, 'probe'), { serverSelectionTimeoutMS: 3000 })
+    expect(database.url).toMatch(/^mongodb:\/\/identify:[\w-]{24}@127\.0\.0\.1:\d+\/\?authMechanism=SCRAM-SHA-256&authSource=admin$/)
+    const client = new MongoClient(withDatabaseName(database.url, 'probe'), { serverSelectionTimeoutMS: 5000 })
     await client.db().collection('things').insertOne({ ok: 1 })
     expect(await client.db().collection('things').countDocuments()).toBe(1)
     await client.close()
-    expect(ferretdbPids(dataDir)).toHaveLength(1)
+    // Without the password the gateway refuses.
+    const wrong = database.url.replace(/:[\w-]{24}@/, ':wrong-password@')
+    await expect(ping(wrong)).rejects.toThrow(/auth|invalid key/i)
+    expect(serverPids(dataDir).length).toBeGreaterThanOrEqual(2)
     await database.close()
-    expect(ferretdbPids(dataDir)).toEqual([])
-    rmSync(dataDir, { recursive: true, force: true })
+    expect(serverPids(dataDir)).toEqual([])
   })
 
-  it('stops FerretDB when the process that started it is killed outright', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'identify-test-'))
+  it('stops both servers and removes a temporary folder when the process that started them is killed outright', async () => {
     const script = `import { startDatabase } from './scripts/local-database.ts'
-await startDatabase({ dataDir: ${JSON.stringify(dataDir)}, embedded: true })
-console.log('up')
+const database = await startDatabase({ embedded: true })
+console.log(JSON.stringify({ url: database.url, postgres: database.pid('postgres'), gateway: database.pid('gateway') }))
 setInterval(() => {}, 1000)`
     const parent = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
-    await once(parent.stdout, 'data')
-    expect(ferretdbPids(dataDir)).toHaveLength(1)
+    const [line] = await once(createInterface({ input: parent.stdout }), 'line') as [string]
+    const started = JSON.parse(line) as { url: string, postgres: number, gateway: number }
+    await ping(started.url)
+    const dir = readFileSync(`/proc/${String(started.postgres)}/cmdline`, 'utf8').split('\0')[2]?.replace(/\/pgdata$/, '') ?? ''
+    expect(dir).toMatch(/identify-db-/)
     parent.kill('SIGKILL')
-    expect(await waitFor(() => ferretdbPids(dataDir).length === 0, 5000)).toBe(true)
-    rmSync(dataDir, { recursive: true, force: true })
+    const alive = (pid: number): boolean => existsSync(`/proc/${String(pid)}`)
+    expect(await waitFor(() => !alive(started.postgres) && !alive(started.gateway), 15_000)).toBe(true)
+    expect(await waitFor(() => serverPids(dir).length === 0 && !existsSync(dir), 15_000)).toBe(true)
   })
 
-  it('keeps a kept data directory on its port across restarts, and moves only when that port is taken', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'identify-test-'))
-    onTestFinished(() => { rmSync(dataDir, { recursive: true, force: true }) })
+  it('keeps a kept data folder on its port and password across restarts, and moves only when that port is taken', async () => {
+    const dataDir = newDir()
     const messages: string[] = []
     const restart = async (): Promise<string> => {
       const database = await startDatabase({ dataDir, embedded: true, log: (message) => { messages.push(message) } })
       onTestFinished(database.close)
-      const client = new MongoClient(withDatabaseName(database.url, 'probe'), { serverSelectionTimeoutMS: 3000 })
-      await client.db().command({ ping: 1 })
-      await client.close()
+      await ping(database.url)
       await database.close()
       return database.url
     }
@@ -76,37 +98,45 @@ setInterval(() => {}, 1000)`
     onTestFinished(() => { squatter.close() })
     await once(squatter, 'listening')
     const moved = await restart()
-    expect(moved).not.toBe(first)
+    expect(new URL(moved).port).not.toBe(new URL(first).port)
+    expect(new URL(moved).password).toBe(new URL(first).password)
     expect(messages.join('\n')).toMatch(/taken/)
     expect(await restart()).toBe(moved)
   })
-})
 
-describe('the stand-in\'s lookups by _id', () => {
-  it('search an index instead of scanning the table', async () => {
-    const database = await startDatabase({ embedded: true })
-    const client = new MongoClient(withDatabaseName(database.url, 'plans'), { serverSelectionTimeoutMS: 3000 })
-    try {
-      const profiles = client.db().collection('profiles')
-      await profiles.insertMany(Array.from({ length: 100 }, (_, index) => ({ n: index })))
-      // The stand-in's connections see the added index from their next write on.
-      const plan = async () => {
-        await profiles.insertOne({ n: -1 })
-        return JSON.stringify(await client.db().command({ explain: { find: 'profiles', filter: { _id: 'some-id' } } }))
-      }
-      expect(await waitForAsync(async () => (await plan()).includes('USING INDEX'), 5000)).toBe(true)
-    } finally {
-      await client.close()
-      await database.close()
+  it('npm run dev stops the service and both servers on Ctrl-C, and keeps its port, credentials and demo key', async () => {
+    const cwd = newDir()
+    const root = resolve(import.meta.dirname, '..')
+    const port = await new Promise<number>((resolvePort) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port: free } = probe.address() as { port: number }
+        probe.close(() => { resolvePort(free) })
+      })
+    })
+    const runDev = async (): Promise<string> => {
+      const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), LOG_LEVEL: 'warn' }
+      delete env.MONGO_URL
+      // Run from another folder, so that its .data/ is this test's; tsx by path, since that folder has no node_modules.
+      const tsx = pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href
+      const dev = spawn(process.execPath, ['--import', tsx, join(root, 'scripts', 'dev.ts')], { cwd, env, stdio: ['ignore', 'pipe', 'inherit'] })
+      let output = ''
+      const lines = createInterface({ input: dev.stdout })
+      await new Promise<void>((resolveReady) => {
+        lines.on('line', (line) => {
+          output += `${line}\n`
+          if (line.startsWith('MONGO_URL=')) resolveReady()
+        })
+      })
+      const dataDir = join(cwd, '.data', 'documentdb')
+      expect(serverPids(dataDir).length).toBeGreaterThanOrEqual(2)
+      dev.kill('SIGINT')
+      await once(dev, 'exit')
+      expect(output).toMatch(/Stopped\./)
+      expect(serverPids(dataDir)).toEqual([])
+      return output.split('\n').filter((line) => /^(Demo website|MONGO_URL=)/.test(line)).join('\n')
     }
-  })
+    const first = await runDev()
+    expect(first).toMatch(/key df_/)
+    expect(await runDev()).toBe(first)
+  }, 120_000)
 })
-
-async function waitForAsync (condition: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await condition()) return true
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  return false
-}

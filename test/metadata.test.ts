@@ -321,7 +321,7 @@ describe('planMerge', () => {
 describe('top-level field names and white space', () => {
   const limits = defaults
 
-  it.each([' name', 'name ', '\u000b', '\tplan', 'plan\u00a0', 'x\u0085'])('refuses the field name %j, which the stand-in cannot update', (name) => {
+  it.each([' name', 'name ', '\u000b', '\tplan', 'plan\u00a0', 'x\u0085'])('refuses the field name %j, white space at an edge (docs/api.md#white-space-around-field-names)', (name) => {
     expect(() => checkMetadata({ [name]: 1 }, limits)).toThrow(/must not start or end with white space/)
   })
 

@@ -5,7 +5,7 @@ import { Connection } from 'mongodb/lib/cmap/connection.js'
 import { afterAll, describe, expect, it } from 'vitest'
 
 /**
- * patches/mongodb+7.8.0.patch, applied by `npm ci`: without it, a command
+ * patches/npm/mongodb+7.8.0.patch, applied by `npm ci`: without it, a command
  * whose socket is destroyed before it drains waits forever, since a destroyed
  * socket emits neither 'drain' nor 'error'. The server monitor hits this
  * when the database closes its connections at shutdown and then never checks

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process'
 import type { App } from '../src/app.js'
 import type { Config } from '../src/config.js'
 import { startDatabase, withDatabaseName, type LocalDatabase } from '../scripts/local-database.js'
@@ -7,7 +6,7 @@ import { buildTestApp, createTestWebsite, withConnectionOptions, type TestWebsit
 /** An app on a database server of its own, which the test may stop and start again. */
 export interface AppOnOwnDatabase {
   app: App
-  /** The test's own FerretDB: stop('SIGTERM' or 'SIGKILL') and start() it at will. */
+  /** The test's own DocumentDB: stop('SIGTERM' or 'SIGKILL', part) and start() it at will. */
   database: LocalDatabase
   site: TestWebsite
   /** Starts the server if it is down (the app drops its database as it closes), then closes both. */
@@ -15,7 +14,7 @@ export interface AppOnOwnDatabase {
 }
 
 /**
- * For tests that take the database down: a FerretDB started for this test
+ * For tests that take the database down: a DocumentDB started for this test
  * alone (even when MONGO_URL names a shared server, which must stay up for the
  * other files), an app on it, and a website. With monitorCommands, the
  * app's MongoClient emits command events.
@@ -43,16 +42,10 @@ export async function appOnOwnDatabase (overrides: Partial<Config> = {}, options
   }
 }
 
-/** The FerretDB this test file started: the only one that is a child of this process. */
-function ownDatabasePid (): number {
-  const pids = execFileSync('pgrep', ['-P', String(process.pid), 'ferretdb'], { encoding: 'utf8' }).trim().split('\n')
-  if (pids.length !== 1) throw new Error(`expected one FerretDB child of this process, found ${String(pids.length)}`)
-  return Number(pids[0])
-}
-
-/** Runs the task while the test's own FerretDB is stalled (SIGSTOP: connections open, nothing answered), then resumes it. */
-export async function whileDatabaseStalled<T> (task: () => Promise<T>): Promise<T> {
-  const pid = ownDatabasePid()
+/** Runs the task while the database is stalled (its gateway SIGSTOPped: connections open, nothing answered), then resumes it. */
+export async function whileDatabaseStalled<T> (database: LocalDatabase, task: () => Promise<T>): Promise<T> {
+  const pid = database.pid('gateway')
+  if (pid === null) throw new Error('the gateway of this database is not running')
   process.kill(pid, 'SIGSTOP')
   try {
     return await task()

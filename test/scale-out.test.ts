@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import type { CommandSucceededEvent } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { LightMyRequestResponse } from 'fastify'
 import type { App } from '../src/app.js'
@@ -7,14 +8,12 @@ import { addressKey } from '../src/auth-failures.js'
 import { CREDENTIAL_CHANGES_CHANNEL, publishCredentialChange, subscribeToCredentialChanges } from '../src/credential-changes.js'
 import { createRedisClient } from '../src/redis.js'
 import type { Config } from '../src/config.js'
-import { buildTestApp, createTestWebsite, expectError, expectSuccess, identify, testDatabaseUrl, visitorId } from './helper.js'
+import { buildTestApp, createTestWebsite, expectError, expectSuccess, identify, testDatabaseUrl, visitorId, withConnectionOptions } from './helper.js'
 import { RedisServer } from '../scripts/redis-server.js'
 
 /**
  * Two replicas on one database and one Redis (docs/scaling.md), with a
- * client alternating between them. Writes to one profile from both at once
- * are not tested: only MongoDB makes them safe across processes, and the
- * stand-in's updates are not atomic across connections.
+ * client alternating between them.
  */
 
 let redis: RedisServer
@@ -236,6 +235,34 @@ describe('two replicas sharing one Redis', () => {
       } finally {
         redis.hang(false)
       }
+    })
+  })
+})
+
+describe('two replicas writing one new profile at once', () => {
+  it('keep every field and every visitor of the calls they answered 200, with one creation (docs/api.md#profiles-how-visitor-ids-are-kept)', async () => {
+    await withFleet({ MONGO_URL: withConnectionOptions(testDatabaseUrl(), { monitorCommands: 'true' }) }, async (replicas) => {
+      const site = await createTestWebsite(replicas[0])
+      // Inserts of the profile that lost to another one's: proof that the replicas raced.
+      let lostInserts = 0
+      for (const replica of replicas) {
+        replica.mongo.client.on('commandSucceeded', (event: CommandSucceededEvent) => {
+          const reply = event.reply as { writeErrors?: Array<{ code: number }> }
+          if (event.commandName === 'insert' && reply.writeErrors?.some(({ code }) => code === 11000) === true) lostInserts++
+        })
+      }
+      const CALLS = 12
+      const visitors = Array.from({ length: CALLS }, () => visitorId())
+      const responses = await Promise.all(visitors.map(async (visitor, index) => await identify(replicas[index % 2] as App, {
+        auth: site.key,
+        body: { user_id: 'shared_user', datafast_visitor_id: visitor, [`field_${String(index)}`]: index }
+      })))
+      for (const response of responses) expectSuccess(response)
+      expect(responses.filter((response) => response.json<{ data: { action: string } }>().data.action === 'created')).toHaveLength(1)
+      expect(lostInserts).toBeGreaterThan(0)
+      const profile = await replicas[0].repositories.profiles.findProfile(site.websiteId, 'shared_user')
+      expect(Object.keys(profile?.metadata ?? {}).sort()).toStrictEqual(visitors.map((_, index) => `field_${String(index)}`).sort())
+      expect([...profile?.visitorIds ?? []].sort()).toStrictEqual([...visitors].sort())
     })
   })
 })

@@ -20,13 +20,13 @@ const placeholderWords = new Set(['undefined', 'null'])
 
 // The key rules as patterns, stated by the body schema and applied by checkKey.
 const NUL = '\\u0000'
-/** White space as JavaScript and Go (the stand-in) define it: a top-level name becomes an update path, which the stand-in refuses with it at an edge. */
+/** White space as JavaScript and Go define it: a top-level name becomes an update path, refused with it at an edge (docs/api.md#white-space-around-field-names). */
 const EDGE_SPACE = '\\s\\u0085'
 /** A key at any depth: no "$" first (an operator), no "." (a path), no NUL. */
 export const KEY_PATTERN = `^[^$.${NUL}][^.${NUL}]*$`
 /** A top-level field name: a key that neither starts nor ends with white space. */
 export const FIELD_NAME_PATTERN = `^[^$.${EDGE_SPACE}${NUL}](?:[^.${NUL}]*[^.${EDGE_SPACE}${NUL}])?$`
-/** A string value: no NUL (the stand-in refuses it); unpaired surrogates only checkKey and checkValue can name. */
+/** A string value: no NUL (docs/api.md#nul-and-unpaired-surrogates); unpaired surrogates only checkKey and checkValue can name. */
 export const STORABLE_STRING_PATTERN = `^[^${NUL}]*$`
 const keyShape = new RegExp(KEY_PATTERN)
 const fieldNameShape = new RegExp(FIELD_NAME_PATTERN)
@@ -41,8 +41,8 @@ export function isPlaceholder (value: unknown): boolean {
 }
 
 /**
- * A string MongoDB and its stand-in store exactly as sent: no NUL (the
- * stand-in refuses it) and no unpaired surrogate (it cannot be UTF-8).
+ * A string every MongoDB-compatible engine stores exactly as sent: no NUL
+ * and no unpaired surrogate (it cannot be UTF-8).
  */
 export function isStorableString (value: string): boolean {
   return !value.includes('\0') && !unpairedSurrogate.test(value)
@@ -91,7 +91,7 @@ function checkValue (value: unknown, path: string, depth: number, maxDepth: numb
   }
   if (Array.isArray(value)) {
     value.forEach((item, index) => {
-      // The stand-in cannot store an array directly inside an array; refusing it everywhere keeps both databases alike.
+      // A deliberate rule of the API: docs/api.md#arrays-inside-arrays
       if (Array.isArray(item)) throw invalid(`${path}[${index}] is an array inside an array, which is not supported`)
       checkValue(item, `${path}[${index}]`, depth + 1, maxDepth)
     })
