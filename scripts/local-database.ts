@@ -1,7 +1,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { appendFileSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -40,7 +40,10 @@ type Log = (message: string) => void
 const stderrLog: Log = (message) => { process.stderr.write(`${message}\n`) }
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const gatewayBinary = join(root, '.cache', 'documentdb', 'bin', 'documentdb_gateway')
+const cacheDir = join(root, '.cache', 'documentdb')
+const gatewayBinary = join(cacheDir, 'bin', 'documentdb_gateway')
+/** Written by npm run db:build; its first line fingerprints the installed engine. */
+const stampFile = join(cacheDir, 'installed.stamp')
 const buildScript = join(root, 'scripts', 'documentdb', 'build.sh')
 const pgBin = '/usr/lib/postgresql/15/bin'
 const START_TIMEOUT_MS = 60_000
@@ -55,7 +58,9 @@ export function ensureEngine (log: Log = stderrLog): void {
 }
 
 /** PostgreSQL refuses to run as root: as root, both servers run as the OS user postgres that Debian's package made. */
-function serverUser (dir: string): { uid: number, gid: number } | null {
+type ServerUser = { uid: number, gid: number } | null
+
+function serverUser (dir: string): ServerUser {
   if (process.getuid?.() !== 0) return null
   const id = (flag: string): number => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim())
   // The user postgres must be able to reach the folder through every folder above it.
@@ -141,7 +146,7 @@ class Cluster {
   private postgresPid: number | null = null
   private gatewayPid: number | null = null
 
-  constructor (readonly dir: string, readonly settings: Settings, private readonly user: { uid: number, gid: number } | null) {
+  constructor (readonly dir: string, readonly settings: Settings, private readonly user: ServerUser) {
     this.pgdata = join(dir, 'pgdata')
     this.socketDir = join(dir, 'run')
     this.gatewayDir = join(dir, 'gateway')
@@ -171,13 +176,25 @@ class Cluster {
     if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${result.stderr}${result.stdout}`)
   }
 
-  /** initdb, the extension and the gateway's role and certificate: once per data folder. */
-  async initialize (temporary: boolean): Promise<void> {
+  /** A data folder's first start: a copy of the template, then its own role with its own password. */
+  async initialize (template: string, temporary: boolean): Promise<void> {
     if (existsSync(join(this.pgdata, 'PG_VERSION'))) return
     this.owned(this.dir)
+    // cp -a keeps the template's owner, the servers' user.
+    execFileSync('cp', ['-a', join(template, 'pgdata'), this.pgdata])
+    execFileSync('cp', ['-a', join(template, 'gateway'), this.gatewayDir])
+    // A temporary folder (tests, benchmarks) skips fsync: a killed server loses nothing by it, only a crashed machine would.
+    if (temporary) appendFileSync(join(this.pgdata, 'postgresql.conf'), 'fsync = off\nfull_page_writes = off\n')
+    await this.startPostgres()
+    this.psql(`CREATE ROLE ${USER_NAME} WITH LOGIN INHERIT PASSWORD '${this.settings.password}' IN ROLE documentdb_admin_role; ALTER ROLE ${USER_NAME} CREATEROLE;`)
+  }
+
+  /** What every data folder starts from: initdb, the extension created, a certificate (the gateway loads one even without TLS). */
+  async createTemplate (): Promise<void> {
+    this.owned(this.dir)
     this.owned(this.pgdata)
-    this.run(join(pgBin, 'initdb'), ['-D', this.pgdata, '-U', 'postgres', '-E', 'UTF8', '--locale=C.UTF-8', '--auth-local=trust', '--auth-host=scram-sha-256'])
-    writeFileSync(join(this.pgdata, 'postgresql.conf'), [
+    this.run(join(pgBin, 'initdb'), ['-D', this.pgdata, '--no-sync', '-U', 'postgres', '-E', 'UTF8', '--locale=C.UTF-8', '--auth-local=trust', '--auth-host=scram-sha-256'])
+    appendFileSync(join(this.pgdata, 'postgresql.conf'), [
       '',
       '# DocumentDB (scripts/local-database.ts; docs/documentdb.md)',
       "shared_preload_libraries = 'pg_cron, pg_documentdb_core, pg_documentdb'",
@@ -188,20 +205,17 @@ class Cluster {
       "documentdb.enableBackgroundWorkerJobs = 'true'",
       'ssl = off',
       'max_connections = 300',
-      // A temporary folder (tests, benchmarks) skips fsync: a killed server loses nothing by it, only a crashed machine would.
-      ...(temporary ? ['fsync = off', 'full_page_writes = off'] : []),
       ''
-    ].join('\n'), { flag: 'a' })
+    ].join('\n'))
     await this.startPostgres()
-    const sql = [
-      'CREATE EXTENSION IF NOT EXISTS documentdb CASCADE;',
-      `CREATE ROLE ${USER_NAME} WITH LOGIN INHERIT PASSWORD '${this.settings.password}' IN ROLE documentdb_admin_role;`,
-      `ALTER ROLE ${USER_NAME} CREATEROLE;`
-    ].join('\n')
-    this.run(join(pgBin, 'psql'), ['-h', this.socketDir, '-p', String(this.settings.postgresPort), '-U', 'postgres', '-d', 'postgres', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql])
-    // The gateway loads a certificate for every connection even without TLS.
+    this.psql('CREATE EXTENSION IF NOT EXISTS documentdb CASCADE')
+    await this.stopPart('postgres', 'SIGTERM')
     this.run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '3650', '-subj', '/CN=localhost',
       '-keyout', join(this.owned(this.gatewayDir), 'key.pem'), '-out', join(this.gatewayDir, 'cert.pem')])
+  }
+
+  private psql (sql: string): void {
+    this.run(join(pgBin, 'psql'), ['-h', this.socketDir, '-p', String(this.settings.postgresPort), '-U', 'postgres', '-d', 'postgres', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql])
   }
 
   async startPostgres (): Promise<void> {
@@ -332,6 +346,29 @@ async function portsFor (settings: Settings, log: Log): Promise<Settings> {
   }
 }
 
+/**
+ * The template data folder of the installed engine, made once (in the
+ * temporary folder, whose path is short enough for PostgreSQL's socket) and
+ * kept under .cache/documentdb/: a copy of it starts in a second where
+ * initdb and CREATE EXTENSION take several.
+ */
+async function engineTemplate (user: ServerUser): Promise<string> {
+  const stamp = existsSync(stampFile) ? readFileSync(stampFile, 'utf8').slice(0, 16) : 'unstamped'
+  const template = join(cacheDir, `template-${stamp}`)
+  if (existsSync(join(template, 'pgdata', 'PG_VERSION'))) return template
+  const building = mkdtempSync(join(tmpdir(), 'identify-db-template-'))
+  try {
+    await new Cluster(building, { gatewayPort: 0, postgresPort: await freePort(), password: '' }, user).createTemplate()
+    const partial = `${template}.${String(process.pid)}`
+    execFileSync('cp', ['-a', building, partial])
+    // Another process may have made it meanwhile: then this copy goes.
+    try { renameSync(partial, template) } catch { rmSync(partial, { recursive: true, force: true }) }
+  } finally {
+    rmSync(building, { recursive: true, force: true })
+  }
+  return template
+}
+
 export interface StartDatabaseOptions {
   /** Keep the data, the ports and the password here (development); a temporary folder otherwise, removed by close(). */
   dataDir?: string
@@ -358,7 +395,8 @@ export async function startDatabase (options: StartDatabaseOptions = {}): Promis
   const settings = await portsFor(await loadSettings(settingsFile), log)
   writeFileSync(settingsFile, `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o600 })
 
-  const cluster = new Cluster(dir, settings, serverUser(dir))
+  const user = serverUser(dir)
+  const cluster = new Cluster(dir, settings, user)
   const stopWatchdog = startWatchdog(cluster, temporary)
   const startAll = async (): Promise<void> => {
     await cluster.startPostgres()
@@ -370,7 +408,7 @@ export async function startDatabase (options: StartDatabaseOptions = {}): Promis
   }
   let closed: Promise<void> | undefined
   try {
-    await cluster.initialize(temporary)
+    await cluster.initialize(await engineTemplate(user), temporary)
     await startAll()
   } catch (error) {
     await stopParts('SIGKILL', 'all')
