@@ -214,6 +214,15 @@ class Cluster {
       '-keyout', join(this.owned(this.gatewayDir), 'key.pem'), '-out', join(this.gatewayDir, 'cert.pem')])
   }
 
+  /**
+   * pg_cron's jobs (DocumentDB builds indexes on existing collections through
+   * them) name the socket and port they connect to: the template's, or an
+   * earlier port of this folder, until pointed here.
+   */
+  pointJobsHere (): void {
+    this.psql(`UPDATE cron.job SET nodename = '${this.socketDir}', nodeport = ${String(this.settings.postgresPort)} WHERE nodename <> '${this.socketDir}' OR nodeport <> ${String(this.settings.postgresPort)}`)
+  }
+
   private psql (sql: string): void {
     this.run(join(pgBin, 'psql'), ['-h', this.socketDir, '-p', String(this.settings.postgresPort), '-U', 'postgres', '-d', 'postgres', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql])
   }
@@ -230,10 +239,11 @@ class Cluster {
     ], logFile, this.dir)
     this.postgresPid = child.pid ?? null
     const pidFile = join(this.pgdata, 'postmaster.pid')
-    // The eighth line of postmaster.pid says "ready" once connections are accepted.
+    // postmaster.pid names this process (a killed one's file stays behind) and, on its eighth line, says "ready" once connections are accepted.
     await waitUntil('PostgreSQL did not start', () => {
       if (!isAlive(child.pid ?? null) || child.exitCode !== null) throw new Error(`PostgreSQL exited; see ${logFile}`)
-      return existsSync(pidFile) && readFileSync(pidFile, 'utf8').split('\n')[7]?.trim() === 'ready'
+      const lines = existsSync(pidFile) ? readFileSync(pidFile, 'utf8').split('\n') : []
+      return lines[0] === String(child.pid) && lines[7]?.trim() === 'ready'
     }, logFile)
   }
 
@@ -400,6 +410,7 @@ export async function startDatabase (options: StartDatabaseOptions = {}): Promis
   const stopWatchdog = startWatchdog(cluster, temporary)
   const startAll = async (): Promise<void> => {
     await cluster.startPostgres()
+    cluster.pointJobsHere()
     await cluster.startGateway()
   }
   const stopParts = async (signal: 'SIGTERM' | 'SIGKILL', part: DatabasePart): Promise<void> => {
