@@ -326,10 +326,8 @@ function processesIn (dir: string): number[] {
  */
 function startWatchdog (cluster: Cluster, temporary: boolean): () => void {
   const script = `cat >/dev/null
-for f in "$1/gateway.pid" "$1/pgdata/postmaster.pid"; do
-  pid=$(head -1 "$f" 2>/dev/null) || continue
-  grep -qaE 'documentdb_gateway|postgres' "/proc/$pid/cmdline" 2>/dev/null && kill -INT "$pid"
-done
+gateway=$(cat "$1/gateway.pid" 2>/dev/null) && grep -qa documentdb_gateway "/proc/$gateway/cmdline" 2>/dev/null && kill -KILL "$gateway"
+postmaster=$(head -1 "$1/pgdata/postmaster.pid" 2>/dev/null) && grep -qa postgres "/proc/$postmaster/cmdline" 2>/dev/null && kill -INT "$postmaster"
 for _ in $(seq 100); do [ -f "$1/pgdata/postmaster.pid" ] || break; sleep 0.1; done
 for p in /proc/[0-9]*; do [ "$(readlink "$p/cwd")" = "$1/pgdata" ] && kill -KILL "\${p#/proc/}"; done
 if [ "$2" = temporary ]; then rm -rf "$1"; fi`
