@@ -109,7 +109,7 @@ describe('database commands per profile read and erasure, with warm credentials'
     expect(await commandsOfRead(`/visitors/${visitor}/profile`)).toEqual(['find profiles', 'find visitorLinks'])
   })
 
-  it('erasing a profile with 10,000 visitor links is four commands: the read, the erasure record, the delete, one deleteMany of the links', async () => {
+  it('erasing a profile with 10,000 visitor links is five commands: the read, the erasure record, the delete, one deleteMany of the links, the check that none is left', async () => {
     const userId = 'erased-user'
     await identify(app, { auth: site.key, body: body(userId, visitorId()) })
     // 9,999 more links written directly in the shape the repository writes, as identify would take minutes for them.
@@ -124,9 +124,27 @@ describe('database commands per profile read and erasure, with warm credentials'
     sent.length = 0
     const erased = await app.inject({ method: 'DELETE', url: `/api/v1/profiles/${profile._id.toHexString()}`, headers: { authorization: `Bearer ${site.key}` } })
     expect(erased.json()).toEqual({ status: 'success', data: { profileId: profile._id.toHexString(), erased: true, visitorLinks: 10_000 } })
-    expect([...sent].sort()).toEqual(['delete visitorLinks', 'find profiles', 'findAndModify profiles', 'insert erasedIncarnations'])
+    // docs/api.md#profiles-erasure
+    expect([...sent].sort()).toEqual(['delete profiles', 'delete visitorLinks', 'find profiles', 'find visitorLinks', 'insert erasedIncarnations'])
     expect(await app.mongo.db.collection('visitorLinks').countDocuments({ profileId: profile._id })).toBe(0)
   }, 120_000)
+})
+
+describe('database commands per export (docs/api.md#profiles-command-line)', () => {
+  it('one cursor over the website\'s profiles in id order, a getMore per batch: memory stays that of one batch', async () => {
+    const exporting = await createTestWebsite(app, { accountId: site.accountId })
+    const userIds = Array.from({ length: 25 }, (_, i) => `export-${String(i)}`)
+    for (const userId of userIds) await identify(app, { auth: exporting.key, body: body(userId, visitorId()) })
+    const started: CommandStartedEvent[] = []
+    const listener = (event: CommandStartedEvent): void => { started.push(event) }
+    app.mongo.client.on('commandStarted', listener)
+    const exported: string[] = []
+    for await (const profile of app.repositories.profiles.exportProfiles(exporting.websiteId, 10)) exported.push(profile.id)
+    app.mongo.client.off('commandStarted', listener)
+    expect(started.map(({ commandName }) => commandName)).toEqual(['find', 'getMore', 'getMore'])
+    expect(started[0]!.command).toMatchObject({ filter: { websiteId: new ObjectId(exporting.websiteId) }, sort: new Map([['_id', 1]]), batchSize: 10 })
+    expect(exported).toEqual(userIds.map((userId) => profileIdFor(exporting.websiteId, userId).toHexString()).sort())
+  })
 })
 
 describe('database commands per batch identify, with warm credentials (docs/api.md#batch-identify-how-it-is-stored)', () => {
@@ -145,40 +163,52 @@ describe('database commands per batch identify, with warm credentials (docs/api.
     return Array.from({ length: n }, (_, i) => body(`${prefix}-${String(i)}`, visitorId(), plan))
   }
 
-  it.each([10, 200])('%i new users: a read of the first profile, one insert of the profiles, one of the links, one look for erasure records', async (n) => {
+  // A batch reads its profiles and its links with one `$in` each, whatever its size: never one read per item.
+  const oneReadEach = { 'find profiles': 1, 'find visitorLinks': 1, 'find erasedIncarnations': 1 }
+
+  it.each([10, 1000])('%i new users: one read of the profiles, one of the links, one insert of the profiles, one of the links, one look for erasure records', async (n) => {
     const { writes, reads } = await commandsOfBatch(users(n, 'pro'), { created: n })
-    expect(reads).toEqual({ 'find profiles': 1, 'find erasedIncarnations': 1 })
+    expect(reads).toEqual(oneReadEach)
     expect(writes).toEqual(['find erasedIncarnations', 'insert profiles', 'insert visitorLinks'])
   })
 
-  it.each([10, 200])('%i new users on visitors of known users: the inserts, a read of each link found taken, its move and the mark of the profile it left, 50 to a command', async (n) => {
+  it.each([10, 1000])('%i new users on visitors of known users: the reads, the insert of the profiles, one bulk move of the links and one mark of the profiles they left', async (n) => {
     const owners = users(n, 'pro')
     await commandsOfBatch(owners, { created: n })
     const newcomers = users(n, 'pro').map((item, i) => ({ ...item, datafast_visitor_id: owners[i]!.datafast_visitor_id }))
     const { writes, reads } = await commandsOfBatch(newcomers, { created: n })
-    expect(reads).toEqual({ 'find profiles': 1, 'find visitorLinks': n, 'find erasedIncarnations': 1 })
-    const chunks = (name: string) => Array.from({ length: Math.ceil(n / 50) }, () => name)
-    expect(writes).toEqual(['find erasedIncarnations', 'insert profiles', 'insert visitorLinks', ...chunks('update profiles'), ...chunks('update visitorLinks')])
+    expect(reads).toEqual(oneReadEach)
+    expect(writes).toEqual(['find erasedIncarnations', 'insert profiles', 'update profiles', 'update visitorLinks'])
   })
 
-  it.each([10, 200])('%i updates of known users: the reads, and one update command per 50 profiles', async (n) => {
+  it.each([10, 1000])('%i updates of known users: the reads and one update command', async (n) => {
     const items = users(n, 'pro')
     await commandsOfBatch(items, { created: n })
     const { writes, reads } = await commandsOfBatch(items.map((item) => ({ ...item, plan: 'team' })), { updated: n })
-    expect(reads).toEqual({ 'find profiles': n, 'find visitorLinks': n, 'find erasedIncarnations': 1 })
-    // Updates go UPDATES_PER_COMMAND (50) to a command: the stand-in never answers one of 100.
-    expect(writes).toEqual(['find erasedIncarnations', ...Array.from({ length: Math.ceil(n / 50) }, () => 'update profiles')])
-    expect((await commandsOfBatch(items.map((item) => ({ ...item, plan: 'team' })), { unchanged: n })).writes).toEqual([])
+    expect(reads).toEqual(oneReadEach)
+    expect(writes).toEqual(['find erasedIncarnations', 'update profiles'])
+    expect(await commandsOfBatch(items.map((item) => ({ ...item, plan: 'team' })), { unchanged: n })).toEqual({ writes: [], reads: { 'find profiles': 1, 'find visitorLinks': 1 } })
   })
 
-  it.each([10, 200])('%i visitors moving to other known users: the moves of their links, each only from where it was read, and updates of the profiles they left and joined, 50 to a command', async (n) => {
+  it.each([10, 1000])('%i visitors moving to other known users: one bulk move of their links, each only from where it was read, one mark of the profiles they left, one update of those they joined', async (n) => {
     const owners = users(n, 'pro')
     const movers = users(n, 'pro')
-    await commandsOfBatch([...owners, ...movers], { created: 2 * n })
+    await commandsOfBatch(owners, { created: n })
+    await commandsOfBatch(movers, { created: n })
     const moved = movers.map((item, i) => ({ ...item, datafast_visitor_id: owners[i]!.datafast_visitor_id }))
-    const { writes } = await commandsOfBatch(moved, { updated: n })
-    const chunks = (name: string, times = 1) => Array.from({ length: times * Math.ceil(n / 50) }, () => name)
-    expect(writes).toEqual(['find erasedIncarnations', ...chunks('update profiles', 2), ...chunks('update visitorLinks')])
+    const { writes, reads } = await commandsOfBatch(moved, { updated: n })
+    expect(reads).toEqual(oneReadEach)
+    expect(writes).toEqual(['find erasedIncarnations', 'update profiles', 'update profiles', 'update visitorLinks'])
+  })
+
+  it('1,000 items naming 100 users and their visitors ten times each: still one read each, and every item as if sent alone', async () => {
+    const items = users(100, 'p0')
+    const repeated = Array.from({ length: 10 }, (_, round) => items.map((item) => ({ ...item, plan: `p${String(round)}` }))).flat()
+    const { writes, reads } = await commandsOfBatch(repeated, { created: 100, updated: 900 })
+    expect(reads).toEqual(oneReadEach)
+    expect(writes).toEqual(['find erasedIncarnations', 'insert profiles', 'insert visitorLinks'])
+    const stored = await app.repositories.profiles.findProfile(site.websiteId, items[42]!.user_id)
+    expect(stored).toMatchObject({ metadata: { plan: 'p9', seats: 3 }, visitorIds: [items[42]!.datafast_visitor_id] })
   })
 
   it('a cookieless website or a batch of invalid items costs no command', async () => {

@@ -1,9 +1,9 @@
-import { ObjectId } from 'mongodb'
+import { MongoServerError, ObjectId } from 'mongodb'
 import { afterAll, describe, expect, it } from 'vitest'
 import { identifyRules } from '../src/config.js'
 import { ProfilesRepository, profileIdFor } from '../src/repositories/profiles.js'
-import { buildTestApp, createTestWebsite, identify, visitorId, type TestWebsite } from './helper.js'
-import { profilesCall } from './profiles-helper.js'
+import { buildTestApp, createTestWebsite, identify, testDatabaseUrl, visitorId, withConnectionOptions, type TestWebsite } from './helper.js'
+import { profilesCall, watchRaces } from './profiles-helper.js'
 
 /*
  * docs/api.md#profiles-erasure-and-identify-at-once: an identify call racing
@@ -11,17 +11,17 @@ import { profilesCall } from './profiles-helper.js'
  * it) or after it (on a new profile), never with a profile that lists a
  * visitor without its link, or a link to a missing or erased profile.
  *
- * All calls go through one app, so on the FerretDB stand-in (maxPoolSize=1)
- * their database commands interleave one command at a time, in any order the
- * event loop gives them: the model the repository is written for, where each
- * command is atomic on its document, as on MongoDB. Several clients would
- * instead run commands side by side inside the stand-in, whose updates are
- * not atomic across connections (docs/ferretdb.md), so they would test the
- * stand-in rather than this service.
+ * The calls run side by side on the app's connection pool, and each test
+ * counts the race it is about: an erasure's delete in flight with other
+ * writes of its profile (command monitoring), or the retries that an
+ * interleaving chosen on purpose forces.
  */
 
-const app = await buildTestApp()
+const app = await buildTestApp({ MONGO_URL: withConnectionOptions(testDatabaseUrl(), { monitorCommands: 'true' }) })
 afterAll(async () => { await app.close() })
+const races = watchRaces(app.mongo.client)
+/** An erasure's delete of a profile. */
+const ERASURE_DELETE = 'delete profiles'
 
 interface StoredProfile { _id: ObjectId, userId: string, incarnation: ObjectId, metadata: Record<string, unknown> }
 interface StoredLink { _id: string, visitorId: string, profileId: ObjectId, profileIncarnation: ObjectId }
@@ -79,6 +79,7 @@ async function expectConsistent (site: TestWebsite, context: string): Promise<Ma
 describe('identify calls racing with erasures of their profile', () => {
   it('each call ends wholly before an erasure or wholly after it: its field is stored exactly when its visitor is linked', async () => {
     const site = await createTestWebsite(app)
+    const race = races.since()
     for (let round = 0; round < 12; round++) {
       const userId = newUserId()
       const known = visitorId()
@@ -104,10 +105,12 @@ describe('identify calls racing with erasures of their profile', () => {
       // Nothing of the erased profile survives in a new one.
       expect(shown?.metadata.seed).toBeUndefined()
     }
+    expect(race.overlaps(ERASURE_DELETE)).toBeGreaterThan(0)
   }, 180_000)
 
   it('the first calls for a new user racing with erasures leave a consistent state', async () => {
     const site = await createTestWebsite(app)
+    const race = races.since()
     for (let round = 0; round < 12; round++) {
       const userId = newUserId()
       const visitors = Array.from({ length: 6 }, () => visitorId())
@@ -122,10 +125,12 @@ describe('identify calls racing with erasures of their profile', () => {
           .toBe(shown?.visitorIds.includes(visitor) === true)
       })
     }
+    expect(race.overlaps(ERASURE_DELETE)).toBeGreaterThan(0)
   }, 180_000)
 
   it('a visitor moving between two users while one of them is erased ends on at most one profile, with its link', async () => {
     const site = await createTestWebsite(app)
+    const race = races.since()
     for (let round = 0; round < 12; round++) {
       const [first, second] = [newUserId(), newUserId()]
       const shared = visitorId()
@@ -141,6 +146,34 @@ describe('identify calls racing with erasures of their profile', () => {
       const holders = [...shown.values()].filter((profile) => profile.visitorIds.includes(shared))
       expect(holders.length, `round ${String(round)}`).toBeLessThanOrEqual(1)
     }
+    expect(race.overlaps(ERASURE_DELETE)).toBeGreaterThan(0)
+  }, 180_000)
+
+  it('an erasure racing updates of its profile answers success once that profile is gone, never 404 (docs/api.md#profiles-erasure)', async () => {
+    const site = await createTestWebsite(app)
+    const race = races.since()
+    for (let round = 0; round < 20; round++) {
+      const userId = newUserId()
+      const _id = profileIdFor(site.websiteId, userId)
+      const visitors = Array.from({ length: 6 }, () => visitorId())
+      for (const visitor of visitors) await call(site, userId, visitor)
+      const { incarnation } = (await profiles.findOne({ _id }))!
+      const state = { erased: false }
+      // Each known visitor's call changes a field: a plain update of the profile, over and over until the erasure answers.
+      const updating = visitors.map(async (visitor, index) => {
+        for (let n = 0; !state.erased; n++) await call(site, userId, visitor, { [`u${String(index)}`]: n })
+      })
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 10))
+        expect(await erase(site, userId), `round ${String(round)}`).toBe(200)
+        expect(await profiles.countDocuments({ _id, incarnation }), `round ${String(round)}: the erased profile stays`).toBe(0)
+      } finally {
+        state.erased = true
+        await Promise.all(updating)
+      }
+      await expectConsistent(site, `round ${String(round)}`)
+    }
+    expect(race.overlaps(ERASURE_DELETE)).toBeGreaterThan(0)
   }, 180_000)
 })
 
@@ -149,60 +182,92 @@ describe('a batch racing with single calls and erasures (docs/api.md#batch-ident
   const entry = (userId: string, visitor: string, metadata: Record<string, unknown> = {}) =>
     ({ userId, visitorId: visitor, change: { set: metadata, setOnce: {}, unset: [] } })
 
-  it('a new user of the batch created by another call between the batch\'s first read and its insert: the insert finds it taken, and the batch reads it and merges into it', async () => {
+  it('a new user of the batch created by another call between the batch\'s read and its insert: the insert finds it taken, and the batch runs again and merges into it', async () => {
     const site = await createTestWebsite(app)
     const [userId, bystander] = [newUserId(), newUserId()]
     const [visitor, other, third] = [visitorId(), visitorId(), visitorId()]
-    const { repository, holdBefore } = pausableRepository()
+    const { repository, holdBefore, calls } = pausableRepository()
     const held = await holdBefore('profiles', 'insertMany', async () =>
       await repository.upsertProfiles(site.websiteId, [entry(userId, visitor, { f: 1 }), entry(bystander, third, { b: 1 })], limits))
     expect(await call(site, userId, other, { g: 2 })).toBe('created')
     held.release()
-    expect(await held.done).toMatchObject([{ changed: true }, { created: true }])
+    // Not created by the batch: the other call did.
+    expect(await held.done).toMatchObject([{ created: false, changed: true }, { created: true }])
+    // The batch ran again, one entry at a time.
+    expect(calls('profiles', 'findOne')).toBeGreaterThan(0)
     const shown = await expectConsistent(site, 'after')
     expect(shown.get(userId)).toEqual({ visitorIds: [other, visitor], metadata: { g: 2, f: 1 } })
     expect(shown.get(bystander)).toEqual({ visitorIds: [third], metadata: { b: 1 } })
   })
 
-  it('a profile erased and created again between the batch\'s read and its update: the batch ends on the new profile', async () => {
+  it('a profile erased and created again between the batch\'s read and its update: the update misses the new profile, and the batch ends on it', async () => {
     const site = await createTestWebsite(app)
     const userId = newUserId()
     const [first, device, other] = [visitorId(), visitorId(), visitorId()]
     await call(site, userId, first, { seed: true })
-    const { repository, holdBefore } = pausableRepository()
+    const { repository, holdBefore, holdNext, calls } = pausableRepository()
     const held = await holdBefore('visitorLinks', 'insertMany', async () =>
       await repository.upsertProfiles(site.websiteId, [entry(userId, device, { f: 1 })], limits))
     expect(await erase(site, userId)).toBe(200)
     expect(await call(site, userId, other)).toBe('created')
+    // Held again where the batch runs its entries one by one, after its bulk writes.
+    const redoing = holdNext('profiles', 'findOne')
     held.release()
+    await redoing.reached
+    // Its update, by the incarnation read, left the new profile as it was: never listing a visitor without its link.
+    expect(await profiles.findOne({ _id: profileIdFor(site.websiteId, userId) })).toMatchObject({ metadata: {}, visitorIds: [other] })
+    redoing.release()
     await held.done
+    expect(calls('profiles', 'findOne')).toBeGreaterThan(0)
     expect((await expectConsistent(site, 'after')).get(userId)).toEqual({ visitorIds: [other, device], metadata: { f: 1 } })
   })
 
-  it.each(['new (the batch inserts first)', 'known (the batch reads first)'])('a visitor moved by another call between the batch\'s read and its link write, the batch\'s user %s: the batch marks the profile it took the visitor from', async (kind) => {
+  it.each(['new (the batch inserts it)', 'known (the batch updates it)'])('a visitor moved by another call between the batch\'s read and its link write, the batch\'s user %s: the batch marks the profile it took the visitor from', async (kind) => {
     const site = await createTestWebsite(app)
     const [owner, thief, batchUser] = [newUserId(), newUserId(), newUserId()]
     const shared = visitorId()
     await call(site, owner, shared)
     await call(site, thief, visitorId())
     if (kind.startsWith('known')) await call(site, batchUser, visitorId())
-    const { repository, holdBefore } = pausableRepository()
+    const { repository, holdBefore, calls } = pausableRepository()
     const held = await holdBefore('visitorLinks', 'bulkWrite', async () =>
       await repository.upsertProfiles(site.websiteId, [entry(batchUser, visitorId()), entry(batchUser, shared)], limits))
     expect(await call(site, thief, shared)).toBe('updated')
     held.release()
     await held.done
+    // The bulk move found the link moved meanwhile and moved it alone, learning whom it left.
+    expect(calls('visitorLinks', 'findOneAndUpdate')).toBeGreaterThan(0)
     const shown = await expectConsistent(site, 'after')
     expect(shown.get(batchUser)?.visitorIds).toContain(shared)
     expect(shown.get(thief)?.visitorIds).not.toContain(shared)
     expect(shown.get(owner)?.visitorIds).toEqual([])
   })
 
+  it('batches of the same users in opposite orders at once all succeed and leave a consistent state (DocumentDB can deadlock their bulk writes)', async () => {
+    const site = await createTestWebsite(app)
+    const users = Array.from({ length: 50 }, () => newUserId())
+    const visitors = users.map(() => visitorId())
+    await app.repositories.profiles.upsertProfiles(site.websiteId, users.map((userId, n) => entry(userId, visitors[n]!)), limits)
+    const race = races.since()
+    for (let round = 1; round <= 6; round++) {
+      const updates = users.map((userId, n) => entry(userId, visitors[n]!, { round, n }))
+      // Every visitor moves to the next user: links move, and the profiles they leave are marked.
+      const moves = users.map((userId, n) => entry(userId, visitors[(n + round) % visitors.length]!, { moved: round }))
+      const batches = [updates, [...updates].reverse(), moves, [...moves].reverse()]
+      const settled = await Promise.allSettled(batches.map(async (entries) => await app.repositories.profiles.upsertProfiles(site.websiteId, entries, limits)))
+      expect(settled.filter(({ status }) => status === 'rejected'), `round ${String(round)}`).toEqual([])
+      await expectConsistent(site, `round ${String(round)}`)
+    }
+    expect(race.overlaps('update profiles')).toBeGreaterThan(0)
+    expect(race.overlaps('update visitorLinks')).toBeGreaterThan(0)
+  }, 180_000)
+
   it('batches, single calls and erasures at once leave a consistent state', async () => {
     const site = await createTestWebsite(app)
     const users = Array.from({ length: 4 }, () => newUserId())
     const visitors = Array.from({ length: 6 }, () => visitorId())
     const pick = <T>(values: T[], n: number): T => values[n % values.length]!
+    const race = races.since()
     for (let round = 0; round < 8; round++) {
       const batchEntries = Array.from({ length: 8 }, (_, n) => entry(pick(users, n + round), pick(visitors, n * 5 + round), { [`r${String(round)}`]: n }))
       await atOnce([
@@ -214,20 +279,24 @@ describe('a batch racing with single calls and erasures (docs/api.md#batch-ident
       ])
       await expectConsistent(site, `round ${String(round)}`)
     }
+    // Batches raced each other on the same profiles, and erasures raced the batches.
+    expect(race.overlaps('update profiles')).toBeGreaterThan(0)
+    expect(race.overlaps(ERASURE_DELETE)).toBeGreaterThan(0)
   }, 180_000)
 })
 
 /**
  * The repository on the same database, whose next call of one method on one
  * collection waits until the test releases it: an interleaving chosen on
- * purpose, on the real database, where the one-connection model above never
- * puts one call's commands (this is how calls interleave on a MongoDB
- * connection pool).
+ * purpose, on the real database. It counts the calls of each method, so that
+ * a test sees the retries its interleaving forces.
  */
 function pausableRepository () {
-  const asyncMethods = new Set(['findOne', 'findOneAndUpdate', 'findOneAndDelete', 'insertOne', 'updateOne', 'deleteMany', 'insertMany', 'bulkWrite'])
+  const asyncMethods = new Set(['findOne', 'findOneAndUpdate', 'insertOne', 'updateOne', 'updateMany', 'deleteMany', 'insertMany', 'bulkWrite'])
   let gate: { collection: string, method: string, reached: () => void, released: Promise<void> } | null = null
-  let failure: { collection: string, method: string } | null = null
+  let failure: { collection: string, method: string, error: Error } | null = null
+  let miss: { collection: string, method: string, answer: unknown } | null = null
+  const calls = new Map<string, number>()
   const db = new Proxy(app.mongo.db, {
     get (target, property, receiver) {
       if (property !== 'collection') return Reflect.get(target, property, receiver) as unknown
@@ -236,9 +305,16 @@ function pausableRepository () {
           const value = Reflect.get(collection, method, collectionReceiver) as unknown
           if (typeof value !== 'function' || !asyncMethods.has(String(method))) return value
           return async (...args: unknown[]) => {
+            calls.set(`${name}.${String(method)}`, (calls.get(`${name}.${String(method)}`) ?? 0) + 1)
             if (failure?.collection === name && failure.method === method) {
+              const { error } = failure
               failure = null
-              throw new Error(`${name}.${method} failed (test)`)
+              throw error
+            }
+            if (miss?.collection === name && miss.method === method) {
+              const { answer } = miss
+              miss = null
+              return answer
             }
             if (gate?.collection === name && gate.method === method) {
               const { reached, released } = gate
@@ -252,15 +328,25 @@ function pausableRepository () {
       })
     }
   })
+  /** Holds the next `method` on `collection`: `reached` resolves once a call got there, `release` lets it go on. */
+  const holdNext = (collection: string, method: string): { reached: Promise<void>, release: () => void } => {
+    let release!: () => void
+    const released = new Promise<void>((resolve) => { release = resolve })
+    const reached = new Promise<void>((resolve) => { gate = { collection, method, reached: resolve, released } })
+    return { reached, release }
+  }
   return {
     repository: new ProfilesRepository(db),
-    /** Fails the next `method` on `collection`, as a database lost at that moment would. */
-    failNext: (collection: string, method: string): void => { failure = { collection, method } },
-    /** Holds the next `method` on `collection`; resolves once a call reached it, with the function that lets it go on. */
+    /** How many times the repository called `method` on `collection`. */
+    calls: (collection: string, method: string): number => calls.get(`${collection}.${method}`) ?? 0,
+    /** Fails the next `method` on `collection`, by default as a database lost at that moment would. */
+    failNext: (collection: string, method: string, error = new Error(`${collection}.${method} failed (test)`)): void => { failure = { collection, method, error } },
+    /** Answers the next `method` on `collection` with `answer` without sending it. */
+    missNext: (collection: string, method: string, answer: unknown): void => { miss = { collection, method, answer } },
+    holdNext,
+    /** Starts a call and holds its next `method` on `collection`; resolves once it got there, with the function that lets it go on. */
     holdBefore: async (collection: string, method: string, start: () => Promise<unknown>): Promise<{ release: () => void, done: Promise<unknown> }> => {
-      let release!: () => void
-      const released = new Promise<void>((resolve) => { release = resolve })
-      const reached = new Promise<void>((resolve) => { gate = { collection, method, reached: resolve, released } })
+      const { reached, release } = holdNext(collection, method)
       const done = start()
       await reached
       return { release, done }
@@ -272,16 +358,19 @@ describe('chosen interleavings of identify and erasure', () => {
   const limits = identifyRules(app.config).limits
   const input = (site: TestWebsite, userId: string, visitor: string, metadata: Record<string, unknown> = {}) =>
     ({ websiteId: site.websiteId, userId, visitorId: visitor, metadata, limits })
+  /** The attempts of upsertProfile after its first: each starts by reading the profile. */
+  const retries = (repository: ReturnType<typeof pausableRepository>): number => repository.calls('profiles', 'findOne') - 1
 
   it('an erasure between creating a profile and linking its first visitor: the call creates the profile again', async () => {
     const site = await createTestWebsite(app)
     const userId = newUserId()
     const visitor = visitorId()
-    const { repository, holdBefore } = pausableRepository()
-    const held = await holdBefore('visitorLinks', 'findOneAndUpdate', async () => await repository.upsertProfile(input(site, userId, visitor, { f: 1 })))
+    const creator = pausableRepository()
+    const held = await creator.holdBefore('visitorLinks', 'findOneAndUpdate', async () => await creator.repository.upsertProfile(input(site, userId, visitor, { f: 1 })))
     expect(await erase(site, userId)).toBe(200)
     held.release()
     expect(await held.done).toMatchObject({ created: true })
+    expect(retries(creator)).toBeGreaterThan(0)
     const shown = (await expectConsistent(site, 'after')).get(userId)
     expect(shown).toEqual({ visitorIds: [visitor], metadata: { f: 1 } })
   })
@@ -290,12 +379,13 @@ describe('chosen interleavings of identify and erasure', () => {
     const site = await createTestWebsite(app)
     const userId = newUserId()
     const [visitor, other] = [visitorId(), visitorId()]
-    const { repository, holdBefore } = pausableRepository()
-    const held = await holdBefore('visitorLinks', 'findOneAndUpdate', async () => await repository.upsertProfile(input(site, userId, visitor, { f: 1 })))
+    const creator = pausableRepository()
+    const held = await creator.holdBefore('visitorLinks', 'findOneAndUpdate', async () => await creator.repository.upsertProfile(input(site, userId, visitor, { f: 1 })))
     expect(await erase(site, userId)).toBe(200)
     expect(await call(site, userId, other, { g: 2 })).toBe('created')
     held.release()
     expect(await held.done).toMatchObject({ changed: true })
+    expect(retries(creator)).toBeGreaterThan(0)
     const shown = (await expectConsistent(site, 'after')).get(userId)
     expect(shown).toEqual({ visitorIds: [other, visitor], metadata: { g: 2, f: 1 } })
   })
@@ -305,12 +395,13 @@ describe('chosen interleavings of identify and erasure', () => {
     const userId = newUserId()
     const [first, device, other] = [visitorId(), visitorId(), visitorId()]
     await call(site, userId, first)
-    const { repository, holdBefore } = pausableRepository()
-    const held = await holdBefore('profiles', 'findOneAndUpdate', async () => await repository.upsertProfile(input(site, userId, device, { f: 1 })))
+    const caller = pausableRepository()
+    const held = await caller.holdBefore('profiles', 'findOneAndUpdate', async () => await caller.repository.upsertProfile(input(site, userId, device, { f: 1 })))
     expect(await erase(site, userId)).toBe(200)
     expect(await call(site, userId, other)).toBe('created')
     held.release()
     await held.done
+    expect(retries(caller)).toBeGreaterThan(0)
     const shown = (await expectConsistent(site, 'after')).get(userId)
     expect(shown).toEqual({ visitorIds: [other, device], metadata: { f: 1 } })
   })
@@ -320,12 +411,15 @@ describe('chosen interleavings of identify and erasure', () => {
     const userId = newUserId()
     const [known, other] = [visitorId(), visitorId()]
     await call(site, userId, known, { f: 0 })
+    const read = (await profiles.findOne({ _id: profileIdFor(site.websiteId, userId) }))!
     const { repository, holdBefore } = pausableRepository()
     const held = await holdBefore('profiles', 'updateOne', async () => await repository.upsertProfile(input(site, userId, known, { f: 1 })))
     expect(await erase(site, userId)).toBe(200)
     expect(await call(site, userId, other)).toBe('created')
     held.release()
     expect(await held.done).toMatchObject({ created: false, changed: true })
+    // The profile the merge landed on is another incarnation than the one it read.
+    expect((await profiles.findOne({ _id: read._id }))!.incarnation.equals(read.incarnation)).toBe(false)
     const shown = (await expectConsistent(site, 'after')).get(userId)
     expect(shown).toEqual({ visitorIds: [other], metadata: { f: 1 } })
   })
@@ -343,7 +437,8 @@ describe('chosen interleavings of identify and erasure', () => {
     created.release()
     await created.done
     erasing.release()
-    expect(await erasing.done).toMatchObject({ profileId })
+    // The link the call wrote after the erasure read the profile is erased with it.
+    expect(await erasing.done).toEqual({ profileId, visitorLinks: 1 })
     const shown = (await expectConsistent(site, 'after')).get(userId)
     // Before: erased with the profile (the erasure deleted its links after recording it).
     expect(shown).toBeUndefined()
@@ -358,6 +453,7 @@ describe('chosen interleavings of identify and erasure', () => {
     expect(await erase(site, userId)).toBe(200)
     created.release()
     expect(await created.done).toMatchObject({ created: true })
+    expect(retries(creator)).toBeGreaterThan(0)
     const shown = (await expectConsistent(site, 'after')).get(userId)
     expect(shown).toEqual({ visitorIds: [visitor], metadata: { f: 1 } })
   })
@@ -386,9 +482,63 @@ describe('chosen interleavings of identify and erasure', () => {
     const profileId = profileIdFor(site.websiteId, userId).toHexString()
     const held = await holdBefore('visitorLinks', 'deleteMany', async () => await repository.eraseProfile(site.websiteId, profileId))
     expect(await call(site, userId, fresh, { f: 1 })).toBe('created')
+    // Links of both incarnations are there when the erasure deletes the links.
+    expect(await links.countDocuments({ profileId: new ObjectId(profileId) })).toBe(2)
     held.release()
     expect(await held.done).toEqual({ profileId, visitorLinks: 1 })
     const shown = (await expectConsistent(site, 'after')).get(userId)
     expect(shown).toEqual({ visitorIds: [fresh], metadata: { f: 1 } })
+  })
+
+  it('a delete that matched nothing while the profile stays (as DocumentDB\'s deleteOne racing an update does) is confirmed by a read and sent again: the erasure answers success, never 404', async () => {
+    const site = await createTestWebsite(app)
+    const userId = newUserId()
+    await call(site, userId, visitorId())
+    await call(site, userId, visitorId())
+    const profileId = profileIdFor(site.websiteId, userId)
+    const eraser = pausableRepository()
+    eraser.missNext('profiles', 'deleteMany', { acknowledged: true, deletedCount: 0 })
+    expect(await eraser.repository.eraseProfile(site.websiteId, profileId.toHexString())).toEqual({ profileId: profileId.toHexString(), visitorLinks: 2 })
+    expect(eraser.calls('profiles', 'deleteMany')).toBe(2)
+    expect(await profiles.countDocuments({ _id: profileId })).toBe(0)
+    expect(await links.countDocuments({ profileId })).toBe(0)
+  })
+
+  it('an erasure whose deletion of the links lost a deadlock (DocumentDB\'s WriteConflict) deletes them again and answers success', async () => {
+    const site = await createTestWebsite(app)
+    const userId = newUserId()
+    await call(site, userId, visitorId())
+    await call(site, userId, visitorId())
+    const profileId = profileIdFor(site.websiteId, userId)
+    const eraser = pausableRepository()
+    eraser.failNext('visitorLinks', 'deleteMany', new MongoServerError({ code: 112, message: 'Could not acquire lock for operation due to deadlock' }))
+    expect(await eraser.repository.eraseProfile(site.websiteId, profileId.toHexString())).toEqual({ profileId: profileId.toHexString(), visitorLinks: 2 })
+    expect(eraser.calls('visitorLinks', 'deleteMany')).toBe(2)
+    expect(await links.countDocuments({ profileId })).toBe(0)
+  })
+
+  it('a link written to the erased incarnation after the erasure deleted the links is deleted before the erasure answers', async () => {
+    const site = await createTestWebsite(app)
+    const userId = newUserId()
+    const visitor = visitorId()
+    const profileId = profileIdFor(site.websiteId, userId)
+    const creator = pausableRepository()
+    const eraser = pausableRepository()
+    // The call has created the profile; the erasure has deleted it and its links (none yet), and stops before confirming none is left.
+    const created = await creator.holdBefore('visitorLinks', 'findOneAndUpdate', async () => await creator.repository.upsertProfile(input(site, userId, visitor, { f: 1 })))
+    const incarnation = (await profiles.findOne({ _id: profileId }))!.incarnation
+    const erasing = await eraser.holdBefore('visitorLinks', 'findOne', async () => await eraser.repository.eraseProfile(site.websiteId, profileId.toHexString()))
+    // The call links its visitor to the erased incarnation, and stops before it looks for the erasure record.
+    const checking = creator.holdNext('erasedIncarnations', 'findOne')
+    created.release()
+    await checking.reached
+    expect(await links.countDocuments({ profileIncarnation: incarnation })).toBe(1)
+    erasing.release()
+    expect(await erasing.done).toEqual({ profileId: profileId.toHexString(), visitorLinks: 1 })
+    expect(await links.countDocuments({ profileIncarnation: incarnation })).toBe(0)
+    checking.release()
+    expect(await created.done).toMatchObject({ created: true })
+    expect(retries(creator)).toBeGreaterThan(0)
+    expect((await expectConsistent(site, 'after')).get(userId)).toEqual({ visitorIds: [visitor], metadata: { f: 1 } })
   })
 })

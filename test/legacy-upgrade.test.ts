@@ -36,7 +36,7 @@ describe('a store written by the version before incarnations', () => {
     const [first, second, third] = [visitorId(), visitorId(), visitorId()]
     const erased = await writeLegacyProfile('legacy-erased', [first, second])
     await writeLegacyProfile('legacy-kept', [third])
-    // More than one bulk write's worth: the stand-in never answers an update command of 100 statements.
+    // Many more, all upgraded by one update of each collection.
     for (let index = 0; index < 120; index++) await writeLegacyProfile(`legacy-${String(index)}`, [visitorId()])
     const repository = new ProfilesRepository(db)
 

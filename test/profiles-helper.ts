@@ -1,5 +1,6 @@
 import { expect } from 'vitest'
 import type { LightMyRequestResponse } from 'fastify'
+import type { CommandFailedEvent, CommandStartedEvent, CommandSucceededEvent, Document, MongoClient } from 'mongodb'
 import type { App } from '../src/app.js'
 import type { Profile } from '../src/schemas/profiles.js'
 import { identify, type TestWebsite } from './helper.js'
@@ -55,4 +56,107 @@ export async function identified (app: App, site: TestWebsite, userId: string, v
   const response = await identify(app, { auth: site.key, body: { user_id: userId, datafast_visitor_id: visitor, ...metadata } })
   expect(response.statusCode, response.body).toBe(200)
   return response.json<{ data: { profileId: string, action: string } }>().data
+}
+
+/** What a race monitor counted since `since()`; a kind is `<command> <collection>` (`findAndModify profiles remove` for a findOneAndDelete). */
+export interface RaceCounts {
+  /** Writes of this kind that were in flight while another write named one of the same documents: races the database really ran. */
+  overlaps: (kind: string) => number
+  /** Writes of this kind that lost a race to insert an `_id` (code 11000). */
+  duplicateKeys: (kind: string) => number
+  /** Connections that carried a command: the pool really served the calls side by side. */
+  connections: () => number
+}
+
+interface RaceWindow {
+  overlaps: Map<string, number>
+  duplicateKeys: Map<string, number>
+  connections: Set<string>
+}
+
+interface WriteInFlight {
+  kind: string
+  documents: string[]
+  connection: string
+  /** Counted once as an overlap already. */
+  overlapped: boolean
+}
+
+const bump = (counts: Map<string, number>, kind: string): void => { counts.set(kind, (counts.get(kind) ?? 0) + 1) }
+
+/** `_id` values a filter names: one, or those of an $in. */
+function idsOf (filter: unknown): unknown[] {
+  const id = (filter as { _id?: unknown } | undefined)?._id
+  if (id === undefined) return []
+  return typeof id === 'object' && id !== null && '$in' in id && Array.isArray(id.$in) ? id.$in : [id]
+}
+
+/** The kind of a write command and the documents (collection and `_id`) it names; null for reads. */
+function writeOf (command: Document, commandName: string): { kind: string, documents: string[] } | null {
+  const collection = String(command[commandName])
+  const ids = ((): unknown[] | null => {
+    switch (commandName) {
+      case 'insert': return (command.documents as Document[]).map(({ _id }) => _id as unknown)
+      case 'update': return (command.updates as Document[]).flatMap(({ q }) => idsOf(q))
+      case 'delete': return (command.deletes as Document[]).flatMap(({ q }) => idsOf(q))
+      case 'findAndModify': return idsOf(command.query)
+      default: return null
+    }
+  })()
+  if (ids === null) return null
+  const kind = `${commandName} ${collection}${commandName === 'findAndModify' && command.remove === true ? ' remove' : ''}`
+  return { kind, documents: ids.map((id) => `${collection} ${String(id)}`) }
+}
+
+const isDuplicateKey = (error: unknown): boolean => (error as { code?: unknown } | undefined)?.code === 11000
+
+/**
+ * Counts, through the client's command monitoring (the client needs
+ * `monitorCommands=true`), the races its commands really ran: writes of one
+ * document in flight at once over different connections, and the inserts
+ * that lost to another. A race test expects its count above zero, so that it
+ * never passes without the race it is about.
+ */
+export function watchRaces (client: MongoClient): { since: () => RaceCounts } {
+  const windows: RaceWindow[] = []
+  const inFlight = new Map<number, WriteInFlight>()
+  const each = (count: (window: RaceWindow) => void): void => { for (const window of windows) count(window) }
+  const overlapped = (write: WriteInFlight): void => {
+    if (write.overlapped) return
+    write.overlapped = true
+    each((window) => { bump(window.overlaps, write.kind) })
+  }
+  client.on('commandStarted', (event: CommandStartedEvent) => {
+    const connection = `${event.address} ${String(event.connectionId)}`
+    each((window) => { window.connections.add(connection) })
+    const write = writeOf(event.command, event.commandName)
+    if (write === null) return
+    const started: WriteInFlight = { ...write, connection, overlapped: false }
+    for (const other of inFlight.values()) {
+      if (other.connection === connection || !other.documents.some((document) => started.documents.includes(document))) continue
+      overlapped(other)
+      overlapped(started)
+    }
+    inFlight.set(event.requestId, started)
+  })
+  const ended = (event: CommandSucceededEvent | CommandFailedEvent, lost: boolean): void => {
+    const write = inFlight.get(event.requestId)
+    inFlight.delete(event.requestId)
+    if (write !== undefined && lost) each((window) => { bump(window.duplicateKeys, write.kind) })
+  }
+  client.on('commandSucceeded', (event: CommandSucceededEvent) => {
+    ended(event, (event.reply as { writeErrors?: unknown[] }).writeErrors?.some(isDuplicateKey) === true)
+  })
+  client.on('commandFailed', (event: CommandFailedEvent) => { ended(event, isDuplicateKey(event.failure)) })
+  return {
+    since: () => {
+      const window: RaceWindow = { overlaps: new Map(), duplicateKeys: new Map(), connections: new Set() }
+      windows.push(window)
+      return {
+        overlaps: (kind) => window.overlaps.get(kind) ?? 0,
+        duplicateKeys: (kind) => window.duplicateKeys.get(kind) ?? 0,
+        connections: () => window.connections.size
+      }
+    }
+  }
 }

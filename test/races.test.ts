@@ -1,60 +1,36 @@
 import { isDeepStrictEqual } from 'node:util'
 import { ObjectId } from 'mongodb'
 import { afterAll, describe, expect, it } from 'vitest'
-import type { App } from '../src/app.js'
 import { buildTestApp, createTestWebsite, identify, testDatabaseUrl, visitorId, withConnectionOptions, type TestWebsite } from './helper.js'
+import { watchRaces } from './profiles-helper.js'
 
 /*
  * docs/api.md#identify-concurrent-calls (concurrent calls for one profile all
  * succeed, leaving one profile with every visitor linked and the metadata of
  * some serial order) and docs/api.md#identify-visitor-links (a visitor is on
- * at most one profile per website), under real concurrency against the database.
- *
- * Two apps, because the stand-in's URL holds maxPoolSize=1: on one connection
- * the driver sends one command at a time, so concurrent calls interleave
- * command by command but no two commands ever run at once in the server.
- * - `pooled` has several connections, so commands do run at once, and two
- *   inserts (or upserts) of one new `_id` race inside the server: the loser
- *   gets a duplicate key and must retry. Its tests count those duplicate keys
- *   to show that the race really happened.
- * - `serial` keeps the one connection for the metadata checks: the stand-in's
- *   updates are not atomic across connections (docs/ferretdb.md), so with
- *   several it would lose $set fields that MongoDB keeps.
+ * at most one profile per website), under real concurrency against the
+ * database: the app's own connection pool (the driver's default, unless the
+ * test server's URL limits it, which the first test would catch) runs the
+ * calls' commands side by side. Each test counts, with command monitoring,
+ * the race it is about: writes of one document in flight at once, or inserts
+ * of one `_id` that lost.
  */
 
-// Hundreds of calls at once queue for seconds on the stand-in: these tests are about outcomes, so without the call deadline.
-const serial = await buildTestApp({ CALL_DEADLINE_MS: 0 })
-const pooled = await buildTestApp({ CALL_DEADLINE_MS: 0, MONGO_URL: withConnectionOptions(testDatabaseUrl(), { maxPoolSize: '8', monitorCommands: 'true' }) })
-afterAll(async () => { await Promise.all([serial.close(), pooled.close()]) })
-
-/**
- * Duplicate-key answers the pooled app got: an `insert` is upsertProfile
- * creating a profile; a `link` is linkVisitor's upsert of a visitor link (a
- * findAndModify, the only upsert on the identify path).
- */
-const duplicateKeys = { insert: 0, link: 0 }
-const isDuplicateKey = (error: unknown): boolean => (error as { code?: unknown } | undefined)?.code === 11000
-const counted: Record<string, keyof typeof duplicateKeys> = { insert: 'insert', findAndModify: 'link', update: 'link' }
-pooled.mongo.client.on('commandSucceeded', (event) => {
-  const { writeErrors } = event.reply as { writeErrors?: unknown[] }
-  const kind = counted[event.commandName]
-  if (kind !== undefined && writeErrors?.some(isDuplicateKey) === true) duplicateKeys[kind]++
-})
-pooled.mongo.client.on('commandFailed', (event) => {
-  const kind = counted[event.commandName]
-  if (kind !== undefined && isDuplicateKey(event.failure)) duplicateKeys[kind]++
-})
+// Hundreds of calls at once: these tests are about outcomes, so without the call deadline.
+const app = await buildTestApp({ CALL_DEADLINE_MS: 0, MONGO_URL: withConnectionOptions(testDatabaseUrl(), { monitorCommands: 'true' }) })
+afterAll(async () => { await app.close() })
+const races = watchRaces(app.mongo.client)
 
 type Reply = Awaited<ReturnType<typeof identify>>
 type Metadata = Record<string, unknown>
 
-const profilesOf = (app: App) => app.mongo.db.collection('profiles')
-const linksOf = (app: App) => app.mongo.db.collection('visitorLinks')
+const profiles = app.mongo.db.collection('profiles')
+const links = app.mongo.db.collection('visitorLinks')
 
 let userCounter = 0
 const newUserId = (): string => `race_${String(++userCounter)}_${visitorId().slice(0, 8)}`
 
-async function call (app: App, site: TestWebsite, userId: string, vid: string, metadata: Metadata = {}): Promise<Reply> {
+async function call (site: TestWebsite, userId: string, vid: string, metadata: Metadata = {}): Promise<Reply> {
   return await identify(app, { auth: site.key, body: { user_id: userId, datafast_visitor_id: vid, ...metadata } })
 }
 
@@ -156,28 +132,16 @@ describe('the serial-order checker itself', () => {
   })
 })
 
-/*
- * Each race runs on both apps. Over several connections the database's own
- * races happen (duplicate keys, counted); on the stand-in, though, a
- * profile's visitor list is changed by a read-modify-write inside the server,
- * so concurrent updates over several connections can lose an entry of it
- * (docs/ferretdb.md), where MongoDB applies each update atomically. So the
- * link documents, one per visitor and the truth of who is linked, are checked
- * on both apps, and the profile's list on the one connection.
- */
-const apps = [['several connections', true], ['one connection', false]] as const
-const appOf = (concurrent: boolean): App => concurrent ? pooled : serial
-
-describe.each(apps)('concurrent identifies of one new user, over %s', (_name, concurrent) => {
+describe('concurrent identifies of one new user', () => {
   it('200 visitors at once: all answer 200 with one profile, every visitor linked, exactly one created; the losing inserts retry', async () => {
-    const app = appOf(concurrent)
     const site = await createTestWebsite(app)
     const userId = newUserId()
     const vids = Array.from({ length: 200 }, () => visitorId())
-    const insertsRefused = duplicateKeys.insert
-    const replies = await Promise.all(vids.map(async (vid) => await call(app, site, userId, vid)))
-    // The profile's insert raced: the calls that lost it went round upsertProfile's loop again.
-    if (concurrent) expect(duplicateKeys.insert - insertsRefused).toBeGreaterThan(0)
+    const race = races.since()
+    const replies = await Promise.all(vids.map(async (vid) => await call(site, userId, vid)))
+    // The pool ran the calls side by side, and the profile's insert raced: the calls that lost it went round upsertProfile's loop again.
+    expect(race.connections()).toBeGreaterThanOrEqual(8)
+    expect(race.duplicateKeys('insert profiles')).toBeGreaterThan(0)
 
     const results = replies.map(expectOk)
     expect(new Set(results.map((result) => result.profileId)).size).toBe(1)
@@ -185,78 +149,77 @@ describe.each(apps)('concurrent identifies of one new user, over %s', (_name, co
     expect(actions.filter((action) => action === 'created'), actions.join(',')).toHaveLength(1)
     expect(actions.filter((action) => action !== 'created' && action !== 'updated'), actions.join(',')).toHaveLength(0)
 
-    expect(await profilesOf(app).countDocuments({ websiteId: new ObjectId(site.websiteId), userId })).toBe(1)
-    expect(await profilesOf(app).countDocuments({ websiteId: new ObjectId(site.websiteId) })).toBe(1)
+    expect(await profiles.countDocuments({ websiteId: new ObjectId(site.websiteId), userId })).toBe(1)
+    expect(await profiles.countDocuments({ websiteId: new ObjectId(site.websiteId) })).toBe(1)
     const profile = await app.repositories.profiles.findProfile(site.websiteId, userId)
     expect(profile).not.toBeNull()
     expect(profile!.id).toBe(results[0]!.profileId)
-    if (!concurrent) expect([...profile!.visitorIds].sort()).toEqual([...vids].sort())
+    expect([...profile!.visitorIds].sort()).toEqual([...vids].sort())
     // One link document per visitor, each pointing at the profile.
-    const links = await linksOf(app).find({ websiteId: new ObjectId(site.websiteId) }).toArray()
-    expect(links).toHaveLength(200)
-    expect(new Set(links.map((link) => String(link.visitorId))).size).toBe(200)
-    for (const link of links) expect((link.profileId as ObjectId).toHexString()).toBe(profile!.id)
+    const stored = await links.find({ websiteId: new ObjectId(site.websiteId) }).toArray()
+    expect(stored).toHaveLength(200)
+    expect(new Set(stored.map((link) => String(link.visitorId))).size).toBe(200)
+    for (const link of stored) expect((link.profileId as ObjectId).toHexString()).toBe(profile!.id)
   }, 120_000)
 })
 
-describe.each(apps)('one visitor identified as several users at once, over %s', (_name, concurrent) => {
-  const app = appOf(concurrent)
-
-  /** The profile holding the visitor, from its one link document; on one connection, also that no other of these users' profiles lists it. */
+describe('one visitor identified as several users at once', () => {
+  /** The profile holding the visitor, from its one link document; also that no other of these users' profiles lists it. */
   async function holderOf (site: TestWebsite, vid: string, userIds: readonly string[], label: string): Promise<string> {
-    const links = await linksOf(app).find({ websiteId: new ObjectId(site.websiteId), visitorId: vid }).toArray()
-    expect(links, label).toHaveLength(1)
-    const holder = (links[0]!.profileId as ObjectId).toHexString()
-    if (!concurrent) {
-      const listing = await Promise.all(userIds.map(async (userId) => await app.repositories.profiles.findProfile(site.websiteId, userId)))
-      expect(listing.filter((profile) => profile?.visitorIds.includes(vid) === true).map((profile) => profile!.id), label).toEqual([holder])
-    }
+    const stored = await links.find({ websiteId: new ObjectId(site.websiteId), visitorId: vid }).toArray()
+    expect(stored, label).toHaveLength(1)
+    const holder = (stored[0]!.profileId as ObjectId).toHexString()
+    const listing = await Promise.all(userIds.map(async (userId) => await app.repositories.profiles.findProfile(site.websiteId, userId)))
+    expect(listing.filter((profile) => profile?.visitorIds.includes(vid) === true).map((profile) => profile!.id), label).toEqual([holder])
     return holder
   }
 
-  it('a new visitor and 8 new users, 20 rounds: all answer 200, and the visitor ends on one of them; the losing link upserts retry', async () => {
+  it('a new visitor and 8 new users, 20 rounds: all answer 200, and the visitor ends on one of them; the link upserts raced', async () => {
     const site = await createTestWebsite(app)
-    const upsertsRefused = duplicateKeys.link
+    const race = races.since()
     for (let round = 0; round < 20; round++) {
       const vid = visitorId()
       const userIds = Array.from({ length: 8 }, newUserId)
-      const replies = await Promise.all(userIds.map(async (userId) => await call(app, site, userId, vid, { round })))
+      const replies = await Promise.all(userIds.map(async (userId) => await call(site, userId, vid, { round })))
       const profileIds = replies.map((reply) => expectOk(reply).profileId)
       expect(profileIds).toContain(await holderOf(site, vid, userIds, `round ${String(round)}`))
     }
-    // The visitor's link was inserted by several calls at once: linkVisitor's retry ran.
-    if (concurrent) expect(duplicateKeys.link - upsertsRefused).toBeGreaterThan(0)
+    // The visitor's link was written by several calls at once.
+    expect(race.overlaps('findAndModify visitorLinks')).toBeGreaterThan(0)
   }, 120_000)
 
   it('one visitor and two new users per round: it ends on exactly one of them, so the users of earlier rounds lost it', async () => {
     const site = await createTestWebsite(app)
     const vid = visitorId()
+    const race = races.since()
     for (let round = 0; round < 20; round++) {
       const [first, second] = [newUserId(), newUserId()]
-      const replies = await Promise.all([call(app, site, first, vid, { round }), call(app, site, second, vid, { round })])
+      const replies = await Promise.all([call(site, first, vid, { round }), call(site, second, vid, { round })])
       const profileIds = replies.map((reply) => expectOk(reply).profileId)
       // The visitor's one link points at this round's winner: no earlier user holds it any more.
       expect(profileIds).toContain(await holderOf(site, vid, [first, second], `round ${String(round)}`))
     }
+    expect(race.overlaps('findAndModify visitorLinks')).toBeGreaterThan(0)
   }, 120_000)
 
   it('ends linked to exactly one when both users already exist and the visitor is on a third', async () => {
     const site = await createTestWebsite(app)
+    const race = races.since()
     for (let round = 0; round < 10; round++) {
       const vid = visitorId()
       const [owner, first, second] = [newUserId(), newUserId(), newUserId()]
-      expectOk(await call(app, site, owner, vid))
-      const firstId = expectOk(await call(app, site, first, visitorId())).profileId
-      const secondId = expectOk(await call(app, site, second, visitorId())).profileId
-      const replies = await Promise.all([call(app, site, first, vid), call(app, site, second, vid)])
+      expectOk(await call(site, owner, vid))
+      const firstId = expectOk(await call(site, first, visitorId())).profileId
+      const secondId = expectOk(await call(site, second, visitorId())).profileId
+      const replies = await Promise.all([call(site, first, vid), call(site, second, vid)])
       for (const reply of replies) expect(expectOk(reply).action).toBe('updated')
       expect([firstId, secondId]).toContain(await holderOf(site, vid, [owner, first, second], `round ${String(round)}`))
     }
+    expect(race.overlaps('findAndModify visitorLinks')).toBeGreaterThan(0)
   }, 120_000)
 })
 
-// On one connection: see `serial` at the top.
-describe('concurrent metadata updates of one profile, on one connection', () => {
+describe('concurrent metadata updates of one profile', () => {
   /** 20 full overwrites {a, b, c} and 12 subsets, each giving every field it sends its own id as the value. */
   function makeWrites (): Write[] {
     const subsets = [['a'], ['b'], ['c'], ['a', 'b'], ['b', 'c'], ['a', 'c'], ['a', 'd'], ['d'], ['c', 'd'], ['a', 'b', 'd'], ['b'], ['a', 'c', 'd']]
@@ -272,37 +235,44 @@ describe('concurrent metadata updates of one profile, on one connection', () => 
   const rounds = 5
 
   it(`an existing profile: the final metadata is that of some serial order (${String(rounds)} rounds)`, async () => {
-    const site = await createTestWebsite(serial)
+    const site = await createTestWebsite(app)
+    const race = races.since()
     for (let round = 0; round < rounds; round++) {
       const userId = newUserId()
       const vid = visitorId()
       const initial: Metadata = { a: -1, b: -1, c: -1, keep: 'me' }
-      expect(expectOk(await call(serial, site, userId, vid, initial)).action).toBe('created')
+      expect(expectOk(await call(site, userId, vid, initial)).action).toBe('created')
       const writes = makeWrites()
-      const replies = await Promise.all(writes.map(async (write) => await call(serial, site, userId, vid, write.fields)))
+      const replies = await Promise.all(writes.map(async (write) => await call(site, userId, vid, write.fields)))
       // Every request sends values no other holds, so every one changes something.
       for (const reply of replies) expect(expectOk(reply).action).toBe('updated')
 
-      const { metadata } = (await serial.repositories.profiles.findProfile(site.websiteId, userId))!
+      const { metadata } = (await app.repositories.profiles.findProfile(site.websiteId, userId))!
       const order = findSerialOrder(initial, writes, metadata)
       expect(order, `round ${String(round)}: no serial order gives ${JSON.stringify(metadata)}`).not.toBeNull()
     }
+    // The profile's updates ran side by side.
+    expect(race.overlaps('update profiles')).toBeGreaterThan(0)
   }, 120_000)
 
   it(`a new profile created by the concurrent calls themselves: some serial order (${String(rounds)} rounds)`, async () => {
-    const site = await createTestWebsite(serial)
+    const site = await createTestWebsite(app)
+    const race = races.since()
     for (let round = 0; round < rounds; round++) {
       const userId = newUserId()
       const writes = makeWrites()
       const vids = writes.map(() => visitorId())
-      const replies = await Promise.all(writes.map(async (write, index) => await call(serial, site, userId, vids[index]!, write.fields)))
+      const replies = await Promise.all(writes.map(async (write, index) => await call(site, userId, vids[index]!, write.fields)))
       const actions = replies.map((reply) => expectOk(reply).action)
       expect(actions.filter((action) => action === 'created')).toHaveLength(1)
 
-      const profile = (await serial.repositories.profiles.findProfile(site.websiteId, userId))!
+      const profile = (await app.repositories.profiles.findProfile(site.websiteId, userId))!
       expect([...profile.visitorIds].sort()).toEqual([...vids].sort())
       const order = findSerialOrder({}, writes, profile.metadata)
       expect(order, `round ${String(round)}: no serial order gives ${JSON.stringify(profile.metadata)}`).not.toBeNull()
     }
+    // The profile's insert raced, and so did its updates listing the visitors.
+    expect(race.duplicateKeys('insert profiles')).toBeGreaterThan(0)
+    expect(race.overlaps('findAndModify profiles')).toBeGreaterThan(0)
   }, 120_000)
 })

@@ -3,6 +3,7 @@ import { DomainError } from '../domain/errors.js'
 import type { IdentifyInput } from '../domain/identify.js'
 import { checkProfileLimits, planMerge, type ProfileLimits } from '../domain/metadata.js'
 import {
+  inIdOrder,
   isLinkTo,
   LISTED_VISITORS_MAX,
   listsVisitors,
@@ -50,7 +51,7 @@ export interface LinkMove {
   link: VisitorLinkDocument
 }
 
-/** The bulk writes of a batch, in the order ProfilesRepository.upsertProfiles sends them. */
+/** The bulk writes of a batch, in the order ProfilesRepository.upsertProfiles sends them; each list in `_id` order (inIdOrder). */
 export interface BatchWrites {
   results: BatchEntryResult[]
   /** New profiles, in their state after the whole batch. */
@@ -61,7 +62,7 @@ export interface BatchWrites {
   linkMoves: LinkMove[]
   /** Profiles outside the batch that a visitor left: each gets VISITOR_LEFT. */
   marks: ObjectId[]
-  /** By `_id` alone, the one filter the stand-in looks up directly. */
+  /** Each by `_id` and the incarnation read, so that none lands on a profile erased and created again since. */
   profileUpdates: Array<AnyBulkWriteOperation<ProfileDocument>>
   /** The incarnations written: inserted, or updated as read; none may have been erased meanwhile. */
   incarnations: ObjectId[]
@@ -70,19 +71,15 @@ export interface BatchWrites {
 /**
  * Runs the entries in memory, in order, over the profiles and links read for
  * them, exactly as upsertProfile would one after the other, and returns the
- * writes that bring the database to the state after the last one. Profiles
- * in `inserted` are new ones already stored as an earlier plan over an empty
- * store left them: planned again with the same incarnation, they are not
- * inserted twice.
+ * writes that bring the database to the state after the last one.
  */
 export function planBatch (
   websiteId: string,
   entries: IdentifyInput[],
-  stored: { profiles: ProfileDocument[], links: VisitorLinkDocument[], inserted?: ReadonlyMap<string, ProfileDocument> },
+  stored: { profiles: ProfileDocument[], links: VisitorLinkDocument[] },
   limits: ProfileLimits,
   now: Date
 ): BatchWrites {
-  const inserted = stored.inserted ?? new Map<string, ProfileDocument>()
   const profiles = new Map<string, PlannedProfile>()
   for (const read of stored.profiles) {
     const current = { ...read, ...(read.visitorIds === undefined ? {} : { visitorIds: [...read.visitorIds] }) }
@@ -118,8 +115,7 @@ export function planBatch (
     const profile = planned.current
     if (profile === null) {
       const metadata = checkProfileLimits(entry.change, limits)
-      const created = profileDocument(websiteId, entry.userId, entry.visitorId, metadata, now)
-      planned.current = { ...created, incarnation: inserted.get(profileId)?.incarnation ?? created.incarnation }
+      planned.current = profileDocument(websiteId, entry.userId, entry.visitorId, metadata, now)
       linkVisitor(entry.visitorId, planned, planned.current)
       return { profileId, created: true, changed: true }
     }
@@ -154,7 +150,7 @@ export function planBatch (
       throw error
     }
   })
-  return { results, ...profileWrites(profiles, inserted, now), ...linkWrites(links), marks: marksOf(left, profiles) }
+  return { results, ...profileWrites(profiles, now), ...linkWrites(links), marks: marksOf(left, profiles) }
 }
 
 function giveUpList (profile: ProfileDocument): void {
@@ -162,14 +158,14 @@ function giveUpList (profile: ProfileDocument): void {
   delete profile.visitorIds
 }
 
-function profileWrites (profiles: Map<string, PlannedProfile>, inserted: ReadonlyMap<string, ProfileDocument>, now: Date): Pick<BatchWrites, 'inserts' | 'profileUpdates' | 'incarnations'> {
+function profileWrites (profiles: Map<string, PlannedProfile>, now: Date): Pick<BatchWrites, 'inserts' | 'profileUpdates' | 'incarnations'> {
   const inserts: ProfileDocument[] = []
   const incarnations: ObjectId[] = []
   const profileUpdates: Array<AnyBulkWriteOperation<ProfileDocument>> = []
-  for (const [profileId, { read, current, touched, metadataChanged, linked, written }] of profiles) {
+  for (const { read, current, touched, metadataChanged, linked, written } of inIdOrder(profiles)) {
     if (current === null) continue
     if (read === null) {
-      if (!inserted.has(profileId)) inserts.push(current)
+      inserts.push(current)
       incarnations.push(current.incarnation)
       continue
     }
@@ -190,7 +186,7 @@ function profileWrites (profiles: Map<string, PlannedProfile>, inserted: Readonl
       $set.visitorIdsInLinks = true
       if (listsVisitors(read)) $unset.visitorIds = ''
     }
-    profileUpdates.push({ updateOne: { filter: { _id: current._id }, update: withoutEmpty({ $set, $unset, $addToSet }) } })
+    profileUpdates.push({ updateOne: { filter: { _id: current._id, incarnation: read.incarnation }, update: withoutEmpty({ $set, $unset, $addToSet }) } })
   }
   return { inserts, profileUpdates, incarnations }
 }
@@ -198,7 +194,7 @@ function profileWrites (profiles: Map<string, PlannedProfile>, inserted: Readonl
 function linkWrites (links: Map<string, PlannedLink>): Pick<BatchWrites, 'linkInserts' | 'linkMoves'> {
   const linkInserts: VisitorLinkDocument[] = []
   const linkMoves: LinkMove[] = []
-  for (const { read, current } of links.values()) {
+  for (const { read, current } of inIdOrder(links)) {
     if (current === null || current === read) continue
     if (read === null) {
       linkInserts.push(current)
@@ -211,5 +207,5 @@ function linkWrites (links: Map<string, PlannedLink>): Pick<BatchWrites, 'linkIn
 
 /** The profiles a visitor left that no insert or update of the batch already marks. */
 function marksOf (left: Map<string, ObjectId>, profiles: Map<string, PlannedProfile>): ObjectId[] {
-  return [...left].filter(([key]) => profiles.get(key)?.current == null).map(([, _id]) => _id)
+  return inIdOrder(left).filter((_id) => profiles.get(_id.toHexString())?.current == null)
 }

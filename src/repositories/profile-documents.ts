@@ -50,7 +50,7 @@ export interface VisitorLinkDocument {
 /**
  * The profile's `_id` is the first 12 bytes of SHA-256(website, user_id): the
  * database enforces one profile per pair through `_id` alone, and every hot
- * lookup is by `_id`, which both MongoDB and the stand-in answer directly.
+ * lookup is one by `_id`.
  * 96 bits make a collision between two users of one website practically
  * impossible; upsertProfile still refuses to merge into a document whose
  * stored (website, user_id) differs.
@@ -101,6 +101,16 @@ export function metadataChanges (plan: Pick<MergePlan, 'set' | 'unset'>, now: Da
 /** An update without its empty operators, which MongoDB refuses. */
 export function withoutEmpty (update: Record<string, Record<string, unknown>>): UpdateFilter<ProfileDocument> {
   return Object.fromEntries(Object.entries(update).filter(([, fields]) => Object.keys(fields).length > 0))
+}
+
+/**
+ * The values of a map keyed by `_id` (as text), in that order: a bulk write
+ * sends its statements so. DocumentDB runs each write command in one
+ * transaction, holding every document it wrote until its end; when all of
+ * them take documents in one order, two never wait for each other in a cycle.
+ */
+export function inIdOrder<T> (byId: ReadonlyMap<string, T>): T[] {
+  return [...byId.keys()].sort().map((key) => byId.get(key) as T)
 }
 
 export const listsVisitors = (profile: ProfileDocument): profile is ProfileDocument & { visitorIds: string[] } =>

@@ -1,4 +1,4 @@
-import { MongoBulkWriteError, ObjectId, type AnyBulkWriteOperation, type Collection, type Db, type Document, type Filter, type OptionalUnlessRequiredId, type WriteError } from 'mongodb'
+import { MongoBulkWriteError, MongoServerError, ObjectId, type AnyBulkWriteOperation, type Collection, type Db, type Document, type Filter, type OptionalUnlessRequiredId, type WriteError } from 'mongodb'
 import { DomainError } from '../domain/errors.js'
 import type { IdentifyInput } from '../domain/identify.js'
 import { checkProfileLimits, planMerge, type MergePlan, type Metadata, type MetadataChange, type ProfileLimits } from '../domain/metadata.js'
@@ -6,6 +6,7 @@ import type { Profile } from '../schemas/profiles.js'
 import { DUPLICATE_KEY, isDuplicateKey, retryOnDuplicateKey } from './mongo-errors.js'
 import { planBatch, type BatchEntryResult, type BatchWrites, type LinkMove } from './profile-batch.js'
 import {
+  inIdOrder,
   isLinkTo,
   LISTED_VISITORS_MAX,
   listsVisitors,
@@ -76,9 +77,6 @@ interface SchemaUpgradeDocument {
 /** Stores written before profiles had incarnations: see upgradeLegacyDocuments. */
 const INCARNATIONS_UPGRADE = 'profile-incarnations'
 
-/** The stand-in never answers an update command of 100 statements or more (measured: 99 take 0.2 s), so updates go 50 at a time. */
-export const UPDATES_PER_COMMAND = 50
-
 export interface Erasure {
   profileId: string
   /** Visitor links deleted with the profile. */
@@ -90,9 +88,10 @@ const MAX_ATTEMPTS = 5
 
 /**
  * Profiles and visitor links. Concurrency, without transactions (see
- * docs/api.md#profiles-how-visitor-ids-are-kept): every command touches one
- * document, and each call orders its writes so that after any interleaving a
- * profile lists exactly the visitors whose links point at it.
+ * docs/api.md#profiles-how-visitor-ids-are-kept): each of identify's
+ * commands touches one document, and each call orders its writes so that
+ * after any interleaving a profile lists exactly the visitors whose links
+ * point at it.
  *
  * - A visitor is added to a profile's list only after its link points there,
  *   or, for a new profile, in the insert that precedes the link.
@@ -123,7 +122,7 @@ export class ProfilesRepository {
   /** One profile per (website, user_id) needs no index: the `_id` is derived from the pair. */
   async ensureIndexes (): Promise<void> {
     await this.visitorLinks.createIndex({ profileId: 1 }, { name: 'profileId' }, undefined)
-    // Listing and exporting walk one website's profiles in `_id` order (MongoDB; the stand-in scans either way).
+    // Listing and exporting walk one website's profiles in `_id` order.
     await this.profiles.createIndex({ websiteId: 1, _id: 1 }, { name: 'websiteId_id' }, undefined)
     await this.erasedIncarnations.createIndex({ profileId: 1 }, { name: 'profileId' }, undefined)
     await this.upgradeLegacyDocuments()
@@ -133,19 +132,16 @@ export class ProfilesRepository {
    * Gives the profiles and links of an earlier version (no incarnation, no
    * visitor list) the shape this one reads: each profile's own `_id` as its
    * incarnation (unique, and never equal to a new random one), its visitors
-   * read from its links. Runs once per database, before the first request;
-   * cut short, it resumes at the next start. Per document by `_id`, in bulk,
-   * because the stand-in cannot update with a pipeline.
+   * read from its links. Runs once per database, before the first request:
+   * one update pipeline per collection, which copies a field of each
+   * document into another; cut short, it resumes at the next start.
    */
   async upgradeLegacyDocuments (): Promise<{ profiles: number, visitorLinks: number }> {
-    const upgraded = { profiles: 0, visitorLinks: 0 }
-    if (await this.schemaUpgrades.findOne({ _id: INCARNATIONS_UPGRADE }) !== null) return upgraded
-    upgraded.profiles = await upgradeEach(this.profiles.find({ incarnation: { $exists: false } }), (profile) =>
-      this.profiles.bulkWrite(profile.map(({ _id }) => ({ updateOne: { filter: { _id }, update: { $set: { incarnation: _id, visitorIdsInLinks: true } } } })), { ordered: false }))
-    upgraded.visitorLinks = await upgradeEach(this.visitorLinks.find({ profileIncarnation: { $exists: false } }), (links) =>
-      this.visitorLinks.bulkWrite(links.map(({ _id, profileId }) => ({ updateOne: { filter: { _id }, update: { $set: { profileIncarnation: profileId } } } })), { ordered: false }))
+    if (await this.schemaUpgrades.findOne({ _id: INCARNATIONS_UPGRADE }) !== null) return { profiles: 0, visitorLinks: 0 }
+    const profiles = await this.profiles.updateMany({ incarnation: { $exists: false } }, [{ $set: { incarnation: '$_id', visitorIdsInLinks: true } }])
+    const visitorLinks = await this.visitorLinks.updateMany({ profileIncarnation: { $exists: false } }, [{ $set: { profileIncarnation: '$profileId' } }])
     await this.schemaUpgrades.updateOne({ _id: INCARNATIONS_UPGRADE }, { $set: { doneAt: new Date() } }, { upsert: true })
-    return upgraded
+    return { profiles: profiles.modifiedCount, visitorLinks: visitorLinks.modifiedCount }
   }
 
   /**
@@ -234,63 +230,40 @@ export class ProfilesRepository {
   /**
    * Identifies many entries of one website as upsertProfile would one after
    * the other, in bulk (docs/api.md#batch-identify-how-it-is-stored): reads
-   * their profiles and links by `_id`, plans every entry in memory, then
-   * writes in the single path's order: new profiles (listing their
-   * visitors), new links, moved links (one findOneAndUpdate each, which
-   * tells atomically which profile the visitor leaves), the profiles
-   * visitors left, the updated profiles, and a lookup of erasure records of
-   * every incarnation written. When a write finds the state changed since
-   * the read (a concurrent creation or erasure), every entry runs again
-   * through upsertProfile in order; the writes already done are among
-   * them, so this converges.
+   * their profiles and links (one `$in` per collection), plans every entry in
+   * memory, then writes in the single path's order: new profiles (listing
+   * their visitors), new links, moved links (each only from where it was
+   * read), the profiles visitors left, the updated profiles, and a lookup of
+   * erasure records of every incarnation written. When a write finds the
+   * state changed since the read (a concurrent creation or erasure), every
+   * entry runs again through upsertProfile in order; the writes already done
+   * are among them, so this converges.
    */
   async upsertProfiles (websiteId: string, entries: IdentifyInput[], limits: ProfileLimits): Promise<BatchEntryResult[]> {
     if (entries.length === 0) return []
-    const writes = await this.planStoredBatch(websiteId, entries, limits, new Date())
-    if (await this.writeBatch(writes)) return writes.results
-    return await this.redoBatch(websiteId, entries, limits, writes.results)
-  }
-
-  /**
-   * Plans a batch over what is stored, reading as little as it can. When its
-   * first user exists (updates), every profile and link is read. When not (an
-   * import of new users), its profiles are inserted first, as planned over an
-   * empty store: an unordered insert answers which of them exist (its
-   * duplicates), and only then are those and the links read and the batch
-   * planned again around the profiles already inserted.
-   */
-  private async planStoredBatch (websiteId: string, entries: IdentifyInput[], limits: ProfileLimits, now: Date): Promise<BatchWrites> {
     const profileIds = unique(entries.map(({ userId }) => profileIdFor(websiteId, userId)))
-    const linkIds = unique(entries.map(({ visitorId }) => visitorLinkIdFor(websiteId, visitorId)))
-    const [firstId, ...otherIds] = profileIds as [ObjectId, ...ObjectId[]]
-    const first = await this.profiles.findOne({ _id: firstId })
-    if (first !== null) {
-      const [profiles, links] = await Promise.all([readByIds(this.profiles, otherIds), readByIds(this.visitorLinks, linkIds)])
-      return planBatch(websiteId, entries, { profiles: [first, ...profiles], links }, limits, now)
-    }
-    const assumedNew = planBatch(websiteId, entries, { profiles: [], links: [] }, limits, now)
-    const existing = await insertUnordered(this.profiles, assumedNew.inserts)
-    if (existing.length === 0) return { ...assumedNew, inserts: [] }
-    const taken = new Set(existing.map(({ _id }) => _id.toHexString()))
-    const inserted = new Map(assumedNew.inserts.filter(({ _id }) => !taken.has(_id.toHexString())).map((profile) => [profile._id.toHexString(), profile]))
-    const [profiles, links] = await Promise.all([readByIds(this.profiles, existing.map(({ _id }) => _id)), readByIds(this.visitorLinks, linkIds)])
-    return planBatch(websiteId, entries, { profiles, links, inserted }, limits, now)
+    const linkIds = [...new Set(entries.map(({ visitorId }) => visitorLinkIdFor(websiteId, visitorId)))]
+    const [profiles, links] = await Promise.all([readByIds(this.profiles, profileIds), readByIds(this.visitorLinks, linkIds)])
+    const writes = planBatch(websiteId, entries, { profiles, links }, limits, new Date())
+    const { consistent, taken } = await this.writeBatch(writes)
+    if (consistent) return writes.results
+    return await this.redoBatch(websiteId, entries, limits, writes.results, taken)
   }
 
-  /** Sends a batch's writes; false when one found the state changed since the read. */
-  private async writeBatch (writes: BatchWrites): Promise<boolean> {
-    let consistent = (await insertUnordered(this.profiles, writes.inserts)).length === 0
-    // Links that exist after all (an import's visitor seen before, or a concurrent call's) move from where they are now.
+  /** Sends a batch's writes; not consistent when one found the state changed since the read. `taken`: the new profiles another call created first. */
+  private async writeBatch (writes: BatchWrites): Promise<{ consistent: boolean, taken: Set<string> }> {
+    const taken = new Set((await insertUnordered(this.profiles, writes.inserts)).map(({ _id }) => _id.toHexString()))
+    // Links that exist after all (a concurrent call's) move from where they are now.
     const existingLinks = await insertUnordered(this.visitorLinks, writes.linkInserts)
     const left = new Map(writes.marks.map((_id) => [_id.toHexString(), _id]))
     await this.moveLinks([...writes.linkMoves, ...await this.movesFromStored(existingLinks)], left)
-    await bulkInChunks(this.profiles, [...left.values()].map((_id) => ({ updateOne: { filter: { _id }, update: VISITOR_LEFT } })))
-    consistent &&= await bulkInChunks(this.profiles, writes.profileUpdates) === writes.profileUpdates.length
+    await bulkUpdate(this.profiles, inIdOrder(left).map((_id) => ({ updateOne: { filter: { _id }, update: VISITOR_LEFT } })))
+    const updated = await bulkUpdate(this.profiles, writes.profileUpdates)
+    let consistent = taken.size === 0 && updated === writes.profileUpdates.length
     if (writes.incarnations.length > 0) {
-      // The record collection is tiny: one $in scans it cheaply even on the stand-in.
       consistent &&= await this.erasedIncarnations.findOne({ _id: { $in: writes.incarnations } }, { projection: { _id: 1 } }) === null
     }
-    return consistent
+    return { consistent, taken }
   }
 
   /** The moves of links found stored when the plan expected none, from their stored state (null once gone again). */
@@ -307,8 +280,8 @@ export class ProfilesRepository {
    * profile each one leaves.
    */
   private async moveLinks (moves: MoveFromStored[], left: Map<string, ObjectId>): Promise<void> {
-    const asRead = moves.filter((move): move is LinkMove => move.from !== null)
-    const matched = await bulkInChunks(this.visitorLinks, asRead.map(({ from, link: { _id, ...fields } }) =>
+    const asRead = inIdOrder(new Map(moves.filter((move): move is LinkMove => move.from !== null).map((move) => [move.link._id, move])))
+    const matched = await bulkUpdate(this.visitorLinks, asRead.map(({ from, link: { _id, ...fields } }) =>
       ({ updateOne: { filter: { _id, profileId: from.profileId, profileIncarnation: from.profileIncarnation }, update: { $set: fields } } })))
     // Every profile read as left is marked, matched or not: a mark only stops trusting a list, so a spare one is harmless.
     for (const { from, link } of asRead) if (!from.profileId.equals(link.profileId)) left.set(from.profileId.toHexString(), from.profileId)
@@ -317,15 +290,19 @@ export class ProfilesRepository {
       const now = new Map((await readByIds(this.visitorLinks, asRead.map(({ link }) => link._id))).map((stored) => [stored._id, stored]))
       strays.push(...asRead.filter(({ link }) => !isSameLink(now.get(link._id), link)).map(({ link }) => link))
     }
-    await inFlight(strays, async ({ _id, ...fields }) => {
+    await Promise.all(strays.map(async ({ _id, ...fields }) => {
       const before = await retryOnDuplicateKey(async () =>
         await this.visitorLinks.findOneAndUpdate({ _id }, { $set: fields }, { upsert: true, returnDocument: 'before' }))
       if (before !== null && !before.profileId.equals(fields.profileId)) left.set(before.profileId.toHexString(), before.profileId)
-    })
+    }))
   }
 
-  /** The race path: every entry again, one by one in order; an action the bulk writes already took is still reported. */
-  private async redoBatch (websiteId: string, entries: IdentifyInput[], limits: ProfileLimits, planned: BatchEntryResult[]): Promise<BatchEntryResult[]> {
+  /**
+   * The race path: every entry again, one by one in order. An action the bulk
+   * writes already took is still reported, but not the creation of a profile
+   * another call created first.
+   */
+  private async redoBatch (websiteId: string, entries: IdentifyInput[], limits: ProfileLimits, planned: BatchEntryResult[], taken: Set<string>): Promise<BatchEntryResult[]> {
     const results: BatchEntryResult[] = []
     for (const [index, { userId, visitorId, change }] of entries.entries()) {
       try {
@@ -333,7 +310,7 @@ export class ProfilesRepository {
         const before = planned[index]
         results.push(before instanceof DomainError || before === undefined
           ? redone
-          : { profileId: redone.profileId, created: redone.created || before.created, changed: redone.changed || before.changed })
+          : { profileId: redone.profileId, created: redone.created || (before.created && !taken.has(before.profileId)), changed: redone.changed || before.changed })
       } catch (error) {
         if (!(error instanceof DomainError)) throw error
         results.push(error)
@@ -388,13 +365,12 @@ export class ProfilesRepository {
   }
 
   /**
-   * Every profile of a website through one cursor, a batch at a time: memory
-   * stays constant whatever the number of profiles. No sort: MongoDB walks
-   * the websiteId index anyway, and the stand-in would sort every profile in
-   * its memory before answering the first batch.
+   * Every profile of a website in `_id` order (the websiteId_id index),
+   * through one cursor, a batch at a time: memory stays flat whatever the
+   * number of profiles.
    */
   async * exportProfiles (websiteId: string, batchSize = 1000): AsyncGenerator<Profile> {
-    const cursor = this.profiles.find({ websiteId: new ObjectId(websiteId) }, { batchSize })
+    const cursor = this.profiles.find({ websiteId: new ObjectId(websiteId) }, { sort: { _id: 1 }, batchSize })
     try {
       let batch: ProfileDocument[] = []
       for await (const document of cursor) {
@@ -410,29 +386,43 @@ export class ProfilesRepository {
   }
 
   /**
-   * Deletes the profile and every visitor link to it: four commands, however
-   * many links (the links in one deleteMany). The erasure is recorded first,
-   * so that a call that created this incarnation and linked a visitor after
-   * the deleteMany sees the record and links again, and so that an erasure
-   * cut short after the delete (a 503) is finished by the next one, which
-   * finds the profile gone and deletes the links its records name. Null
-   * when the website has no such profile.
+   * Deletes the profile and every visitor link to it, however many links
+   * (docs/api.md#profiles-erasure). The erasure is recorded first, so that a
+   * call that created this incarnation and linked a visitor after the links
+   * were deleted sees the record and links again, and so that an erasure cut
+   * short after the delete (a 503) is finished by the next one, which finds
+   * the profile gone and deletes the links its records name. Null when the
+   * website has no such profile, and only once it and its links are gone.
    */
   async eraseProfile (websiteId: string, profileId: string): Promise<Erasure | null> {
     const _id = new ObjectId(profileId)
     const profile = await this.findProfileDocument(websiteId, _id)
-    if (profile === null) {
+    const erased = profile === null ? null : await this.deleteProfile(profile)
+    if (erased === null) {
       await this.deleteLinksOfErased(websiteId, _id)
       return null
     }
-    await this.recordErasure(profile)
-    // By `_id` alone, which the stand-in looks up directly; the same `_id` is always the same website and user.
-    const erased = await this.profiles.findOneAndDelete({ _id })
-    if (erased === null) return null
-    // Erased and created again since the read: the new incarnation is the one erased, recorded too.
-    if (!erased.incarnation.equals(profile.incarnation)) await this.recordErasure(erased)
-    const { deletedCount } = await this.visitorLinks.deleteMany({ profileId: _id, profileIncarnation: erased.incarnation })
-    return { profileId, visitorLinks: deletedCount }
+    return { profileId, visitorLinks: await this.deleteLinks(_id, [erased.incarnation]) }
+  }
+
+  /**
+   * Records the erasure of the incarnation read, then deletes it. When that
+   * matched nothing, reads the profile again: gone (null), or still there or
+   * created again (then recorded too), and deleted again.
+   */
+  private async deleteProfile (read: ProfileDocument): Promise<ProfileDocument | null> {
+    let current: ProfileDocument | null = read
+    await this.recordErasure(read)
+    for (let attempt = 1; current !== null; attempt++) {
+      // deleteMany, which DocumentDB checks again after waiting for a racing update, where its deleteOne can match nothing while the document stays.
+      const { deletedCount } = await this.profiles.deleteMany({ _id: current._id, incarnation: current.incarnation })
+      if (deletedCount > 0) return current
+      if (attempt >= MAX_ATTEMPTS) throw new Error('erasure raced with updates of its profile too many times')
+      const stays: ProfileDocument | null = await this.profiles.findOne({ _id: read._id })
+      if (stays !== null && !stays.incarnation.equals(current.incarnation)) await this.recordErasure(stays)
+      current = stays
+    }
+    return null
   }
 
   private async recordErasure (profile: ProfileDocument): Promise<void> {
@@ -444,11 +434,31 @@ export class ProfilesRepository {
     }
   }
 
-  /** The links left by erasures of this profile id that were cut short; none in the usual case. */
+  /** The links left by erasures of this profile id that were cut short (or that another erasure is deleting); none in the usual case. */
   private async deleteLinksOfErased (websiteId: string, profileId: ObjectId): Promise<void> {
     const erased = await this.erasedIncarnations.find({ profileId, websiteId: new ObjectId(websiteId) }).toArray()
-    if (erased.length === 0) return
-    await this.visitorLinks.deleteMany({ profileId, profileIncarnation: { $in: erased.map(({ _id }) => _id) } })
+    if (erased.length > 0) await this.deleteLinks(profileId, erased.map(({ _id }) => _id))
+  }
+
+  /**
+   * Deletes the links to these incarnations of the profile and how many,
+   * then confirms that none is left: a call still under way can write one
+   * after the deleteMany passed (it then sees the erasure record and links
+   * again), and an erasure must not answer while one remains.
+   */
+  private async deleteLinks (profileId: ObjectId, incarnations: ObjectId[]): Promise<number> {
+    const filter = { profileId, profileIncarnation: { $in: incarnations } }
+    let deleted = 0
+    for (let attempt = 1; ; attempt++) {
+      try {
+        deleted += (await this.visitorLinks.deleteMany(filter)).deletedCount
+      } catch (error) {
+        // Lost a deadlock with a batch that writes these links (DocumentDB): the check below sends it again.
+        if (!isWriteConflict(error) || attempt >= MAX_ATTEMPTS) throw error
+      }
+      if (await this.visitorLinks.findOne(filter, { projection: { _id: 1 } }) === null) return deleted
+      if (attempt >= MAX_ATTEMPTS) throw new Error('erasure raced with links to its profile too many times')
+    }
   }
 
   private async findProfileDocument (websiteId: string, _id: ObjectId): Promise<ProfileDocument | null> {
@@ -468,10 +478,9 @@ export class ProfilesRepository {
   /** The visitors of the profiles that no longer list them, from their links, in one query; keyed by linkKey. */
   private async linkedVisitors (documents: ProfileDocument[]): Promise<Map<string, string[]>> {
     const linked = new Map<string, string[]>()
-    const [only, ...more] = documents.filter((document) => !listsVisitors(document)).map((document) => document._id)
-    if (only === undefined) return linked
-    // $in is a full scan on the stand-in, as is any filter but _id: one query for the whole page.
-    const links = this.visitorLinks.find({ profileId: more.length === 0 ? only : { $in: [only, ...more] } }, { sort: { linkedAt: 1, _id: 1 } })
+    const profileIds = documents.filter((document) => !listsVisitors(document)).map((document) => document._id)
+    if (profileIds.length === 0) return linked
+    const links = this.visitorLinks.find({ profileId: { $in: profileIds } }, { sort: { linkedAt: 1, _id: 1 } })
     for await (const link of links) {
       const key = linkKey(link.profileId, link.profileIncarnation)
       linked.set(key, [...linked.get(key) ?? [], link.visitorId])
@@ -482,39 +491,18 @@ export class ProfilesRepository {
 
 const unique = <T extends { toString: () => string }>(ids: T[]): T[] => [...new Map(ids.map((id) => [id.toString(), id])).values()]
 
-/**
- * How many of a batch's single-document commands are in flight at once:
- * enough to keep a pool busy, few enough that none waits in the pool's queue
- * past MONGO_TIMEOUT_MS (a 1,000-read batch queued at once on the stand-in's
- * one connection would).
- */
-const COMMANDS_IN_FLIGHT = 8
-
-
-/** Runs the task on every item, COMMANDS_IN_FLIGHT at a time. */
-async function inFlight<T> (items: T[], task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await task(items[next++] as T)
-  }
-  await Promise.all(Array.from({ length: Math.min(COMMANDS_IN_FLIGHT, items.length) }, worker))
-}
-
-/**
- * Documents by `_id`: one findOne each, a few in flight at once. On the
- * stand-in a find with $in scans the whole collection (at 100,000 profiles,
- * 1,000 ids take about 20 s that way against about 3 to 7 s one by one:
- * docs/api.md#batch-identify-how-it-is-stored); MongoDB would answer one $in
- * from its `_id` index in a single round trip.
- */
+/** Documents by `_id`: one query on the `_id` index, whose first reply holds them all. */
 async function readByIds<T extends Document & { _id: unknown }> (collection: Collection<T>, ids: Array<T['_id']>): Promise<T[]> {
-  const found: T[] = []
-  await inFlight(ids, async (_id) => {
-    const document = await collection.findOne({ _id } as Filter<T>)
-    if (document !== null) found.push(document as T)
-  })
-  return found
+  if (ids.length === 0) return []
+  return await collection.find({ _id: { $in: ids } } as Filter<T>, { batchSize: ids.length }).toArray() as T[]
 }
+
+/**
+ * A multi-document write that lost a deadlock on DocumentDB, which runs each
+ * write command in one PostgreSQL transaction; it was rolled back. MongoDB
+ * never answers it outside a transaction.
+ */
+const isWriteConflict = (error: unknown): boolean => error instanceof MongoServerError && error.code === 112
 
 /** An unordered insert; the documents whose `_id` was taken already, which the others do not wait for. */
 async function insertUnordered<T extends Document> (collection: Collection<T>, documents: Array<OptionalUnlessRequiredId<T>>): Promise<Array<OptionalUnlessRequiredId<T>>> {
@@ -530,13 +518,10 @@ async function insertUnordered<T extends Document> (collection: Collection<T>, d
   }
 }
 
-/** Unordered update commands of at most UPDATES_PER_COMMAND statements each; how many matched. */
-async function bulkInChunks<T extends Document> (collection: Collection<T>, updates: Array<AnyBulkWriteOperation<T>>): Promise<number> {
-  let matched = 0
-  for (let start = 0; start < updates.length; start += UPDATES_PER_COMMAND) {
-    matched += (await collection.bulkWrite(updates.slice(start, start + UPDATES_PER_COMMAND), { ordered: false })).matchedCount
-  }
-  return matched
+/** One unordered bulk write (the driver splits it at the server's maxWriteBatchSize); how many matched. */
+async function bulkUpdate<T extends Document> (collection: Collection<T>, updates: Array<AnyBulkWriteOperation<T>>): Promise<number> {
+  if (updates.length === 0) return 0
+  return (await collection.bulkWrite(updates, { ordered: false })).matchedCount
 }
 
 /** A link move whose stored state may be gone again (null): then it is made by upsert, one by one. */
@@ -544,21 +529,6 @@ type MoveFromStored = Omit<LinkMove, 'from'> & { from: VisitorLinkDocument | nul
 
 const isSameLink = (stored: VisitorLinkDocument | undefined, link: VisitorLinkDocument): boolean =>
   stored !== undefined && stored.profileId.equals(link.profileId) && stored.profileIncarnation.equals(link.profileIncarnation)
-
-/** Feeds the documents a cursor yields to the upgrade, a batch at a time; how many there were. */
-async function upgradeEach<T> (cursor: AsyncIterable<T>, upgrade: (batch: T[]) => Promise<unknown>): Promise<number> {
-  let batch: T[] = []
-  let count = 0
-  for await (const document of cursor) {
-    batch.push(document)
-    if (batch.length < UPDATES_PER_COMMAND) continue
-    await upgrade(batch)
-    count += batch.length
-    batch = []
-  }
-  if (batch.length > 0) await upgrade(batch)
-  return count + batch.length
-}
 
 const linkKey = (profileId: ObjectId, incarnation: ObjectId): string => `${profileId.toHexString()}:${incarnation.toHexString()}`
 
