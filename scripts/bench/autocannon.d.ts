@@ -52,6 +52,8 @@ declare module 'autocannon' {
     interface Instance extends EventEmitter, PromiseLike<Result> {
       /** `responseTime` is in milliseconds, with fractions. */
       on (event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseTime: number) => void): this
+      /** A call that got no answer (refused, reset, timed out). */
+      on (event: 'reqError', listener: (error: Error) => void): this
     }
   }
 

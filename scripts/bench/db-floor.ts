@@ -1,28 +1,18 @@
 import type { ObjectId } from 'mongodb'
 import { connectDatabase } from '../../src/database.js'
 import { loadConfig } from '../../src/config.js'
-import { profileIdFor, UPDATES_PER_COMMAND } from '../../src/repositories/profiles.js'
-import { LatencyRecorder, receiveInput, replyToParent, type Measurement } from './measure.js'
+import type { Metadata } from '../../src/domain/metadata.js'
+import { visitorLinkIdFor } from '../../src/repositories/profile-documents.js'
+import { profileIdFor } from '../../src/repositories/profiles.js'
+import { LatencyRecorder, noteFailure, receiveInput, replyToParent, type Measurement } from './measure.js'
 import { BATCH_SIZE, batchItems, readUser, splitBody, updateBody, type Layout } from './scenarios.js'
 
 /**
- * The db-floor and read-floor references: what the database alone sustains,
- * with no HTTP, through the same connection settings and URL as the server
- * (so one connection on the stand-in), from `connections` concurrent loops.
- * Runs in a process of its own, forked by run.ts.
- *
- * - write (db-floor): the one write an update needs, the
- *   `updateOne({ _id }, { $set })` of a merge, made an upsert as the issue
- *   defines the floor (every user is seeded, so it always updates), with the
- *   same body as an `update` call; no reads.
- * - read (read-floor): `findOne({ _id })` of the profiles the `read`
- *   scenario reads, in the same order.
- * - bulk (bulk-floor): the least an update of BATCH_SIZE known profiles needs,
- *   as batch-1000 sends them: their reads by `_id` (one findOne each, sent
- *   together: on the stand-in one `$in` scans the collection) and unordered
- *   bulkWrites of their `$set`s, UPDATES_PER_COMMAND to a command as the
- *   stand-in needs (the batch route sends them the same way). Its calls count
- *   profiles, not rounds.
+ * The db-floor, read-floor and bulk-floor references: what the database
+ * alone sustains, with no HTTP, through connectDatabase with the server's URL
+ * (so the server's pool), from `connections` concurrent loops. Runs in a
+ * process of its own, forked by run.ts. What each floor sends:
+ * docs/benchmarks.md#what-each-row-measures.
  */
 export interface DbFloorInput {
   kind: 'write' | 'read' | 'bulk'
@@ -32,56 +22,69 @@ export interface DbFloorInput {
   durationSeconds: number
 }
 
-/** Only the fields this write touches: the rest of the profile document is left as it is. */
-interface ProfileFields {
-  _id: ObjectId
+/** Only the fields these commands touch: the rest of a stored document is left as it is. */
+interface StoredFields {
+  _id: ObjectId | string
+  incarnation?: ObjectId
   [field: string]: unknown
+}
+
+/** The `$set` of a metadata merge, as the service writes it: each field by its path, and updatedAt. */
+function setOf (metadata: Metadata): Record<string, unknown> {
+  const set: Record<string, unknown> = { updatedAt: new Date() }
+  for (const [name, value] of Object.entries(metadata)) set[`metadata.${name}`] = value
+  return set
 }
 
 async function main (): Promise<void> {
   const input = await receiveInput<DbFloorInput>()
+  const { websiteId } = input.layout
   const { client, db } = await connectDatabase(input.mongoUrl, loadConfig({}).MONGO_TIMEOUT_MS)
-  const profiles = db.collection<ProfileFields>('profiles')
+  const profiles = db.collection<StoredFields>('profiles')
+  const visitorLinks = db.collection<StoredFields>('visitorLinks')
   const latencies = new LatencyRecorder()
   let next = 0
+  let calls = 0
   let successes = 0
   let errors = 0
-  const readCall = (i: number) => async () => await profiles.findOne({ _id: profileIdFor(input.layout.websiteId, readUser(input.layout, i)) })
+  const failures: Record<string, string> = {}
+
+  const readCall = (i: number) => async () => await profiles.findOne({ _id: profileIdFor(websiteId, readUser(input.layout, i)) })
   const writeCall = (i: number) => {
     const { userId, metadata } = splitBody(updateBody(input.layout, i, 'db-floor'))
-    const set: Record<string, unknown> = { updatedAt: new Date() }
-    for (const [name, value] of Object.entries(metadata)) set[`metadata.${name}`] = value
-    return async () => await profiles.updateOne({ _id: profileIdFor(input.layout.websiteId, userId) }, { $set: set }, { upsert: true })
+    return async () => await profiles.updateOne({ _id: profileIdFor(websiteId, userId) }, { $set: setOf(metadata) }, { upsert: true })
   }
-
   const bulkCall = (i: number) => {
-    const writes = batchItems('bulk-floor', input.layout, i).map((body) => {
-      const { userId, metadata } = splitBody(body)
-      const set: Record<string, unknown> = { updatedAt: new Date() }
-      for (const [name, value] of Object.entries(metadata)) set[`metadata.${name}`] = value
-      return { _id: profileIdFor(input.layout.websiteId, userId), set }
-    })
+    const items = batchItems('bulk-floor', input.layout, i).map(splitBody).map(({ userId, visitorId, metadata }) =>
+      ({ _id: profileIdFor(websiteId, userId), linkId: visitorLinkIdFor(websiteId, visitorId), metadata }))
     return async () => {
-      await Promise.all(writes.map(async ({ _id }) => await profiles.findOne({ _id })))
-      for (let start = 0; start < writes.length; start += UPDATES_PER_COMMAND) {
-        await profiles.bulkWrite(writes.slice(start, start + UPDATES_PER_COMMAND).map(({ _id, set }) => ({ updateOne: { filter: { _id }, update: { $set: set } } })), { ordered: false })
-      }
+      const [read] = await Promise.all([
+        profiles.find({ _id: { $in: items.map(({ _id }) => _id) } }, { batchSize: items.length }).toArray(),
+        visitorLinks.find({ _id: { $in: items.map(({ linkId }) => linkId) } }, { batchSize: items.length }).toArray()
+      ])
+      const incarnations = new Map(read.map((profile) => [String(profile._id), profile.incarnation]))
+      // The batch writes each profile only as it read it.
+      await profiles.bulkWrite(items.map(({ _id, metadata }) =>
+        ({ updateOne: { filter: { _id, incarnation: incarnations.get(String(_id)) }, update: { $set: setOf(metadata) } } })), { ordered: false })
     }
   }
+  const call = { read: readCall, write: writeCall, bulk: bulkCall }[input.kind]
   const perCall = input.kind === 'bulk' ? BATCH_SIZE['bulk-floor'] : 1
 
   const started = performance.now()
   const deadline = started + input.durationSeconds * 1000
   const loop = async (): Promise<void> => {
     while (performance.now() < deadline) {
-      const call = input.kind === 'read' ? readCall(next++) : input.kind === 'bulk' ? bulkCall(next++) : writeCall(next++)
+      const send = call(next++)
       const begin = performance.now()
       try {
-        await call()
+        await send()
         successes += perCall
-      } catch {
+      } catch (error) {
         errors++
+        noteFailure(failures, 'error', error instanceof Error ? error.message : String(error))
       }
+      calls++
       latencies.record(performance.now() - begin)
     }
   }
@@ -90,19 +93,20 @@ async function main (): Promise<void> {
   await client.close()
 
   const measurement: Measurement = {
-    calls: successes + errors,
+    calls,
     durationSeconds,
     rps: successes / durationSeconds,
     ...latencies.percentiles(),
     non2xx: 0,
     errors,
     statusCodes: {},
+    failures,
     actions: {}
   }
   await replyToParent(measurement)
 }
 
 main().catch((error: unknown) => {
-  console.error('bench db-floor/read-floor process failed:', error)
+  console.error('bench floor process failed:', error)
   process.exit(1)
 })

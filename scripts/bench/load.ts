@@ -1,5 +1,5 @@
 import autocannon from 'autocannon'
-import { LatencyRecorder, increment, receiveInput, replyToParent, type Measurement } from './measure.js'
+import { LatencyRecorder, increment, noteFailure, receiveInput, replyToParent, type Measurement } from './measure.js'
 import { batchItems, isBatchRun, readPath, scenarioBody, type BatchScenarioName, type Layout, type ScenarioName } from './scenarios.js'
 
 /**
@@ -31,6 +31,9 @@ function countBatch (actions: Record<string, number>, body: string): void {
   for (const [action, count] of Object.entries(data.counts)) if (count > 0) actions[action] = (actions[action] ?? 0) + count
 }
 
+/** The message of an error answer (docs/api.md: every error carries one). */
+const messageOf = (body: string): string => /"message":"((?:[^"\\]|\\.)*)"/.exec(body)?.[1] ?? body
+
 const answerOf = (body: string): string => actionPattern.exec(body)?.[1] ?? (body.includes('"profile":{') ? 'profile' : 'unknown')
 
 /**
@@ -43,6 +46,7 @@ async function batchLoops (input: LoadInput, scenario: BatchScenarioName): Promi
   let next = input.firstCall ?? 0
   const actions: Record<string, number> = {}
   const statusCodes: Record<string, number> = {}
+  const failures: Record<string, string> = {}
   const latencies = new LatencyRecorder()
   let errors = 0
   const started = performance.now()
@@ -56,8 +60,10 @@ async function batchLoops (input: LoadInput, scenario: BatchScenarioName): Promi
         const text = await response.text()
         increment(statusCodes, String(response.status))
         if (response.ok) countBatch(actions, text)
-      } catch {
+        else noteFailure(failures, String(response.status), messageOf(text))
+      } catch (error) {
         errors++
+        noteFailure(failures, 'error', error instanceof Error ? error.message : String(error))
       }
       latencies.record(performance.now() - begin)
     }
@@ -66,7 +72,7 @@ async function batchLoops (input: LoadInput, scenario: BatchScenarioName): Promi
   const durationSeconds = (performance.now() - started) / 1000
   const successes = Object.entries(statusCodes).filter(([code]) => code.startsWith('2')).reduce((sum, [, count]) => sum + count, 0)
   const calls = Object.values(statusCodes).reduce((sum, count) => sum + count, 0)
-  return { calls: calls + errors, durationSeconds, rps: successes / durationSeconds, ...latencies.percentiles(), non2xx: calls - successes, errors, statusCodes, actions }
+  return { calls: calls + errors, durationSeconds, rps: successes / durationSeconds, ...latencies.percentiles(), non2xx: calls - successes, errors, statusCodes, failures, actions }
 }
 
 async function main (): Promise<void> {
@@ -78,6 +84,7 @@ async function main (): Promise<void> {
   }
   let next = input.firstCall ?? 0
   const actions: Record<string, number> = {}
+  const failures: Record<string, string> = {}
   const latencies = new LatencyRecorder()
 
   const instance = autocannon({
@@ -96,10 +103,12 @@ async function main (): Promise<void> {
         : { ...request, body: JSON.stringify(scenarioBody(scenario, input.layout, next++)) },
       onResponse: (status, body) => {
         if (status >= 200 && status < 300) increment(actions, answerOf(body))
+        else noteFailure(failures, String(status), messageOf(body))
       }
     }]
   })
   instance.on('response', (_client, _status, _bytes, responseTime) => { latencies.record(responseTime) })
+  instance.on('reqError', (error) => { noteFailure(failures, 'error', error.message) })
   const result = await instance
 
   const statusCodes: Record<string, number> = {}
@@ -116,6 +125,7 @@ async function main (): Promise<void> {
     non2xx: result.non2xx,
     errors: result.errors,
     statusCodes,
+    failures,
     actions
   }
   await replyToParent(measurement)

@@ -17,6 +17,8 @@ export interface Measurement {
   /** Calls that got no answer: connection errors, timeouts, driver errors. */
   errors: number
   statusCodes: Record<string, number>
+  /** The first message of each failure, by status (or `error` for a call without answer): load shedding tells from a fault. */
+  failures: Record<string, string>
   /** The `action` of the successful answers, to show that a scenario does what it claims. */
   actions: Record<string, number>
 }
@@ -46,6 +48,11 @@ export class LatencyRecorder {
     const sorted = this.values.slice(0, this.count).sort()
     return { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99) }
   }
+}
+
+/** Keeps the first message seen for this key. */
+export function noteFailure (failures: Record<string, string>, key: string, message: string): void {
+  failures[key] ??= message.slice(0, 200)
 }
 
 export function increment (counts: Record<string, number>, key: string, by = 1): void {

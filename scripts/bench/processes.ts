@@ -111,10 +111,9 @@ export async function startServer (label: string, args: string[], env: NodeJS.Pr
 }
 
 /**
- * Waits until the server has finished the calls the load generator left in
- * flight when it stopped, so that they do not slow the next run down:
- * /readyz pings the database, and the ping queues behind them in the driver.
- * Returns the seconds it took.
+ * Waits until the server answers /readyz (a ping of its database) after a
+ * run, so that a server or database still busy, hung or gone shows before
+ * the next run rather than in its figures. Returns the seconds it took.
  */
 export async function drain (server: RunningServer, timeoutMs = 180_000): Promise<number> {
   const started = Date.now()

@@ -4,6 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { redactConnectionString } from 'mongodb-connection-string-url'
 import { startDatabase, withDatabaseName, type LocalDatabase } from '../local-database.js'
 import { barChart } from './chart.js'
 import type { DbFloorInput } from './db-floor.js'
@@ -12,9 +13,12 @@ import { increment, type Measurement } from './measure.js'
 import {
   BenchError, PeakMemory, drain, freePort, root, runCommand, runWorker, serverEnv, startServer, stopAllChildren, stopChild, type RunningServer
 } from './processes.js'
-import { actionNotes, docsMarkdown, evaluateTargets, importLine, rate, textReport, type BenchReport, type ExportResult, type ImportResult, type Machine, type RunResult } from './report.js'
+import {
+  actionNotes, EXPORT_HEAP_MIB, evaluateTargets, exportLine, generatedDocs, GENERATED_END, GENERATED_START, importLine, rate, textReport,
+  type BenchReport, type ExportResult, type ImportResult, type Machine, type RunResult
+} from './report.js'
 import { BATCH_RUNS, BATCH_SIZE, REFERENCES, isBatchRun, SCENARIOS, layoutFor, scenarioBody, seedMetadata, seedVisitorId, type BatchScenarioName, type Layout, type RunName, type ScenarioName } from './scenarios.js'
-import { describeDatabase, identifyTarget, seedDatabase, timeBulkInserts, timeIdLookups, timeScan, type Seeded } from './seed.js'
+import { describeDatabase, identifyTarget, seedDatabase, timeBulkInserts, timeIdLookups, timeScan, type DatabaseDescription, type Seeded } from './seed.js'
 
 /**
  * `npm run bench`: seed, build, start the server, drive every scenario and
@@ -25,17 +29,20 @@ import { describeDatabase, identifyTarget, seedDatabase, timeBulkInserts, timeId
 const EXPORT = 'export'
 /** Not a load run: the built CLI imports --import-users new users from an NDJSON file, timed (after every other run). */
 const IMPORT = 'import'
+/** The seeded profiles and imported users of a full run: the sizes issue 18's targets are set at. */
+const FULL_SIZE = 100_000
 
 const usage = `Usage: npm run bench -- [options]
   --duration <s>      seconds per scenario and reference point (default 15)
   --connections <n>   concurrent connections / loops (default 16)
-  --profiles <n>      seeded profiles (default 100000)
+  --profiles <n>      seeded profiles (default ${FULL_SIZE})
   --scenarios <list>  comma-separated subset of: ${[...SCENARIOS, ...REFERENCES, ...BATCH_RUNS, EXPORT, IMPORT].join(', ')}
   --batch-connections <n>  concurrent calls / loops of batch-100, batch-1000 and bulk-floor (default 2):
-                      a backfill sends a few batches at once, and on a one-connection database more only queue
-  --import-users <n>  new users the import run loads (default 100000)
+                      a backfill sends a few batches at once
+  --import-users <n>  new users the import run loads (default ${FULL_SIZE})
   --json              print the report as JSON instead of a Markdown table
-  --write-docs        rewrite docs/benchmarks.md and docs/benchmarks.svg (full runs only)
+  --write-docs        rewrite the figures in docs/benchmarks.md and docs/benchmarks.svg
+                      (full runs only: every run, at least ${FULL_SIZE} profiles and import users)
   --cpu-prof          write V8 CPU profiles of both servers to .cache/bench-profiles/ (open them in Chrome DevTools)`
 
 const log = (line: string): void => { process.stderr.write(`${line}\n`) }
@@ -60,8 +67,8 @@ function parseOptions (): Options {
       duration: { type: 'string', default: '15' },
       connections: { type: 'string', default: '16' },
       'batch-connections': { type: 'string', default: '2' },
-      profiles: { type: 'string', default: '100000' },
-      'import-users': { type: 'string', default: '100000' },
+      profiles: { type: 'string', default: String(FULL_SIZE) },
+      'import-users': { type: 'string', default: String(FULL_SIZE) },
       scenarios: { type: 'string' },
       json: { type: 'boolean', default: false },
       'write-docs': { type: 'boolean', default: false },
@@ -98,12 +105,11 @@ function parseOptions (): Options {
   }
 }
 
-function machine (database: string, loadAverage: number, idLookupMs: number): Machine {
+function machine ({ name, poolSize }: DatabaseDescription, loadAverage: number, idLookupMs: number): Machine {
   const cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown'
-  return { cpu, cores: cpus().length, memoryGb: totalmem() / 1e9, node: process.version, database, loadAverage, idLookupMs }
+  return { cpu, cores: cpus().length, memoryGb: totalmem() / 1e9, node: process.version, database: name, poolSize, loadAverage, idLookupMs }
 }
 
-/** The server's environment: defaults for every setting but the ones the bench needs, whatever the caller's shell holds. */
 /**
  * Replays the exact seeded body of every user of the `unchanged` pool: it
  * warms the server up, and every answer must be `unchanged`, which shows the
@@ -200,12 +206,9 @@ async function measure (context: Context, server: RunningServer, name: RunName):
   }
   const result = await httpRun(context, server, name, name === 'token' ? 'token' : name === 'read' ? 'read' : 'key')
   const seconds = await drain(server)
-  if (seconds > 1) log(`  (the server took ${seconds.toFixed(1)} s more to finish the calls left in flight)`)
+  if (seconds > 1) log(`  (the server took ${seconds.toFixed(1)} s to answer /readyz after the run)`)
   return { name, kind: 'scenario', ...result }
 }
-
-/** Far below what holding every profile would take: an export that completes under it shows its memory is bounded. */
-const EXPORT_HEAP_MIB = 64
 
 /**
  * Runs the built CLI's export of the website to a sink that only counts the
@@ -274,11 +277,17 @@ function summary ({ name, measurement: m, peakRssMib }: RunResult): string {
   return `  ${name}: ${rate(m.rps)} req/s, p50 ${m.p50Ms.toFixed(2)} ms, p99 ${m.p99Ms.toFixed(2)} ms, ${m.non2xx} non-2xx, ${m.errors} errors${memory}`
 }
 
+/** Rewrites the chart and the generated part of docs/benchmarks.md; the prose around it stays as written. */
 async function writeDocs (report: BenchReport): Promise<void> {
+  const docs = join(root, 'docs', 'benchmarks.md')
+  const text = readFileSync(docs, 'utf8')
+  const start = text.indexOf(GENERATED_START)
+  const end = text.indexOf(GENERATED_END)
+  if (start < 0 || end < start) throw new BenchError(`docs/benchmarks.md has lost its markers; put these two lines back where the figures go:\n${GENERATED_START}\n${GENERATED_END}`)
   const bars = report.runs.map((run) => ({ label: run.name, value: run.measurement.rps, reference: run.kind === 'reference' }))
   const title = `Requests per second (${report.options.connections} connections, ${report.options.durationSeconds} s each; higher is better)`
   writeFileSync(join(root, 'docs', 'benchmarks.svg'), barChart(title, bars))
-  writeFileSync(join(root, 'docs', 'benchmarks.md'), docsMarkdown(report, 'benchmarks.svg'))
+  writeFileSync(docs, text.slice(0, start) + generatedDocs(report, 'benchmarks.svg') + text.slice(end + GENERATED_END.length))
   log('Wrote docs/benchmarks.md and docs/benchmarks.svg')
 }
 
@@ -299,26 +308,22 @@ async function main (): Promise<void> {
   const options = parseOptions()
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
   const loadAverage = loadavg()[0] ?? 0
-  const eta = options.runs.length * (options.durationSeconds + 3)
+  const eta = options.runs.reduce((sum, name) => sum + loadOf(options, name).durationSeconds + 3, 0)
   log(`Benchmark: ${options.runs.join(', ')}; ${options.durationSeconds} s each at ${options.connections} connections (about ${eta} s of load after seeding)`)
   if (loadAverage > 0.5) log(`  note: the machine is already busy (load average ${loadAverage.toFixed(2)}); figures will be noisy`)
 
   log('Starting the database...')
   database = await startDatabase({ log })
   const mongoUrl = withDatabaseName(database.url, 'bench')
-  log(`Seeding ${options.profiles.toLocaleString('en-US')} profiles into ${mongoUrl} ...`)
+  log(`Seeding ${options.profiles.toLocaleString('en-US')} profiles into ${redactConnectionString(mongoUrl)} ...`)
   const seeded = await seedDatabase(mongoUrl, options.profiles, log).catch((error: unknown) => {
-    throw new BenchError(`seeding the database at ${mongoUrl} failed: ${error instanceof Error ? error.message : String(error)}`)
+    throw new BenchError(`seeding the database at ${redactConnectionString(mongoUrl)} failed: ${error instanceof Error ? error.message : String(error)}`)
   })
-  const pool = /[?&]maxPoolSize=(\d+)/.exec(mongoUrl)?.[1]
-  const databaseKind = `${await describeDatabase(mongoUrl, database.embedded)}${pool === undefined ? '' : `, maxPoolSize=${pool}`}`
+  const description = await describeDatabase(mongoUrl, database.embedded)
+  log(`  ${description.name}; the server and every floor connect with a pool of ${description.poolSize}`)
 
   const idLookupMs = await timeIdLookups(mongoUrl, seeded.websiteId, options.profiles)
-  if (idLookupMs > 20) {
-    log(`  WARNING: a findOne by _id takes ${idLookupMs.toFixed(0)} ms here: the database scans the collection instead of using the _id index,`)
-    const hint = options.profiles > 5000 ? '; try --profiles 5000' : ''
-    log(`  so every figure shrinks as --profiles grows and the run takes long (FerretDB v1.24.2 on SQLite does this${hint}).`)
-  }
+  if (idLookupMs > 20) log(`  WARNING: a findOne by _id takes ${idLookupMs.toFixed(0)} ms here: the machine is busy, or the database does not use the _id index`)
   log('Building the server (npm run build)...')
   await runCommand('npm run build', 'npm', ['run', 'build', '--silent'])
   log('Starting node dist/server.js ...')
@@ -335,8 +340,7 @@ async function main (): Promise<void> {
   if (options.exportRun) {
     log(`Exporting the ${options.profiles.toLocaleString('en-US')} profiles with node dist/cli.js profiles export...`)
     exported = await measureExport(seeded.websiteId, mongoUrl)
-    log(`  export: ${exported.profiles.toLocaleString('en-US')} profiles in ${exported.seconds.toFixed(1)} s, ${rate(exported.profiles / exported.seconds)} profiles/s, peak RSS ${exported.peakRssMib?.toFixed(0) ?? '?'} MiB; ` +
-      `driver-only scan ${rate(exported.scan.profiles / exported.scan.seconds)} profiles/s`)
+    log(`  export: ${exportLine(exported)}`)
   }
 
   const context: Context = { options, profiling, seeded, layout, mongoUrl }
@@ -362,7 +366,7 @@ async function main (): Promise<void> {
     date: new Date().toISOString(),
     command,
     options: { durationSeconds: options.durationSeconds, connections: options.connections, batchConnections: options.batchConnections, profiles: options.profiles },
-    machine: machine(databaseKind, loadAverage, idLookupMs),
+    machine: machine(description, loadAverage, idLookupMs),
     seedCheck,
     runs,
     export: exported,
@@ -373,9 +377,9 @@ async function main (): Promise<void> {
   process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : textReport(report))
 
   if (options.writeDocs) {
-    const full = [...SCENARIOS, ...REFERENCES, ...BATCH_RUNS].every((name) => options.runs.includes(name)) && options.exportRun && options.importRun
-    if (full) await writeDocs(report)
-    else log('Not writing docs/benchmarks.md: it shows full runs only (drop --scenarios)')
+    const everyRun = [...SCENARIOS, ...REFERENCES, ...BATCH_RUNS].every((name) => options.runs.includes(name)) && options.exportRun && options.importRun
+    if (everyRun && options.profiles >= FULL_SIZE && options.importUsers >= FULL_SIZE) await writeDocs(report)
+    else log(`Not writing docs/benchmarks.md: it shows full runs only (no --scenarios, at least ${FULL_SIZE} profiles and import users)`)
   }
 }
 

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ObjectId } from 'mongodb'
@@ -35,7 +36,7 @@ export function identifyTarget (seeded: Seeded, credential: 'key' | 'token' | 'r
  * must come back `unchanged`.
  */
 export async function seedDatabase (url: string, profiles: number, log: (line: string) => void): Promise<Seeded> {
-  // A long timeout: a batch of a thousand inserts can take a while on the stand-in.
+  // A long timeout: seeding sends inserts of a thousand documents each.
   const { client, db } = await connectDatabase(url, 30_000)
   try {
     await db.dropDatabase()
@@ -88,16 +89,32 @@ export async function timeBulkInserts (url: string, websiteId: string, first: nu
   }
 }
 
-/** What the report calls the database: the stand-in's FerretDB version comes from its Go module, as its build reports "unknown". */
-export async function describeDatabase (url: string, embedded: boolean): Promise<string> {
+/** The launcher's PostgreSQL (scripts/local-database.ts): its version and the DocumentDB extension installed in it. */
+const PG_CONFIG = '/usr/lib/postgresql/15/bin/pg_config'
+
+/** The engine the bench ran on, and the pool the server (and every floor) connects with. */
+export interface DatabaseDescription {
+  name: string
+  /** The driver's maxPoolSize for this URL: its default unless MONGO_URL sets one. */
+  poolSize: number
+}
+
+/**
+ * DocumentDB when the launcher started it: the extension's installed version,
+ * the commit scripts/documentdb/build.sh pins, and PostgreSQL's version (its
+ * gateway's buildInfo names only the MongoDB version it speaks). Otherwise
+ * the MongoDB at MONGO_URL, by its buildInfo.
+ */
+export async function describeDatabase (url: string, embedded: boolean): Promise<DatabaseDescription> {
   const { client, db } = await connectDatabase(url, 10_000)
   try {
-    const info = await db.admin().command({ buildInfo: 1 }) as { version?: string, ferretdbVersion?: string }
-    const wire = `MongoDB ${info.version ?? 'unknown'}`
-    if (info.ferretdbVersion === undefined) return `${wire}${embedded ? '' : ' (MONGO_URL)'}`
-    const module = /github\.com\/FerretDB\/FerretDB (v\S+)/.exec(readFileSync(join(root, 'tools', 'ferretdb', 'go.mod'), 'utf8'))?.[1]
-    const version = info.ferretdbVersion !== 'unknown' ? info.ferretdbVersion : module ?? 'unknown version'
-    return `FerretDB ${version} on SQLite (${embedded ? 'started by the bench' : 'MONGO_URL'}; speaks ${wire})`
+    const poolSize = client.options.maxPoolSize
+    const info = await db.admin().command({ buildInfo: 1 }) as { version?: string }
+    if (!embedded) return { name: `MongoDB ${info.version ?? '(unknown version)'} at MONGO_URL`, poolSize }
+    const [postgres = 'PostgreSQL', sharedir = ''] = execFileSync(PG_CONFIG, ['--version', '--sharedir'], { encoding: 'utf8' }).split('\n')
+    const version = /^default_version\s*=\s*'([^']+)'/m.exec(readFileSync(join(sharedir, 'extension', 'documentdb.control'), 'utf8'))?.[1] ?? '(unknown version)'
+    const commit = /"documentdb\|[^|]*\|[^|]*\|([0-9a-f]{7})/.exec(readFileSync(join(root, 'scripts', 'documentdb', 'build.sh'), 'utf8'))?.[1] ?? 'unknown'
+    return { name: `DocumentDB ${version} (commit ${commit}) on ${postgres.replace(/ \(.*\)$/, '')}, started by the bench`, poolSize }
   } finally {
     await client.close()
   }
@@ -105,8 +122,8 @@ export async function describeDatabase (url: string, embedded: boolean): Promise
 
 /**
  * Median time of a findOne by `_id` of profiles spread over the collection.
- * It should not depend on --profiles; on a database that scans instead of
- * using the `_id` index, it grows with the collection and so does every figure.
+ * It should not depend on --profiles: were it to grow with the collection,
+ * the database would be scanning instead of using the `_id` index.
  */
 export async function timeIdLookups (url: string, websiteId: string, profiles: number): Promise<number> {
   const { client, db } = await connectDatabase(url, 60_000)
@@ -127,15 +144,15 @@ export async function timeIdLookups (url: string, websiteId: string, profiles: n
 
 /**
  * What the database alone streams of one website's profiles: one driver
- * cursor over `find({ websiteId })`, each document only counted. The export
- * cannot be faster than this; on the stand-in it is its scan rate.
+ * cursor over the export's query, each document only counted. The export
+ * cannot be faster than this.
  */
 export async function timeScan (url: string, websiteId: string): Promise<{ profiles: number, seconds: number }> {
   const { client, db } = await connectDatabase(url, 60_000)
   try {
     const started = performance.now()
     let profiles = 0
-    const cursor = db.collection('profiles').find({ websiteId: new ObjectId(websiteId) }, { batchSize: 1000 })
+    const cursor = db.collection('profiles').find({ websiteId: new ObjectId(websiteId) }, { sort: { _id: 1 }, batchSize: 1000 })
     while (await cursor.next() !== null) profiles++
     return { profiles, seconds: (performance.now() - started) / 1000 }
   } finally {
