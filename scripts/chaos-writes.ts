@@ -5,16 +5,17 @@ import { connectDatabase } from '../src/database.js'
 import { startDatabase, withDatabaseName } from './local-database.js'
 
 /**
- * The stand-in alone under SIGKILLs (5 s up, 3 s down), with the commands
- * upsertProfile (src/repositories/profiles.ts) sends and nothing else, from
- * concurrent loops on one connection. A new user: findOne of the profile
- * (none), insertOne of it, findOneAndUpdate with upsert of its visitor link
- * (returnDocument before), findOne of its incarnation in erasedIncarnations.
- * An existing user, in turn: findOne of the profile and of the link, then a
- * new field by updateOne (metadata only), or a new field and a new visitor by
- * findOneAndUpdate (returnDocument after). Every write acknowledged must be
- * found afterwards. Separates the stand-in's losses from the service's
- * (docs/reliability.md).
+ * The database alone under SIGKILLs (5 s up, 3 s down), of PostgreSQL under
+ * a live gateway and of the gateway in turn, with the commands upsertProfile
+ * (src/repositories/profiles.ts) sent when this was written and nothing
+ * else, from concurrent loops on the driver's pool. A new user: findOne of
+ * the profile (none), insertOne of it, findOneAndUpdate with upsert of its
+ * visitor link (returnDocument before), findOne of its incarnation in
+ * erasedIncarnations. An existing user, in turn: findOne of the profile and
+ * of the link, then a new field by updateOne (metadata only), or a new field
+ * and a new visitor by findOneAndUpdate (returnDocument after). Every write
+ * acknowledged must be found afterwards. Separates the engine's losses from
+ * the service's (docs/reliability.md).
  */
 const { values } = parseArgs({ options: { kills: { type: 'string', default: '10' }, workers: { type: 'string', default: '8' } } })
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
@@ -81,10 +82,11 @@ const worker = async (): Promise<void> => {
 const load = Array.from({ length: Number(values.workers) }, worker)
 for (let kill = 1; kill <= Number(values.kills); kill++) {
   await sleep(5000)
-  await database.stop('SIGKILL')
+  const part = kill % 2 === 1 ? 'postgres' : 'gateway'
+  await database.stop('SIGKILL', part)
   await sleep(3000)
   await database.start()
-  process.stderr.write(`kill ${String(kill)}: ${String(created.length)} users created, ${String(updated.updateOne.length + updated.findOneAndUpdate.length)} updated, ${String(errors)} errors\n`)
+  process.stderr.write(`kill ${String(kill)} (${part}): ${String(created.length)} users created, ${String(updated.updateOne.length + updated.findOneAndUpdate.length)} updated, ${String(errors)} errors\n`)
 }
 running = false
 await Promise.all(load)

@@ -14,20 +14,22 @@ import { freePort, RedisServer } from './redis-server.js'
 
 /**
  * `npm run chaos`: two replicas (server processes) on one database and one
- * Redis under steady identify load of new users, while the database is
- * SIGKILLed and restarted, one replica is SIGKILLed and restarted, and Redis
- * is stopped for a while. Then every call answered 200 is re-sent and must
- * come back `unchanged`. Every other answer must be a 503 in the envelope,
- * a refused connection to a killed replica, or a call in flight on a replica
- * when it was killed; never a 500, never a hang over 5 s. The replica that
- * is never killed must keep a flat memory.
+ * Redis under steady identify load of new users, while the database's
+ * PostgreSQL and, separately, its gateway are SIGKILLed and restarted, one
+ * replica is SIGKILLed and restarted, and Redis is stopped for a while. Then
+ * every call answered 200 is re-sent and must come back `unchanged`. Every
+ * other answer must be a 503 in the envelope, a refused connection to a
+ * killed replica, or a call in flight on a replica when it was killed; never
+ * a 500, never a hang over 5 s; and each database kill must be answered with
+ * a 503 within 5 s. The replica that is never killed must keep a flat memory.
  */
 
 export interface ChaosOptions {
   /** How long the load runs. */
   seconds: number
-  /** Database SIGKILLs, spread over the run; replica kills and Redis stops come on top. */
-  databaseKills: number
+  /** SIGKILLs of PostgreSQL (under a live gateway) and of the gateway, spread over the run; replica kills and Redis stops come on top. */
+  postgresKills: number
+  gatewayKills: number
   replicaKills: number
   redisStops: number
   /** Concurrent callers. */
@@ -35,8 +37,12 @@ export interface ChaosOptions {
   log: (line: string) => void
 }
 
+/** The parts of the database the run kills. */
+type DatabaseKill = 'postgres' | 'gateway'
+
 export interface ChaosReport {
-  databaseKills: number
+  postgresKills: number
+  gatewayKills: number
   replicaKills: number
   redisStops: number
   calls: number
@@ -47,6 +53,8 @@ export interface ChaosReport {
   failures: string[]
   /** How many failures of each kind, by replica and by the kill or restart last before the call was sent. */
   failureGroups: Record<string, number>
+  /** For each kill of a part, how long until a call was answered 503, in ms. */
+  firstUnavailableMs: Record<DatabaseKill, number[]>
   acknowledged: number
   lost: number
   lostAnswers: string[]
@@ -54,7 +62,8 @@ export interface ChaosReport {
   wallSeconds: number
 }
 
-const HANG_MS = 5000
+/** Every call, and every database outage, must be answered within this. */
+const ANSWER_WITHIN_MS = 5000
 /** More growth than this of the replica that is never killed counts as a leak. */
 const RSS_GROWTH_LIMIT_MIB = 64
 
@@ -131,7 +140,7 @@ async function send (replica: Replica, key: string, body: Record<string, unknown
       method: 'POST',
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
-      signal: AbortSignal.timeout(HANG_MS)
+      signal: AbortSignal.timeout(ANSWER_WITHIN_MS)
     })
     const json: unknown = await response.json()
     if (response.status === 200) return { outcome: 'ok', json }
@@ -140,7 +149,7 @@ async function send (replica: Replica, key: string, body: Record<string, unknown
     return { outcome: `failure: ${String(response.status)} ${JSON.stringify(json)}` }
   } catch (error) {
     const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name
-    if (cause === 'TimeoutError') return { outcome: `failure: no answer within ${String(HANG_MS)} ms` }
+    if (cause === 'TimeoutError') return { outcome: `failure: no answer within ${String(ANSWER_WITHIN_MS)} ms` }
     const killed = replica.downUntil >= started
     if (killed && cause === 'ECONNREFUSED') return { outcome: 'refused' }
     if (killed) return { outcome: 'dropped-by-kill' }
@@ -184,6 +193,9 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
     const counts = new Map<string, number>()
     const failures: string[] = []
     const failureGroups = new Map<string, number>()
+    /** When each 503 was answered, in order. */
+    const unavailableAt: number[] = []
+    const kills: Array<{ part: DatabaseKill, at: number }> = []
     let calls = 0
     let running = true
     // Each failure is reported against the last kill or restart, to tell which one it followed.
@@ -198,6 +210,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
         const kind = outcome.startsWith('failure') ? 'failure' : outcome
         counts.set(kind, (counts.get(kind) ?? 0) + 1)
         if (outcome === 'ok') acknowledged.push({ body, replica })
+        else if (outcome === 'unavailable') unavailableAt.push(Date.now())
         else if (kind === 'failure') {
           failures.push(`${outcome} (replica ${String(replica)}, sent ${String(sent.at - sent.after.at)} ms after a ${sent.after.kind}, ${lastEvent.kind} ${String(Date.now() - lastEvent.at)} ms before the failure)`)
           const group = `${outcome.replace(/^failure: /, '')} on replica ${String(replica)}, sent after a ${sent.after.kind}`
@@ -211,21 +224,23 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
     await sleep(1000)
     const rssStart = survivor.rssMiB()
     const events = [
-      ...Array<string>(options.databaseKills).fill('database'),
+      ...Array<string>(options.postgresKills).fill('postgres'),
+      ...Array<string>(options.gatewayKills).fill('gateway'),
       ...Array<string>(options.replicaKills).fill('replica'),
       ...Array<string>(options.redisStops).fill('redis')
     ].sort(() => Math.random() - 0.5)
     const spacing = (options.seconds * 1000) / Math.max(1, events.length)
-    const done = { database: 0, replica: 0, redis: 0 }
+    const done = { postgres: 0, gateway: 0, replica: 0, redis: 0 }
     for (const event of events) {
       const slot = Date.now() + spacing
       await sleep(between(0, spacing / 3))
       lastEvent = { kind: `${event} kill`, at: Date.now() }
-      if (event === 'database') {
-        await database.stop('SIGKILL')
+      if (event === 'postgres' || event === 'gateway') {
+        kills.push({ part: event, at: Date.now() })
+        await database.stop('SIGKILL', event)
         await sleep(between(1000, 3000))
         await database.start()
-        done.database++
+        done[event]++
       } else if (event === 'replica') {
         await victim.kill()
         await sleep(between(500, 2000))
@@ -239,7 +254,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
         done.redis++
       }
       lastEvent = { kind: `${event} restart`, at: Date.now() }
-      log(`${new Date().toISOString()} ${event} killed and back (${String(done.database)} database, ${String(done.replica)} replica, ${String(done.redis)} Redis); ${String(calls)} calls`)
+      log(`${new Date().toISOString()} ${event} killed and back (${String(done.postgres)} PostgreSQL, ${String(done.gateway)} gateway, ${String(done.replica)} replica, ${String(done.redis)} Redis); ${String(calls)} calls`)
       await sleep(Math.max(0, slot - Date.now()))
     }
     running = false
@@ -253,10 +268,19 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
       const action = (json as { data?: { action?: string } } | undefined)?.data?.action
       if (outcome !== 'ok' || action !== 'unchanged') lostAnswers.push(`#${String(index)} ${call.body.user_id as string}: ${outcome} ${String(action)}`)
     }
+    // Every outage must show as a 503 soon after it began, whichever part died.
+    const firstUnavailableMs: Record<DatabaseKill, number[]> = { postgres: [], gateway: [] }
+    for (const [index, kill] of kills.entries()) {
+      const first = unavailableAt.find((at) => at >= kill.at)
+      const delay = first === undefined ? Number.POSITIVE_INFINITY : first - kill.at
+      if (delay > ANSWER_WITHIN_MS) failures.push(`no 503 within ${String(ANSWER_WITHIN_MS)} ms of ${kill.part} kill #${String(index + 1)}`)
+      else firstUnavailableMs[kill.part].push(delay)
+    }
     if (rssEnd - rssStart > RSS_GROWTH_LIMIT_MIB) failures.push(`the surviving replica grew from ${String(rssStart)} to ${String(rssEnd)} MiB`)
 
     return {
-      databaseKills: done.database,
+      postgresKills: done.postgres,
+      gatewayKills: done.gateway,
       replicaKills: done.replica,
       redisStops: done.redis,
       calls,
@@ -266,6 +290,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
       droppedByKill: counts.get('dropped-by-kill') ?? 0,
       failures,
       failureGroups: Object.fromEntries(failureGroups),
+      firstUnavailableMs,
       acknowledged: acknowledged.length,
       lost: lostAnswers.length,
       lostAnswers,
@@ -280,10 +305,19 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
+/** The median and the longest of some delays, in seconds. */
+function medianAndMax (delays: number[]): string {
+  if (delays.length === 0) return '–'
+  const sorted = [...delays].sort((a, b) => a - b)
+  const seconds = (ms: number): string => (ms / 1000).toFixed(2)
+  return `${seconds(sorted[Math.floor(sorted.length / 2)] ?? 0)} / ${seconds(sorted.at(-1) ?? 0)}`
+}
+
 /** The one table of a run, in Markdown. */
 export function formatReport (report: ChaosReport): string {
   const rows: Array<[string, string | number]> = [
-    ['database SIGKILLs', report.databaseKills],
+    ['PostgreSQL SIGKILLs (gateway up)', report.postgresKills],
+    ['gateway SIGKILLs', report.gatewayKills],
     ['replica SIGKILLs', report.replicaKills],
     ['Redis stops', report.redisStops],
     ['calls', report.calls],
@@ -291,7 +325,9 @@ export function formatReport (report: ChaosReport): string {
     ['503 in the envelope', report.unavailable],
     ['refused by a killed replica', report.refused],
     ['in flight on a replica when it was killed', report.droppedByKill],
-    ['anything else (500, hang over 5 s, …)', report.failures.length],
+    ['first 503 after a PostgreSQL kill, s (median / max)', medianAndMax(report.firstUnavailableMs.postgres)],
+    ['first 503 after a gateway kill, s (median / max)', medianAndMax(report.firstUnavailableMs.gateway)],
+    ['anything else (500, hang over 5 s, an outage without a 503, …)', report.failures.length],
     ['acknowledged calls re-sent', report.acknowledged],
     ['acknowledged calls lost (must be 0)', report.lost],
     ['RSS of the replica never killed, MiB', `${String(report.survivorRssMiB.start)} → ${String(report.survivorRssMiB.end)}`],
@@ -313,7 +349,9 @@ async function main (): Promise<void> {
   const databaseKills = Number(values.kills)
   const report = await runChaos({
     seconds: Number(values.minutes) * 60,
-    databaseKills,
+    // Half of the kills to each part.
+    postgresKills: Math.ceil(databaseKills / 2),
+    gatewayKills: Math.floor(databaseKills / 2),
     replicaKills: Number(values['replica-kills'] ?? Math.max(1, Math.round(databaseKills / 10))),
     redisStops: Number(values['redis-stops'] ?? Math.max(1, Math.round(databaseKills / 20))),
     workers: Number(values.workers),

@@ -22,3 +22,15 @@ export async function connectDatabase (url: string, timeoutMs: number): Promise<
   await client.connect()
   return { client, db: client.db(databaseNameOf(url)) }
 }
+
+/** A collection that nothing writes: readiness finds nothing in it. */
+const READINESS_COLLECTION = 'readiness'
+
+/**
+ * A round trip to where the data lives, for readiness. DocumentDB's gateway
+ * answers `ping` itself, even while its PostgreSQL is down; a find goes
+ * through to PostgreSQL, and on MongoDB costs no more than a ping.
+ */
+export async function checkDatabase (db: Db): Promise<void> {
+  await db.collection(READINESS_COLLECTION).findOne({})
+}

@@ -1,6 +1,9 @@
 import type { LightMyRequestResponse } from 'fastify'
+import { MongoServerError } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../src/app.js'
+import { isDatabaseUnavailable } from '../src/repositories/mongo-errors.js'
+import type { DatabasePart } from '../scripts/local-database.js'
 import { buildTestApp, createTestWebsite, expectError, expectSuccess, identify, type TestWebsite, visitorId } from './helper.js'
 import { appOnOwnDatabase, type AppOnOwnDatabase } from './own-database.js'
 
@@ -247,13 +250,17 @@ describe('the database is down', () => {
     expect(retryAfter).toMatch(/^\d+$|^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/)
     expect(elapsed).toBeLessThan(8000)
     // Neither a driver message nor an address reaches the caller.
-    expect(response.json().error.message).not.toMatch(/mongo|ECONNREFUSED|127\.0\.0\.1|topology|socket/i)
+    expect(response.json().error.message).not.toMatch(/mongo|ECONNREFUSED|127\.0\.0\.1|topology|socket|postgres|connecting|os error/i)
   }
 
-  it('answers 503 with Retry-After within a few seconds, then recovers by itself', async () => {
+  it.each<[string, DatabasePart]>([
+    ['the gateway and PostgreSQL', 'all'],
+    ['PostgreSQL alone (the gateway up)', 'postgres'],
+    ['the gateway alone', 'gateway']
+  ])('with %s stopped: 503 with Retry-After within a few seconds, then recovers by itself', async (_what, part) => {
     expectSuccess(await identify(outage, { auth: outageSite.key, body: { user_id: 'before', datafast_visitor_id: visitorId() } }))
 
-    await own.database.stop()
+    await own.database.stop('SIGTERM', part)
 
     // The first call after the server died, then calls that must wait for server selection.
     expect503(await timedIdentify(outageSite.key))
@@ -277,6 +284,48 @@ describe('the database is down', () => {
     expect(last).toBeDefined()
     expectSuccess(last!)
   }, 60_000)
+})
+
+/** The code under which DocumentDB's gateway passes on a PostgreSQL error it has no MongoDB code for: the SQLSTATE, six bits a character. */
+function gatewayCodeOf (sqlState: string): number {
+  let code = 0
+  for (let index = 0; index < sqlState.length; index++) code += ((sqlState.charCodeAt(index) - 0x30) & 0x3f) << (6 * index)
+  return code
+}
+
+describe('which database errors mean an outage (a 503), through DocumentDB\'s gateway and on MongoDB', () => {
+  const internalError = (errmsg: string) => new MongoServerError({ ok: 0, code: 1, codeName: 'Internal Error', errmsg })
+  const passedOn = (sqlState: string, errmsg: string) => new MongoServerError({ ok: 0, code: gatewayCodeOf(sqlState), codeName: 'DocumentDB error.', errmsg })
+
+  it('reads the gateway\'s codes as it writes them', () => {
+    // Seen from the gateway while PostgreSQL started up.
+    expect(gatewayCodeOf('57P03')).toBe(50463173)
+  })
+
+  // Each message as the gateway sent it during an outage of PostgreSQL (docs/reliability.md).
+  it.each([
+    ['PostgreSQL killed: its socket refuses', internalError('error connecting to server: Connection refused (os error 111)')],
+    ['PostgreSQL shut down: its socket is gone', internalError('error connecting to server: No such file or directory (os error 2)')],
+    ['PostgreSQL shut down under a query', internalError('error communicating with the server: Connection reset by peer (os error 104)')],
+    ['the gateway\'s connection to PostgreSQL closed', internalError('connection closed')],
+    ['PostgreSQL starting up (57P03)', passedOn('57P03', 'the database system is starting up')],
+    ['PostgreSQL recovering (57P03)', passedOn('57P03', 'the database system is not yet accepting connections')],
+    ['PostgreSQL shutting down (57P03)', passedOn('57P03', 'the database system is shutting down')],
+    ['a backend ended by a shutdown (57P01)', passedOn('57P01', 'terminating connection due to administrator command')],
+    ['a backend ended by another\'s crash (57P02)', passedOn('57P02', 'terminating connection because of crash of another server process')],
+    ['a connection failure (08006)', passedOn('08006', 'server closed the connection unexpectedly')]
+  ])('an outage: %s', (_what, error) => {
+    expect(isDatabaseUnavailable(error)).toBe(true)
+  })
+
+  it.each([
+    ['MongoDB\'s own InternalError', new MongoServerError({ ok: 0, code: 1, codeName: 'InternalError', errmsg: 'unexpected internal state' })],
+    ['a duplicate key', new MongoServerError({ ok: 0, code: 11000, codeName: 'DuplicateKey', errmsg: 'Duplicate key violation on the requested collection: Index \'_id_\'' })],
+    ['another PostgreSQL error passed on (42883, undefined function)', passedOn('42883', 'function does not exist')],
+    ['a MongoDB code that would read as a connection SQLSTATE', new MongoServerError({ ok: 0, code: gatewayCodeOf('08000'), codeName: 'Location512', errmsg: 'not an outage' })]
+  ])('not an outage: %s', (_what, error) => {
+    expect(isDatabaseUnavailable(error)).toBe(false)
+  })
 })
 
 describe('405 on every known path', () => {

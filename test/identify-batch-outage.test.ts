@@ -1,16 +1,18 @@
 import type { CommandSucceededEvent } from 'mongodb'
 import { afterAll, expect, it } from 'vitest'
 import { withDatabaseName } from '../src/mongo-url.js'
+import type { DatabasePart } from '../scripts/local-database.js'
 import type { App } from '../src/app.js'
 import { buildTestApp, createTestWebsite, expectError, expectSuccess, RETRY_AFTER, visitorId } from './helper.js'
 import { walkProfiles } from './profiles-helper.js'
 import { appOnOwnDatabase, whileDatabaseStalled } from './own-database.js'
 
 /*
- * docs/api.md#batch-identify-errors-and-retries: the database dies between a
- * batch's insert of its new profiles and its other writes, or stalls under a
- * batch until BATCH_CALL_DEADLINE_MS; the call is a 503, and the same batch
- * sent again converges to the state of one successful call.
+ * docs/api.md#batch-identify-errors-and-retries: PostgreSQL or the gateway
+ * dies between a batch's insert of its new profiles and its other writes, or
+ * the database stalls under a batch until BATCH_CALL_DEADLINE_MS; the call is
+ * a 503, and the same batch sent again converges to the state of one
+ * successful call.
  */
 const { app, database, site, close } = await appOnOwnDatabase({ MONGO_TIMEOUT_MS: 2000 }, { monitorCommands: true })
 
@@ -33,18 +35,21 @@ afterAll(async () => {
 const sendTo = async (to: App, key: string, items: object[]) => await to.inject({ method: 'POST', url: '/api/v1/identify/batch', headers: { authorization: `Bearer ${key}` }, payload: { items } })
 const send = async (items: object[]) => await sendTo(app, site.key, items)
 
-it('a batch cut by an outage after its profile insert is a 503, and its retry converges', async () => {
-  const known = Array.from({ length: 10 }, (_, n) => ({ user_id: `known-${String(n)}`, datafast_visitor_id: visitorId(), plan: 'free' }))
+it.each<[string, Exclude<DatabasePart, 'all'>]>([
+  ['PostgreSQL (under a live gateway)', 'postgres'],
+  ['the gateway', 'gateway']
+])('a batch cut by a SIGKILL of %s after its profile insert is a 503, and its retry converges', async (_what, part) => {
+  const known = Array.from({ length: 10 }, (_, n) => ({ user_id: `${part}-known-${String(n)}`, datafast_visitor_id: visitorId(), plan: 'free' }))
   expect((await send(known)).statusCode).toBe(200)
   const items = [
-    ...Array.from({ length: 30 }, (_, n) => ({ user_id: `new-${String(n)}`, datafast_visitor_id: visitorId(), plan: 'pro', $set_once: { source: 'import' } })),
+    ...Array.from({ length: 30 }, (_, n) => ({ user_id: `${part}-new-${String(n)}`, datafast_visitor_id: visitorId(), plan: 'pro', $set_once: { source: 'import' } })),
     ...known.map((item, n) => ({ ...item, plan: 'team', $unset: ['missing'], datafast_visitor_id: n % 2 === 0 ? item.datafast_visitor_id : visitorId() }))
   ]
   const killed = new Promise<void>((resolve, reject) => {
     const listener = (event: CommandSucceededEvent): void => {
       if (event.commandName !== 'insert' || (event.reply as { n?: number }).n !== 30) return
       app.mongo.client.off('commandSucceeded', listener)
-      database.stop('SIGKILL').then(resolve, reject)
+      database.stop('SIGKILL', part).then(resolve, reject)
     }
     app.mongo.client.on('commandSucceeded', listener)
   })
@@ -66,7 +71,7 @@ it('a batch cut by an outage after its profile insert is a 503, and its retry co
     expect(profile?.visitorIds, item.user_id).toContain(item.datafast_visitor_id)
     expect(profile?.metadata.plan, item.user_id).toBe(item.plan)
   }
-  expect(profiles.get('new-0')?.metadata).toEqual({ plan: 'pro', source: 'import' })
+  expect(profiles.get(`${part}-new-0`)?.metadata).toEqual({ plan: 'pro', source: 'import' })
   // A third send finds everything stored.
   expect((await send(items)).json<{ data: { counts: { unchanged: number } } }>().data.counts.unchanged).toBe(items.length)
 }, 120_000)

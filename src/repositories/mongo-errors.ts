@@ -1,4 +1,6 @@
 import {
+  MongoBulkWriteError,
+  MongoError,
   MongoNetworkError,
   MongoNotConnectedError,
   MongoOperationTimeoutError,
@@ -10,7 +12,7 @@ import {
 
 export const DUPLICATE_KEY = 11000
 
-/** Both MongoDB and the stand-in report a broken unique index with code 11000 (the stand-in names no index). */
+/** MongoDB and DocumentDB both report a broken unique index with code 11000 (DocumentDB without keyPattern or keyValue). */
 export function isDuplicateKey (error: unknown): boolean {
   return error instanceof MongoServerError && error.code === DUPLICATE_KEY
 }
@@ -23,10 +25,51 @@ export function isDuplicateKey (error: unknown): boolean {
  */
 const TRANSIENT_CODES = new Set([10107, 13435, 13436, 11600, 11602, 189, 91])
 
+const INTERNAL_ERROR = 1
+
+/**
+ * DocumentDB's gateway cut off from its PostgreSQL: it answers InternalError
+ * with the message of its PostgreSQL client (tokio-postgres) failing to
+ * connect, to talk, or finding its connection closed. MongoDB's own
+ * InternalErrors never start so.
+ */
+const POSTGRES_UNREACHABLE = /^(error connecting to server|error communicating with the server|connection closed)\b/
+
+/** The code name under which the gateway passes on a PostgreSQL error it has no MongoDB code for; its code is then the SQLSTATE. */
+const POSTGRES_ERROR_CODE_NAME = 'DocumentDB error.'
+
+/** Connection exceptions (class 08), and a server shut down, crashed or starting up (57P01, 57P02, 57P03). */
+const POSTGRES_UNAVAILABLE_STATE = /^(08...|57P0[123])$/
+
+/** The SQLSTATE the gateway packs into a code, six bits a character from '0' (its `postgres_sqlstate_to_i32`). */
+function sqlStateOf (code: number): string {
+  let state = ''
+  for (let shift = 0; shift < 30; shift += 6) state += String.fromCharCode(((code >> shift) & 0x3f) + 0x30)
+  return state
+}
+
+/** DocumentDB's gateway is up but its PostgreSQL is down, restarting, or unreachable. */
+function isPostgresUnavailable (error: MongoServerError): boolean {
+  if (error.code === INTERNAL_ERROR) return POSTGRES_UNREACHABLE.test(error.message)
+  return error.codeName === POSTGRES_ERROR_CODE_NAME && typeof error.code === 'number' && POSTGRES_UNAVAILABLE_STATE.test(sqlStateOf(error.code))
+}
+
+/**
+ * What failed a bulk write's command: the driver wraps any such failure, a
+ * network error too, in a MongoBulkWriteError that keeps it as its errorResponse.
+ */
+function failureOf (error: unknown): unknown {
+  return error instanceof MongoBulkWriteError && error.errorResponse instanceof MongoError ? error.errorResponse : error
+}
+
 /** The database cannot be reached right now, or is changing primaries; the caller should try again later. */
-export function isDatabaseUnavailable (error: unknown): boolean {
+export function isDatabaseUnavailable (thrown: unknown): boolean {
+  const error = failureOf(thrown)
   if (error instanceof MongoServerError) {
-    return TRANSIENT_CODES.has(Number(error.code)) || error.hasErrorLabel('RetryableWriteError') || error.hasErrorLabel('ResetPool')
+    return TRANSIENT_CODES.has(Number(error.code)) ||
+      error.hasErrorLabel('RetryableWriteError') ||
+      error.hasErrorLabel('ResetPool') ||
+      isPostgresUnavailable(error)
   }
   return error instanceof MongoNetworkError ||
     error instanceof MongoServerSelectionError ||

@@ -1,24 +1,25 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { checkDatabase } from '../database.js'
 import { ApiError, RETRY_AFTER_SECONDS } from '../errors.js'
 import { ErrorEnvelope } from '../schemas/errors.js'
 
 const Healthy = Type.Object({ status: Type.Literal('ok') })
 
-/** Liveness (the process answers) and readiness (the database answers a ping). */
+/** Liveness (the process answers) and readiness (the database answers a read). */
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/healthz', {
     schema: { summary: 'The process is alive', tags: ['health'], response: { 200: Healthy } }
   }, async () => ({ status: 'ok' as const }))
 
   fastify.get('/readyz', {
-    schema: { summary: 'The database answers a ping', tags: ['health'], response: { 200: Healthy, 503: ErrorEnvelope } }
+    schema: { summary: 'The database answers a read', tags: ['health'], response: { 200: Healthy, 503: ErrorEnvelope } }
   }, async (request) => {
     try {
-      await fastify.mongo.db.command({ ping: 1 })
+      await checkDatabase(fastify.mongo.db)
     } catch (error) {
       // Whatever the reason (unreachable, unauthorized, shutting down), this process cannot serve.
-      request.log.warn({ err: { type: (error as Error).name } }, 'database ping failed')
+      request.log.warn({ err: { type: (error as Error).name } }, 'database check failed')
       throw new ApiError(503, 'The database does not answer', { 'retry-after': RETRY_AFTER_SECONDS })
     }
     return { status: 'ok' as const }
