@@ -184,7 +184,7 @@ class Cluster {
     execFileSync('cp', ['-a', join(template, 'pgdata'), this.pgdata])
     execFileSync('cp', ['-a', join(template, 'gateway'), this.gatewayDir])
     // A temporary folder (tests, benchmarks) skips fsync: a killed server loses nothing by it, only a crashed machine would.
-    if (temporary) appendFileSync(join(this.pgdata, 'postgresql.conf'), 'fsync = off\nfull_page_writes = off\n')
+    if (temporary) appendFileSync(join(this.pgdata, 'postgresql.conf'), 'fsync = off\n')
     await this.startPostgres()
     this.psql(`CREATE ROLE ${USER_NAME} WITH LOGIN INHERIT PASSWORD '${this.settings.password}' IN ROLE documentdb_admin_role; ALTER ROLE ${USER_NAME} CREATEROLE;`)
   }
