@@ -38,31 +38,31 @@ const body = (userId: string, visitor: string, plan = 'pro') => ({ user_id: user
 await identify(app, { auth: site.key, body: body('warm-key', visitorId()) })
 
 describe('database commands per identify, with warm credentials', () => {
-  it('created: read the profile, insert it listing the visitor, link the visitor, look for a record of its erasure', async () => {
+  it('created: the merge that finds no profile, the insert listing the visitor, the link, a look for a record of its erasure', async () => {
     // The last read sees an erasure that happened meanwhile (docs/api.md#profiles-how-visitor-ids-are-kept).
     expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('new-user', visitorId()) }), 'created'))
-      .toEqual(['find erasedIncarnations', 'find profiles', 'findAndModify visitorLinks', 'insert profiles'])
+      .toEqual(['find erasedIncarnations', 'findAndModify profiles', 'findAndModify visitorLinks', 'insert profiles'])
   })
 
-  it('updated: the two reads and one update of the profile', async () => {
+  it('updated: one command, the merge of a visitor the profile lists (docs/api.md#identify-how-it-is-stored)', async () => {
     const visitor = visitorId()
     await identify(app, { auth: site.key, body: body('known-user', visitor) })
     expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('known-user', visitor, 'team') }), 'updated'))
-      .toEqual(['find profiles', 'find visitorLinks', 'update profiles'])
+      .toEqual(['findAndModify profiles'])
   })
 
-  it('unchanged: the two reads and no write', async () => {
+  it('unchanged: the same one command, which changes nothing', async () => {
     const visitor = visitorId()
     await identify(app, { auth: site.key, body: body('same-user', visitor) })
     expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('same-user', visitor) }), 'unchanged'))
-      .toEqual(['find profiles', 'find visitorLinks'])
+      .toEqual(['findAndModify profiles'])
   })
 
-  it('updated by a new device: the profile read, the link, the profile listing the visitor; no read of the link', async () => {
+  it('updated by a new device: the merge that reads the profile, the link, the profile listing the visitor; no read of the link', async () => {
     // The profile does not list the visitor, so the link is written without reading it first.
     await identify(app, { auth: site.key, body: body('two-devices', visitorId()) })
     expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('two-devices', visitorId()) }), 'updated'))
-      .toEqual(['find profiles', 'findAndModify profiles', 'findAndModify visitorLinks'])
+      .toEqual(['findAndModify profiles', 'findAndModify visitorLinks', 'update profiles'])
   })
 
   it('updated by a visitor moving from another profile: one more write, which marks the profile it left', async () => {
@@ -70,7 +70,16 @@ describe('database commands per identify, with warm credentials', () => {
     await identify(app, { auth: site.key, body: body('first-owner', visitor) })
     await identify(app, { auth: site.key, body: body('second-owner', visitorId()) })
     expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('second-owner', visitor) }), 'updated'))
-      .toEqual(['find profiles', 'findAndModify profiles', 'findAndModify visitorLinks', 'update profiles'])
+      .toEqual(['findAndModify profiles', 'findAndModify visitorLinks', 'update profiles', 'update profiles'])
+  })
+
+  it('updated on a profile whose list was given up: the merge that reads it, the visitor\'s link, the update', async () => {
+    const [visitor, leaver] = [visitorId(), visitorId()]
+    await identify(app, { auth: site.key, body: body('links-user', visitor) })
+    await identify(app, { auth: site.key, body: body('links-user', leaver) })
+    await identify(app, { auth: site.key, body: body('other-owner', leaver) })
+    expect(await commandsOf(async () => await identify(app, { auth: site.key, body: body('links-user', visitor, 'team') }), 'updated'))
+      .toEqual(['find visitorLinks', 'findAndModify profiles', 'update profiles'])
   })
 
   it('skipped on a cookieless website: no command at all', async () => {
@@ -83,7 +92,7 @@ describe('database commands per identify, with warm credentials', () => {
     const visitor = visitorId()
     await identify(app, { auth: token, websiteId: site.websiteId, body: body('token-user', visitor) })
     expect(await commandsOf(async () => await identify(app, { auth: token, websiteId: site.websiteId, body: body('token-user', visitor) }), 'unchanged'))
-      .toEqual(['find profiles', 'find visitorLinks'])
+      .toEqual(['findAndModify profiles'])
   })
 
   it('a malformed key or an invalid body costs no command', async () => {

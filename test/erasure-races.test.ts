@@ -2,7 +2,7 @@ import { MongoServerError, ObjectId } from 'mongodb'
 import { afterAll, describe, expect, it } from 'vitest'
 import { identifyRules } from '../src/config.js'
 import { ProfilesRepository, profileIdFor } from '../src/repositories/profiles.js'
-import { buildTestApp, createTestWebsite, identify, testDatabaseUrl, visitorId, withConnectionOptions, type TestWebsite } from './helper.js'
+import { buildTestApp, createTestWebsite, identify, RETRY_AFTER, testDatabaseUrl, visitorId, withConnectionOptions, type TestWebsite } from './helper.js'
 import { profilesCall, watchRaces } from './profiles-helper.js'
 
 /*
@@ -193,8 +193,8 @@ describe('a batch racing with single calls and erasures (docs/api.md#batch-ident
     held.release()
     // Not created by the batch: the other call did.
     expect(await held.done).toMatchObject([{ created: false, changed: true }, { created: true }])
-    // The batch ran again, one entry at a time.
-    expect(calls('profiles', 'findOne')).toBeGreaterThan(0)
+    // The batch ran again, one entry at a time: each try of an entry starts with the merge of a listed visitor.
+    expect(calls('profiles', 'findOneAndUpdate')).toBeGreaterThan(0)
     const shown = await expectConsistent(site, 'after')
     expect(shown.get(userId)).toEqual({ visitorIds: [other, visitor], metadata: { g: 2, f: 1 } })
     expect(shown.get(bystander)).toEqual({ visitorIds: [third], metadata: { b: 1 } })
@@ -211,14 +211,14 @@ describe('a batch racing with single calls and erasures (docs/api.md#batch-ident
     expect(await erase(site, userId)).toBe(200)
     expect(await call(site, userId, other)).toBe('created')
     // Held again where the batch runs its entries one by one, after its bulk writes.
-    const redoing = holdNext('profiles', 'findOne')
+    const redoing = holdNext('profiles', 'findOneAndUpdate')
     held.release()
     await redoing.reached
     // Its update, by the incarnation read, left the new profile as it was: never listing a visitor without its link.
     expect(await profiles.findOne({ _id: profileIdFor(site.websiteId, userId) })).toMatchObject({ metadata: {}, visitorIds: [other] })
     redoing.release()
     await held.done
-    expect(calls('profiles', 'findOne')).toBeGreaterThan(0)
+    expect(calls('profiles', 'findOneAndUpdate')).toBeGreaterThan(0)
     expect((await expectConsistent(site, 'after')).get(userId)).toEqual({ visitorIds: [other, device], metadata: { f: 1 } })
   })
 
@@ -295,7 +295,7 @@ function pausableRepository () {
   const asyncMethods = new Set(['findOne', 'findOneAndUpdate', 'insertOne', 'updateOne', 'updateMany', 'deleteMany', 'insertMany', 'bulkWrite'])
   let gate: { collection: string, method: string, reached: () => void, released: Promise<void> } | null = null
   let failure: { collection: string, method: string, error: Error } | null = null
-  let miss: { collection: string, method: string, answer: unknown } | null = null
+  const misses: Array<{ collection: string, method: string, answer: unknown, times: number }> = []
   const calls = new Map<string, number>()
   const db = new Proxy(app.mongo.db, {
     get (target, property, receiver) {
@@ -311,10 +311,10 @@ function pausableRepository () {
               failure = null
               throw error
             }
-            if (miss?.collection === name && miss.method === method) {
-              const { answer } = miss
-              miss = null
-              return answer
+            const miss = misses.find((candidate) => candidate.collection === name && candidate.method === method)
+            if (miss !== undefined) {
+              if (--miss.times === 0) misses.splice(misses.indexOf(miss), 1)
+              return miss.answer
             }
             if (gate?.collection === name && gate.method === method) {
               const { reached, released } = gate
@@ -341,8 +341,8 @@ function pausableRepository () {
     calls: (collection: string, method: string): number => calls.get(`${collection}.${method}`) ?? 0,
     /** Fails the next `method` on `collection`, by default as a database lost at that moment would. */
     failNext: (collection: string, method: string, error = new Error(`${collection}.${method} failed (test)`)): void => { failure = { collection, method, error } },
-    /** Answers the next `method` on `collection` with `answer` without sending it. */
-    missNext: (collection: string, method: string, answer: unknown): void => { miss = { collection, method, answer } },
+    /** Answers the next `method` on `collection` (the next `times` ones) with `answer` without sending it. */
+    missNext: (collection: string, method: string, answer: unknown, times = 1): void => { misses.push({ collection, method, answer, times }) },
     holdNext,
     /** Starts a call and holds its next `method` on `collection`; resolves once it got there, with the function that lets it go on. */
     holdBefore: async (collection: string, method: string, start: () => Promise<unknown>): Promise<{ release: () => void, done: Promise<unknown> }> => {
@@ -358,8 +358,8 @@ describe('chosen interleavings of identify and erasure', () => {
   const limits = identifyRules(app.config).limits
   const input = (site: TestWebsite, userId: string, visitor: string, metadata: Record<string, unknown> = {}) =>
     ({ websiteId: site.websiteId, userId, visitorId: visitor, metadata, limits })
-  /** The attempts of upsertProfile after its first: each starts by reading the profile. */
-  const retries = (repository: ReturnType<typeof pausableRepository>): number => repository.calls('profiles', 'findOne') - 1
+  /** The attempts of upsertProfile after its first: each starts with the merge of a listed visitor, which reads the profile. */
+  const retries = (repository: ReturnType<typeof pausableRepository>): number => repository.calls('profiles', 'findOneAndUpdate') - 1
 
   it('an erasure between creating a profile and linking its first visitor: the call creates the profile again', async () => {
     const site = await createTestWebsite(app)
@@ -390,13 +390,30 @@ describe('chosen interleavings of identify and erasure', () => {
     expect(shown).toEqual({ visitorIds: [other, visitor], metadata: { g: 2, f: 1 } })
   })
 
+  it('an erasure and a new profile of the same visitor between creating a profile and linking: the late link leaves the new profile, which gives its list up, and the call links again', async () => {
+    const site = await createTestWebsite(app)
+    const userId = newUserId()
+    const visitor = visitorId()
+    const creator = pausableRepository()
+    const held = await creator.holdBefore('visitorLinks', 'findOneAndUpdate', async () => await creator.repository.upsertProfile(input(site, userId, visitor, { f: 1 })))
+    expect(await erase(site, userId)).toBe(200)
+    // Another call of the same visitor creates the profile again, listing and linking it.
+    expect(await call(site, userId, visitor, { g: 2 })).toBe('created')
+    held.release()
+    // The late link points at the erased profile: the new one stops trusting its list, so the call's next try sees the link and links again.
+    expect(await held.done).toMatchObject({ created: false, changed: true })
+    expect(retries(creator)).toBeGreaterThan(0)
+    const shown = (await expectConsistent(site, 'after')).get(userId)
+    expect(shown).toEqual({ visitorIds: [visitor], metadata: { g: 2, f: 1 } })
+  })
+
   it('an erasure and a new profile between linking a new device and listing it: the call ends on the new profile', async () => {
     const site = await createTestWebsite(app)
     const userId = newUserId()
     const [first, device, other] = [visitorId(), visitorId(), visitorId()]
     await call(site, userId, first)
     const caller = pausableRepository()
-    const held = await caller.holdBefore('profiles', 'findOneAndUpdate', async () => await caller.repository.upsertProfile(input(site, userId, device, { f: 1 })))
+    const held = await caller.holdBefore('profiles', 'updateOne', async () => await caller.repository.upsertProfile(input(site, userId, device, { f: 1 })))
     expect(await erase(site, userId)).toBe(200)
     expect(await call(site, userId, other)).toBe('created')
     held.release()
@@ -406,11 +423,14 @@ describe('chosen interleavings of identify and erasure', () => {
     expect(shown).toEqual({ visitorIds: [other, device], metadata: { f: 1 } })
   })
 
-  it('an erasure and a new profile between reading and merging a linked visitor\'s metadata: the merge lands on the new profile, which does not list the visitor', async () => {
+  it('an erasure and a new profile between reading and merging the metadata of a visitor known by its link: the merge lands on the new profile, which does not list the visitor', async () => {
     const site = await createTestWebsite(app)
-    const userId = newUserId()
-    const [known, other] = [visitorId(), visitorId()]
+    const [userId, elsewhere] = [newUserId(), newUserId()]
+    const [known, leaver, other] = [visitorId(), visitorId(), visitorId()]
     await call(site, userId, known, { f: 0 })
+    // A visitor that leaves the profile gives its list up: from then on its links say who is on it, and a merge reads them first.
+    await call(site, userId, leaver)
+    await call(site, elsewhere, leaver)
     const read = (await profiles.findOne({ _id: profileIdFor(site.websiteId, userId) }))!
     const { repository, holdBefore } = pausableRepository()
     const held = await holdBefore('profiles', 'updateOne', async () => await repository.upsertProfile(input(site, userId, known, { f: 1 })))
@@ -515,6 +535,31 @@ describe('chosen interleavings of identify and erasure', () => {
     expect(await eraser.repository.eraseProfile(site.websiteId, profileId.toHexString())).toEqual({ profileId: profileId.toHexString(), visitorLinks: 2 })
     expect(eraser.calls('visitorLinks', 'deleteMany')).toBe(2)
     expect(await links.countDocuments({ profileId })).toBe(0)
+  })
+
+  it('a call that finds its profile erased at every try gives up after its tries: 503 with Retry-After, and nothing it linked stays', async () => {
+    const site = await createTestWebsite(app)
+    const userId = newUserId()
+    const visitor = visitorId()
+    const loser = pausableRepository()
+    // The first try creates the profile and links the visitor, then finds a record of its erasure; every later
+    // one finds no profile and cannot create it, as when other calls create it and erase it again in between.
+    loser.missNext('erasedIncarnations', 'findOne', { _id: new ObjectId() }, 1_000)
+    loser.missNext('profiles', 'findOneAndUpdate', null, 1_000)
+    // The route holds the app's repository: its upsert is the loser's for this one call.
+    const { profiles: repository } = app.repositories
+    repository.upsertProfile = loser.repository.upsertProfile.bind(loser.repository)
+    try {
+      const response = await identify(app, { auth: site.key, body: { user_id: userId, datafast_visitor_id: visitor } })
+      expect(response.statusCode, response.body).toBe(503)
+      expect(response.headers['retry-after']).toMatch(RETRY_AFTER)
+    } finally {
+      Reflect.deleteProperty(repository, 'upsertProfile')
+    }
+    expect(loser.calls('profiles', 'findOneAndUpdate')).toBe(10)
+    // Its last try is not undone: the profile and its link are whole, as the next call finds them.
+    await expectConsistent(site, 'after')
+    expect(await call(site, userId, visitor)).toBe('unchanged')
   })
 
   it('a link written to the erased incarnation after the erasure deleted the links is deleted before the erasure answers', async () => {

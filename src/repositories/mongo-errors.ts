@@ -12,6 +12,22 @@ import {
 
 export const DUPLICATE_KEY = 11000
 
+/**
+ * A write that lost races with concurrent writes of the same documents as
+ * many times as it tries again (calls and erasures of one profile at once):
+ * nothing is half done, and the same call can be sent again.
+ */
+export class ContendedError extends Error {
+  override name = 'ContendedError'
+}
+
+/**
+ * A multi-document write that lost a deadlock on DocumentDB, which runs each
+ * write command in one PostgreSQL transaction; it was rolled back. MongoDB
+ * never answers it outside a transaction.
+ */
+export const isWriteConflict = (error: unknown): boolean => error instanceof MongoServerError && error.code === 112
+
 /** MongoDB and DocumentDB both report a broken unique index with code 11000 (DocumentDB without keyPattern or keyValue). */
 export function isDuplicateKey (error: unknown): boolean {
   return error instanceof MongoServerError && error.code === DUPLICATE_KEY

@@ -30,6 +30,8 @@ export interface ProfileDocument {
   visitorIds?: string[]
   /** Set for good once a visitor left the profile or it listed LISTED_VISITORS_MAX: only its links say who is linked. */
   visitorIdsInLinks?: true
+  /** The last merge of a listed visitor's call (listedMergePipeline): how that call learns that the database applied it. */
+  changeId?: ObjectId
 }
 
 /**
@@ -116,8 +118,17 @@ export function inIdOrder<T> (byId: ReadonlyMap<string, T>): T[] {
 export const listsVisitors = (profile: ProfileDocument): profile is ProfileDocument & { visitorIds: string[] } =>
   profile.visitorIdsInLinks !== true && Array.isArray(profile.visitorIds)
 
-export const isLinkTo = (link: VisitorLinkDocument | null, profile: ProfileDocument): boolean =>
+export const isLinkTo = (link: VisitorLinkDocument | null, profile: Pick<ProfileDocument, '_id' | 'incarnation'>): boolean =>
   link !== null && link.profileId.equals(profile._id) && link.profileIncarnation.equals(profile.incarnation)
+
+/**
+ * Whether a link as it was before a write pointed elsewhere, so that the
+ * profile it pointed at must stop trusting its list. Another incarnation of
+ * the same `_id` counts: a call that lags behind an erasure can move a link
+ * from the profile created since back to the erased one.
+ */
+export const linkLeft = (before: VisitorLinkDocument | null, to: Pick<ProfileDocument, '_id' | 'incarnation'>): before is VisitorLinkDocument =>
+  before !== null && !isLinkTo(before, to)
 
 /** What a profile gets when a visitor leaves it: from then on, its links list its visitors. */
 export const VISITOR_LEFT: UpdateFilter<ProfileDocument> = { $set: { visitorIdsInLinks: true }, $unset: { visitorIds: '' } }

@@ -1,13 +1,16 @@
-import { MongoBulkWriteError, MongoServerError, ObjectId, type AnyBulkWriteOperation, type Collection, type Db, type Document, type Filter, type OptionalUnlessRequiredId, type WriteError } from 'mongodb'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { MongoBulkWriteError, ObjectId, type AnyBulkWriteOperation, type Collection, type Db, type Document, type Filter, type OptionalUnlessRequiredId, type WriteError } from 'mongodb'
 import { DomainError } from '../domain/errors.js'
 import type { IdentifyInput } from '../domain/identify.js'
 import { checkProfileLimits, planMerge, type MergePlan, type Metadata, type MetadataChange, type ProfileLimits } from '../domain/metadata.js'
 import type { Profile } from '../schemas/profiles.js'
-import { DUPLICATE_KEY, isDuplicateKey, retryOnDuplicateKey } from './mongo-errors.js'
+import { ContendedError, DUPLICATE_KEY, isDuplicateKey, isWriteConflict, retryOnDuplicateKey } from './mongo-errors.js'
+import { listedMergePipeline } from './profile-merge.js'
 import { planBatch, type BatchEntryResult, type BatchWrites, type LinkMove } from './profile-batch.js'
 import {
   inIdOrder,
   isLinkTo,
+  linkLeft,
   LISTED_VISITORS_MAX,
   listsVisitors,
   metadataChanges,
@@ -84,7 +87,9 @@ export interface Erasure {
 }
 
 
-const MAX_ATTEMPTS = 5
+/** Tries of a write that loses races with other writes of its profile, each after a wait that grows: then a ContendedError. */
+const MAX_ATTEMPTS = 10
+const backOff = async (attempt: number): Promise<void> => { await sleep(Math.random() * 2 * attempt) }
 
 /**
  * Profiles and visitor links. Concurrency, without transactions (see
@@ -146,9 +151,9 @@ export class ProfilesRepository {
 
   /**
    * Creates or merges the profile of (website, user_id) and links the visitor
-   * to it. Reads first, so that limits are checked before anything is written
-   * and an unchanged call writes nothing; every write sets all the fields the
-   * call sent, so concurrent calls end in the state of some serial order.
+   * to it. Limits are checked before anything is written and an unchanged
+   * call writes nothing; every write sets all the fields the call sent, so
+   * concurrent calls end in the state of some serial order.
    */
   async upsertProfile (input: UpsertProfileInput): Promise<UpsertProfileResult> {
     const _id = profileIdFor(input.websiteId, input.userId)
@@ -156,22 +161,33 @@ export class ProfilesRepository {
       const result = await this.attemptUpsert(input, _id)
       if (result !== null) return result
       // Another call created the profile first, or an erasure removed it: read again and redo the call.
-      if (attempt >= MAX_ATTEMPTS) throw new Error('identify raced with creations or erasures of its profile too many times')
+      if (attempt >= MAX_ATTEMPTS) throw new ContendedError('identify raced with creations or erasures of its profile too many times')
+      await backOff(attempt)
     }
   }
 
-  /** One try; null when the profile changed under it and the call must run again. */
+  /**
+   * One try; null when the profile changed under it and the call must run
+   * again. It starts with the merge of a visitor the profile lists, decided
+   * by the database (listedMergePipeline), which also reads the profile: the
+   * whole of the common call in one command.
+   */
   private async attemptUpsert (input: UpsertProfileInput, _id: ObjectId): Promise<UpsertProfileResult | null> {
-    const profile = await this.profiles.findOne({ _id })
     const now = new Date()
+    const changeId = new ObjectId()
+    const profile = await this.profiles.findOneAndUpdate({ _id }, listedMergePipeline({ ...input, change: changeOf(input), changeId, now }), { returnDocument: 'after' })
     if (profile === null) return await this.createProfile(input, now)
 
     if (profile.userId !== input.userId || !profile.websiteId.equals(input.websiteId)) {
       throw new Error('profile id collision: two (website, user_id) pairs derived the same _id')
     }
+    if (profile.changeId?.equals(changeId) === true) return { profileId: _id.toHexString(), created: false, changed: true }
+    // Not merged: nothing to change, a limit (planMerge names it), or a visitor the profile does not list.
     const plan = planMerge(profile.metadata, changeOf(input), input.limits)
     const listed = listsVisitors(profile) ? profile.visitorIds.includes(input.visitorId) : null
-    // A listed visitor (or any, once the list is given up) is checked against its link, the truth.
+    // A listed visitor is linked here: whoever moves its link away unlists it, in a write that ends that call.
+    if (listed === true && !plan.changed) return { profileId: _id.toHexString(), created: false, changed: false }
+    // Once the list is given up, the visitor's link is the truth.
     if (listed !== false && isLinkTo(await this.visitorLinks.findOne({ _id: visitorLinkIdFor(input.websiteId, input.visitorId) }), profile)) {
       if (plan.changed) await this.profiles.updateOne({ _id }, withoutEmpty(metadataChanges(plan, now)))
       return { profileId: _id.toHexString(), created: false, changed: plan.changed }
@@ -201,7 +217,7 @@ export class ProfilesRepository {
 
   /**
    * Lists the visitor (or gives the list up when full) and merges the
-   * metadata, in one write that returns the profile, so that an erasure since
+   * metadata, in one write of the incarnation read, so that an erasure since
    * the read is seen: then null, and the call runs again.
    */
   private async listVisitor (profile: ProfileDocument, input: UpsertProfileInput, plan: MergePlan, now: Date): Promise<UpsertProfileResult | null> {
@@ -214,8 +230,9 @@ export class ProfilesRepository {
       Object.assign($set, VISITOR_LEFT.$set)
       if (listsVisitors(profile)) Object.assign($unset, VISITOR_LEFT.$unset)
     }
-    const written = await this.profiles.findOneAndUpdate({ _id: profile._id }, withoutEmpty({ $set, $unset, $addToSet }), { returnDocument: 'after' })
-    if (written === null || !written.incarnation.equals(profile.incarnation)) return null
+    // Only the incarnation read: a list never names a visitor whose link points at another.
+    const { matchedCount } = await this.profiles.updateOne({ _id: profile._id, incarnation: profile.incarnation }, withoutEmpty({ $set, $unset, $addToSet }))
+    if (matchedCount === 0) return null
     return { profileId: profile._id.toHexString(), created: false, changed: true }
   }
 
@@ -224,7 +241,7 @@ export class ProfilesRepository {
     const { _id, ...fields } = visitorLinkDocument(input.websiteId, input.visitorId, profile, now)
     const before = await retryOnDuplicateKey(async () =>
       await this.visitorLinks.findOneAndUpdate({ _id }, { $set: fields }, { upsert: true, returnDocument: 'before' }))
-    if (before !== null && !before.profileId.equals(profile._id)) await this.profiles.updateOne({ _id: before.profileId }, VISITOR_LEFT)
+    if (linkLeft(before, profile)) await this.profiles.updateOne({ _id: before.profileId }, VISITOR_LEFT)
   }
 
   /**
@@ -284,7 +301,7 @@ export class ProfilesRepository {
     const matched = await bulkUpdate(this.visitorLinks, asRead.map(({ from, link: { _id, ...fields } }) =>
       ({ updateOne: { filter: { _id, profileId: from.profileId, profileIncarnation: from.profileIncarnation }, update: { $set: fields } } })))
     // Every profile read as left is marked, matched or not: a mark only stops trusting a list, so a spare one is harmless.
-    for (const { from, link } of asRead) if (!from.profileId.equals(link.profileId)) left.set(from.profileId.toHexString(), from.profileId)
+    for (const { from, link } of asRead) if (linkLeft(from, linkTarget(link))) left.set(from.profileId.toHexString(), from.profileId)
     const strays = moves.filter(({ from }) => from === null).map(({ link }) => link)
     if (matched < asRead.length) {
       const now = new Map((await readByIds(this.visitorLinks, asRead.map(({ link }) => link._id))).map((stored) => [stored._id, stored]))
@@ -293,7 +310,7 @@ export class ProfilesRepository {
     await Promise.all(strays.map(async ({ _id, ...fields }) => {
       const before = await retryOnDuplicateKey(async () =>
         await this.visitorLinks.findOneAndUpdate({ _id }, { $set: fields }, { upsert: true, returnDocument: 'before' }))
-      if (before !== null && !before.profileId.equals(fields.profileId)) left.set(before.profileId.toHexString(), before.profileId)
+      if (linkLeft(before, linkTarget(fields))) left.set(before.profileId.toHexString(), before.profileId)
     }))
   }
 
@@ -417,7 +434,8 @@ export class ProfilesRepository {
       // deleteMany, which DocumentDB checks again after waiting for a racing update, where its deleteOne can match nothing while the document stays.
       const { deletedCount } = await this.profiles.deleteMany({ _id: current._id, incarnation: current.incarnation })
       if (deletedCount > 0) return current
-      if (attempt >= MAX_ATTEMPTS) throw new Error('erasure raced with updates of its profile too many times')
+      if (attempt >= MAX_ATTEMPTS) throw new ContendedError('erasure raced with updates of its profile too many times')
+      await backOff(attempt)
       const stays: ProfileDocument | null = await this.profiles.findOne({ _id: read._id })
       if (stays !== null && !stays.incarnation.equals(current.incarnation)) await this.recordErasure(stays)
       current = stays
@@ -457,7 +475,8 @@ export class ProfilesRepository {
         if (!isWriteConflict(error) || attempt >= MAX_ATTEMPTS) throw error
       }
       if (await this.visitorLinks.findOne(filter, { projection: { _id: 1 } }) === null) return deleted
-      if (attempt >= MAX_ATTEMPTS) throw new Error('erasure raced with links to its profile too many times')
+      if (attempt >= MAX_ATTEMPTS) throw new ContendedError('erasure raced with links to its profile too many times')
+      await backOff(attempt)
     }
   }
 
@@ -497,13 +516,6 @@ async function readByIds<T extends Document & { _id: unknown }> (collection: Col
   return await collection.find({ _id: { $in: ids } } as Filter<T>, { batchSize: ids.length }).toArray() as T[]
 }
 
-/**
- * A multi-document write that lost a deadlock on DocumentDB, which runs each
- * write command in one PostgreSQL transaction; it was rolled back. MongoDB
- * never answers it outside a transaction.
- */
-const isWriteConflict = (error: unknown): boolean => error instanceof MongoServerError && error.code === 112
-
 /** An unordered insert; the documents whose `_id` was taken already, which the others do not wait for. */
 async function insertUnordered<T extends Document> (collection: Collection<T>, documents: Array<OptionalUnlessRequiredId<T>>): Promise<Array<OptionalUnlessRequiredId<T>>> {
   if (documents.length === 0) return []
@@ -529,6 +541,9 @@ type MoveFromStored = Omit<LinkMove, 'from'> & { from: VisitorLinkDocument | nul
 
 const isSameLink = (stored: VisitorLinkDocument | undefined, link: VisitorLinkDocument): boolean =>
   stored !== undefined && stored.profileId.equals(link.profileId) && stored.profileIncarnation.equals(link.profileIncarnation)
+
+const linkTarget = (link: Pick<VisitorLinkDocument, 'profileId' | 'profileIncarnation'>): Pick<ProfileDocument, '_id' | 'incarnation'> =>
+  ({ _id: link.profileId, incarnation: link.profileIncarnation })
 
 const linkKey = (profileId: ObjectId, incarnation: ObjectId): string => `${profileId.toHexString()}:${incarnation.toHexString()}`
 

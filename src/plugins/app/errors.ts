@@ -4,7 +4,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { MongoError } from 'mongodb'
 import { DomainError, type DomainErrorKind } from '../../domain/errors.js'
 import { ApiError, RETRY_AFTER_SECONDS } from '../../errors.js'
-import { isDatabaseUnavailable } from '../../repositories/mongo-errors.js'
+import { ContendedError, isDatabaseUnavailable } from '../../repositories/mongo-errors.js'
 import type { ErrorEnvelope } from '../../schemas/errors.js'
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
@@ -61,6 +61,10 @@ export default fp(async (fastify) => {
     if (isDatabaseUnavailable(error)) {
       request.log.warn({ err: { type: error.name } }, 'database unavailable')
       return sendError(reply, 503, 'The database is unavailable; try again shortly', { 'retry-after': RETRY_AFTER_SECONDS })
+    }
+    if (error instanceof ContendedError) {
+      request.log.warn({ err: { type: error.name } }, 'profile contended')
+      return sendError(reply, 503, 'Other calls are changing this profile at the same moment; try again shortly', { 'retry-after': RETRY_AFTER_SECONDS })
     }
     if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
       request.log.warn({ err: { type: error.name, code: error.code } }, 'call deadline passed')
