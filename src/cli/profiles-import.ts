@@ -46,9 +46,10 @@ interface Chunk {
 
 /**
  * Reads NDJSON identify bodies line by line and stores them chunk by chunk,
- * in file order (docs/api.md#profiles-import). While one chunk is stored the
- * next is read, parsed and checked, and then waits for it: at most two chunks
- * are held, so memory does not grow with the file. A line that is not UTF-8 or
+ * as in file order (docs/api.md#profiles-import). While chunks are stored the
+ * next is read, parsed and checked; it is stored beside them unless it names
+ * one of their users or visitors: at most MAX_CHUNKS_STORING + 1 chunks are
+ * held, so memory does not grow with the file. A line that is not UTF-8 or
  * not one JSON value is refused; blank lines are skipped. The input is bytes.
  */
 export async function importNdjson (input: Readable, options: ImportOptions): Promise<ImportReport> {
@@ -72,7 +73,12 @@ export async function importNdjson (input: Readable, options: ImportOptions): Pr
     progress.items += lineOfItem.length
     options.onProgress(progress)
   }
-  let storing: Promise<void> = Promise.resolve()
+  let storing: Array<{ done: Promise<void>, names: Set<string> }> = []
+  const stored = async (): Promise<void> => {
+    const done = storing.map(({ done }) => done)
+    storing = []
+    await Promise.all(done)
+  }
   let items: unknown[] = []
   let lineOfItem: number[] = []
   const send = async (): Promise<void> => {
@@ -80,11 +86,13 @@ export async function importNdjson (input: Readable, options: ImportOptions): Pr
     const chunk = { checked: options.check(items), lineOfItem }
     items = []
     lineOfItem = []
-    // In file order: a user's later line merges over its earlier one.
-    await storing
-    storing = store(chunk)
-    // Awaited before the next chunk or at the end; meanwhile a failure is not an unhandled rejection.
-    storing.catch(() => {})
+    // In file order where it matters: a chunk that names a user or a visitor of a chunk being stored waits for it.
+    const names = namesOf(chunk.checked)
+    if (storing.length >= MAX_CHUNKS_STORING || storing.some((other) => shareAny(other.names, names))) await stored()
+    const done = store(chunk)
+    // Awaited before a later chunk or at the end; meanwhile a failure is not an unhandled rejection.
+    done.catch(() => {})
+    storing.push({ done, names })
   }
 
   // Latin-1 maps each byte to one character, so lines split on bytes and each is decoded strictly.
@@ -108,14 +116,27 @@ export async function importNdjson (input: Readable, options: ImportOptions): Pr
       if (items.length >= options.chunkSize) await send()
     }
     await send()
-    await storing
+    await stored()
   } finally {
     // A failed read leaves no write in flight behind it.
-    await storing.catch(() => {})
+    await Promise.allSettled(storing.map(({ done }) => done))
   }
   options.onProgress(progress)
   return { counts, refused }
 }
+
+/**
+ * Chunks stored at once. Chunks of different users and visitors commute, so
+ * storing them side by side keeps the state of file order, and uses the
+ * database's pool instead of one connection.
+ */
+const MAX_CHUNKS_STORING = 3
+
+/** The users and visitors a chunk names. */
+const namesOf = (checked: CheckedBatch): Set<string> =>
+  new Set(checked.valid.flatMap(({ entry }) => [`user:${entry.userId}`, `visitor:${entry.visitorId}`]))
+
+const shareAny = (a: Set<string>, b: Set<string>): boolean => [...b].some((name) => a.has(name))
 
 /** One line as the body parser of the API reads a body: JSON, each key once per object; or why not. */
 function parseLine (text: string): { value: unknown } | string {
