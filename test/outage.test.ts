@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import { connect, createServer, type Server, type Socket } from 'node:net'
-import { ObjectId, type CommandSucceededEvent } from 'mongodb'
+import { ObjectId, type CommandStartedEvent, type CommandSucceededEvent } from 'mongodb'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { App } from '../src/app.js'
 import { withDatabaseName } from '../src/mongo-url.js'
@@ -133,9 +133,6 @@ const USERS_PER_UPDATER = 4
 
 interface Calls { creations: Creation[], updates: Update[] }
 
-/** The visitors of the users that the updaters update. */
-const existingVisitors = new Set<string>()
-
 /**
  * Calls identify from workers creating new users and workers updating users
  * of their own (so each user's updates come one after another), while `outage`
@@ -146,7 +143,6 @@ async function underLoad (target: App, site: TestWebsite, outage: (calls: Calls)
   const updates: Update[] = []
   const existing = Array.from({ length: UPDATERS }, (_, worker) =>
     Array.from({ length: USERS_PER_UPDATER }, (_, index) => ({ userId: `existing-${String(worker)}-${String(index)}`, visitorId: visitorId() })))
-  for (const user of existing.flat()) existingVisitors.add(user.visitorId)
   // One call at a time per updater, as under the load, each sent again after a 503 as a client would: on a loaded machine a call can outlast the deadline.
   const made = (await Promise.all(existing.map(async (users) => {
     const outcomes: Outcome[] = []
@@ -186,23 +182,28 @@ async function underLoad (target: App, site: TestWebsite, outage: (calls: Calls)
 }
 
 /**
- * SIGKILL of a part at the moment the app has read an existing user's
- * visitor link, the last of the reads before its update: that call's write
- * meets a dead server, the case in which an update acknowledged but never
- * stored would show. stop() sends the signal before its first await, so
- * within this listener, before the app's code goes on.
+ * SIGKILL of a part at the moment a call has looked for a new user's
+ * profile and found none, the last of its reads before its writes (the
+ * profile, then the visitor's link): those writes meet a dead server, the
+ * case in which a creation acknowledged but never stored would show. An
+ * update of a listed visitor is one command, with no gap to hit. stop()
+ * sends the signal before its first await, so within this listener, before
+ * the app's code goes on.
  */
 async function killBetweenReadAndWrite (part: DatabasePart): Promise<void> {
+  const lookups = new Set<number>()
+  const started = (event: CommandStartedEvent): void => {
+    if (event.commandName === 'findAndModify' && event.command.findAndModify === 'profiles') lookups.add(event.requestId)
+  }
   await new Promise<void>((resolve, reject) => {
-    const listener = (event: CommandSucceededEvent): void => {
-      const cursor = (event.reply as { cursor?: { ns?: string, firstBatch?: Array<{ visitorId?: unknown }> } }).cursor
-      const linked = cursor?.firstBatch?.[0]?.visitorId
-      if (event.commandName !== 'find' || cursor?.ns?.endsWith('.visitorLinks') !== true || !existingVisitors.has(String(linked))) return
-      app.mongo.client.off('commandSucceeded', listener)
+    const succeeded = (event: CommandSucceededEvent): void => {
+      if (!lookups.delete(event.requestId) || (event.reply as { value?: unknown }).value !== null) return
+      app.mongo.client.off('commandSucceeded', succeeded)
       database.stop('SIGKILL', part).then(resolve, reject)
     }
-    app.mongo.client.on('commandSucceeded', listener)
-  })
+    app.mongo.client.on('commandStarted', started)
+    app.mongo.client.on('commandSucceeded', succeeded)
+  }).finally(() => { app.mongo.client.off('commandStarted', started) })
 }
 
 interface Outage {

@@ -106,10 +106,11 @@ const backOff = async (attempt: number): Promise<void> => { await sleep(Math.ran
  *   was not erased meanwhile (with its last write of the profile, or, for a
  *   new profile, a lookup of the erasure record): if it was, the call runs
  *   again, so it ends either before the erasure (and is erased with it) or
- *   after it (on a new profile), never with a link to an erased profile. A
- *   call that only merges metadata into a profile its visitor is linked to
- *   writes it with a plain update, which lands on whatever profile has the
- *   `_id` by then.
+ *   after it (on a new profile), never with a link to an erased profile.
+ * - A call of a visitor the profile lists merges in one command, on the
+ *   profile that lists it (listedMergePipeline). One whose visitor is known
+ *   by its link alone writes a plain update, which lands on whatever profile
+ *   has the `_id` by then.
  */
 export class ProfilesRepository {
   private readonly profiles
