@@ -360,13 +360,18 @@ describe('chosen interleavings of identify and erasure', () => {
     ({ websiteId: site.websiteId, userId, visitorId: visitor, metadata, limits })
   /** The attempts of upsertProfile after its first: each starts with the merge of a listed visitor, which reads the profile. */
   const retries = (repository: ReturnType<typeof pausableRepository>): number => repository.calls('profiles', 'findOneAndUpdate') - 1
+  /** A creation of the user with `{ f: 1 }`, held after its insert, before it links the visitor. */
+  const holdBeforeLinking = async (site: TestWebsite, userId: string, visitor: string) => {
+    const creator = pausableRepository()
+    const held = await creator.holdBefore('visitorLinks', 'findOneAndUpdate', async () => await creator.repository.upsertProfile(input(site, userId, visitor, { f: 1 })))
+    return { creator, held }
+  }
 
   it('an erasure between creating a profile and linking its first visitor: the call creates the profile again', async () => {
     const site = await createTestWebsite(app)
     const userId = newUserId()
     const visitor = visitorId()
-    const creator = pausableRepository()
-    const held = await creator.holdBefore('visitorLinks', 'findOneAndUpdate', async () => await creator.repository.upsertProfile(input(site, userId, visitor, { f: 1 })))
+    const { creator, held } = await holdBeforeLinking(site, userId, visitor)
     expect(await erase(site, userId)).toBe(200)
     held.release()
     expect(await held.done).toMatchObject({ created: true })
@@ -379,8 +384,7 @@ describe('chosen interleavings of identify and erasure', () => {
     const site = await createTestWebsite(app)
     const userId = newUserId()
     const [visitor, other] = [visitorId(), visitorId()]
-    const creator = pausableRepository()
-    const held = await creator.holdBefore('visitorLinks', 'findOneAndUpdate', async () => await creator.repository.upsertProfile(input(site, userId, visitor, { f: 1 })))
+    const { creator, held } = await holdBeforeLinking(site, userId, visitor)
     expect(await erase(site, userId)).toBe(200)
     expect(await call(site, userId, other, { g: 2 })).toBe('created')
     held.release()
@@ -394,8 +398,7 @@ describe('chosen interleavings of identify and erasure', () => {
     const site = await createTestWebsite(app)
     const userId = newUserId()
     const visitor = visitorId()
-    const creator = pausableRepository()
-    const held = await creator.holdBefore('visitorLinks', 'findOneAndUpdate', async () => await creator.repository.upsertProfile(input(site, userId, visitor, { f: 1 })))
+    const { creator, held } = await holdBeforeLinking(site, userId, visitor)
     expect(await erase(site, userId)).toBe(200)
     // Another call of the same visitor creates the profile again, listing and linking it.
     expect(await call(site, userId, visitor, { g: 2 })).toBe('created')
