@@ -15,7 +15,4 @@ export class ApiError extends Error {
 }
 
 export const badRequest = (message: string) => new ApiError(400, message)
-export const unauthorized = (message: string) => new ApiError(401, message)
-export const forbidden = (message: string) => new ApiError(403, message)
-export const notFound = (message: string) => new ApiError(404, message)
 

@@ -548,7 +548,7 @@ const linkTarget = (link: Pick<VisitorLinkDocument, 'profileId' | 'profileIncarn
 
 const linkKey = (profileId: ObjectId, incarnation: ObjectId): string => `${profileId.toHexString()}:${incarnation.toHexString()}`
 
-/** P, from the profile document and, when it no longer lists its visitors, from its links. */
+/** The profile as the API shows it (P in docs/api.md), from its document and, when that no longer lists its visitors, from its links. */
 function shownProfile (document: ProfileDocument, linked: Map<string, string[]>): Profile {
   return {
     id: document._id.toHexString(),
