@@ -6,19 +6,7 @@ import { identifyBatchBodySchema, IdentifyBatchSuccess } from '../../../schemas/
 import { IdentifyQuery } from '../../../schemas/identify.js'
 import { callDeadline } from '../../call-deadline.js'
 import { domainValidator } from '../../domain-validator.js'
-import { errorResponses } from './identify.js'
-
-const errorCases: Record<number, string> = {
-  400: 'The body is not an object holding only an items array of 1 to BATCH_MAX_ITEMS entries, websiteId is invalid, or a dft_ token came without websiteId; nothing is stored (a bad item is reported in its result instead)',
-  401: 'No, a malformed, an unknown, a revoked or an expired key or token',
-  403: 'The key belongs to another website, the token lacks identify:write or the website, or tracking is suspended',
-  404: 'With a dft_ token: the website does not exist or belongs to another account',
-  413: 'The body is larger than BATCH_BODY_LIMIT_BYTES (5 MiB by default)',
-  415: 'The body is not application/json',
-  429: 'Too many calls for this key or token (a batch counts as one call), or too many failed authentications from this address',
-  500: 'An unexpected error; no detail is shown',
-  503: 'The database is unreachable, the service is overloaded, or the call passed BATCH_CALL_DEADLINE_MS; see Retry-After. Sending the same batch again is safe'
-}
+import { errorResponses, identifyBatchStatuses } from '../../../schemas/error-statuses.js'
 
 const identifyBatchRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { profiles } = fastify.repositories
@@ -40,7 +28,7 @@ const identifyBatchRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       security: [{ bearerAuth: [] }],
       querystring: IdentifyQuery,
       body: identifyBatchBodySchema(rules, maxItems),
-      response: { 200: { ...IdentifyBatchSuccess, description: 'One result per item, in order, and the count of each outcome' }, ...errorResponses(errorCases) }
+      response: { 200: { ...IdentifyBatchSuccess, description: 'One result per item, in order, and the count of each outcome' }, ...errorResponses(identifyBatchStatuses) }
     }
   }, async (request) => {
     const { items } = request.body

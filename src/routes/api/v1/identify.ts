@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import { identifyRules } from '../../../config.js'
 import { IDENTIFY_WRITE } from '../../../domain/credentials.js'
 import { checkIdentifyBody, type IdentifyInput } from '../../../domain/identify.js'
-import { ErrorEnvelope } from '../../../schemas/errors.js'
+import { errorResponses, identifyStatuses } from '../../../schemas/error-statuses.js'
 import { callDeadline } from '../../call-deadline.js'
 import { domainValidator } from '../../domain-validator.js'
 import { identifyBodySchema, IdentifyQuery, IdentifySuccess, type IdentifyAction } from '../../../schemas/identify.js'
@@ -21,23 +21,6 @@ const messages: Record<IdentifyAction, string> = {
   unchanged: 'User profile unchanged',
   skipped: 'Identify skipped: the website uses cookieless tracking'
 }
-
-const errorCases: Record<number, string> = {
-  400: 'The body, a metadata rule or websiteId is invalid, user_id or the visitor id is a placeholder, or a dft_ token came without websiteId',
-  401: 'No, a malformed, an unknown, a revoked or an expired key or token',
-  403: 'The key belongs to another website, the token lacks identify:write or the website, or tracking is suspended',
-  404: 'With a dft_ token: the website does not exist or belongs to another account',
-  409: 'The profile would exceed PROFILE_MAX_FIELDS or PROFILE_MAX_BYTES: the request is valid, but the stored profile cannot take it',
-  413: 'The body, decoded if it came in gzip, is larger than the body limit (64 KiB by default)',
-  415: 'The body is not application/json, or its Content-Encoding is neither gzip nor identity',
-  429: 'Too many calls for this key or token, or too many failed authentications from this address',
-  500: 'An unexpected error; no detail is shown',
-  503: 'The database is unreachable, the service is overloaded, or the call passed CALL_DEADLINE_MS; see Retry-After'
-}
-
-export const errorResponses = (cases: Record<number, string>) => Object.fromEntries(
-  Object.entries(cases).map(([code, description]) => [code, { ...ErrorEnvelope, description }])
-)
 
 const profileLinks = {
   getProfile: { operationId: 'getProfile', parameters: { profileId: '$response.body#/data/profileId' }, description: 'The profile this call created or updated' },
@@ -65,7 +48,7 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       security: [{ bearerAuth: [] }],
       querystring: IdentifyQuery,
       body: identifyBodySchema(rules),
-      response: { 200: { ...IdentifySuccess, description: 'The profile was created, updated, left unchanged, or skipped for a cookieless website' }, ...errorResponses(errorCases) }
+      response: { 200: { ...IdentifySuccess, description: 'The profile was created, updated, left unchanged, or skipped for a cookieless website' }, ...errorResponses(identifyStatuses) }
     }
   }, async (request) => {
     // The domain check validated the body and replaced the parsed JSON with its result.

@@ -14,8 +14,7 @@ import {
   WebsiteQuery,
   type Profile
 } from '../../../schemas/profiles.js'
-import { errorResponses } from './identify.js'
-import { PATH_PARAMETER_TOO_LONG } from '../../../plugins/app/client-errors.js'
+import { errorResponses, profileStatuses } from '../../../schemas/error-statuses.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -24,34 +23,9 @@ declare module 'fastify' {
   }
 }
 
-const commonErrors = {
-  401: 'No, a malformed, an unknown, a revoked or an expired key or token',
-  429: 'Too many calls for this key or token, or too many failed authentications from this address',
-  500: 'An unexpected error; no detail is shown',
-  503: 'The database is unreachable or the service is overloaded; see Retry-After'
-}
-const websiteErrors = (permissions: string) => ({
-  403: `The key belongs to another website than websiteId, or the token lacks ${permissions} or is not allowed on the website`,
-  404: 'No such profile on the website; with a dft_ token, also a website that does not exist or belongs to another account'
-})
-const tooLong = { 414: PATH_PARAMETER_TOO_LONG }
-const listErrors = errorResponses({
-  400: 'A malformed user_id, limit, cursor or websiteId, or a dft_ token without websiteId',
-  ...websiteErrors(PROFILE_READ_PERMISSIONS.join(' and ')),
-  ...commonErrors
-})
-const readErrors = errorResponses({
-  400: 'A malformed profileId, visitorId or websiteId, or a dft_ token without websiteId',
-  ...websiteErrors(PROFILE_READ_PERMISSIONS.join(' and ')),
-  ...tooLong,
-  ...commonErrors
-})
-const eraseErrors = errorResponses({
-  400: 'A malformed profileId or websiteId, or a dft_ token without websiteId',
-  ...websiteErrors(IDENTIFY_DELETE),
-  ...tooLong,
-  ...commonErrors
-})
+const listErrors = errorResponses(profileStatuses.list)
+const readErrors = errorResponses(profileStatuses.read)
+const eraseErrors = errorResponses(profileStatuses.erase)
 
 const readAccess = { permissions: PROFILE_READ_PERMISSIONS, allowSuspended: true }
 // An erasure must never be blocked, not even by a suspension.

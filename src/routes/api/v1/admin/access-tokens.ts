@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { tokenActor, type AccountAdmin } from '../../../../domain/account-admin.js'
 import { checkAccessTokenInput, type AccessTokenInput } from '../../../../domain/account-rules.js'
 import { AccessTokenCreateBody, AccessTokenCreated, AccessTokenList, AccessTokenOne } from '../../../../schemas/admin.js'
+import { adminStatuses } from '../../../../schemas/error-statuses.js'
 import { adminRoute } from './route-options.js'
 
 const accessTokensRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async (fastify, { admin }) => {
@@ -28,12 +29,7 @@ const accessTokensRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = a
     byId: false,
     body: { schema: AccessTokenCreateBody, check: (body) => checkAccessTokenInput(body) },
     success: { 201: { ...AccessTokenCreated, description: 'The new token, with its secret' } },
-    errors: {
-      400: 'The body breaks a rule (the message names it): an unknown permission, a malformed website id, an expiry that is malformed or past',
-      403: 'A df_ website key, a token without api-keys:write, or a new token wider than the calling one (the message names what exceeds)',
-      404: 'A website of websiteIds is unknown or of another account',
-      409: 'The account already holds MAX_TOKENS_PER_ACCOUNT active tokens (20 by default)'
-    }
+    errors: adminStatuses.createAccessToken
   }), async (request, reply) => {
     const created = await admin.createAccessToken(tokenActor(request.accountCaller.token), request.body as AccessTokenInput)
     request.adminTargetId = created.accessToken.id

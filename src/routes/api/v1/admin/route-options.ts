@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { checkId } from '../../../../domain/account-rules.js'
 import { IdParams, type AdminAction } from '../../../../schemas/admin.js'
 import { domainValidator } from '../../../domain-validator.js'
-import { errorResponses } from '../identify.js'
+import { adminStatuses, errorResponses } from '../../../../schemas/error-statuses.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -11,17 +11,6 @@ declare module 'fastify' {
     adminAction?: AdminAction
   }
 }
-
-/** The errors every Account API route can answer; routes add their own. */
-const commonErrors: Record<number, string> = {
-  401: 'No, a malformed, an unknown, a revoked or an expired token',
-  403: 'A df_ website key, or a token without the permission this route needs',
-  429: 'Too many calls for this token, or too many failed authentications from this address',
-  500: 'An unexpected error; no detail is shown',
-  503: 'The database is unreachable or the service is overloaded; see Retry-After'
-}
-const badId = 'The id in the path is not 24 hexadecimal characters'
-const unseen = 'The id is unknown, of another account, or outside the token\'s websites: the same answer for all three'
 
 interface AdminRouteOptions<Success extends Record<number, TSchema>, Body extends TSchema> {
   permission: string
@@ -46,14 +35,11 @@ export function adminRoute<Success extends Record<number, TSchema>, Body extends
   fastify: FastifyInstance,
   options: AdminRouteOptions<Success, Body>
 ) {
-  const errors = { ...commonErrors, ...options.errors }
-  if (options.body !== undefined) {
-    errors[413] = 'The body is larger than the body limit (64 KiB by default)'
-    errors[415] = 'The body is not application/json'
-  }
-  if (options.byId) {
-    errors[400] = options.body === undefined ? badId : `${badId}, or the body breaks a rule (the message names it)`
-    errors[404] = unseen
+  const errors = {
+    ...adminStatuses.common,
+    ...options.errors,
+    ...(options.body === undefined ? {} : adminStatuses.body),
+    ...(options.byId ? adminStatuses.byId(options.body !== undefined) : {})
   }
   return {
     onRequest: fastify.authenticateAccount(options.permission),

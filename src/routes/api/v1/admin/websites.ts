@@ -1,8 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { tokenActor, type AccountAdmin } from '../../../../domain/account-admin.js'
-import { accountFieldRules, checkWebsiteChanges, checkWebsiteInput, type WebsiteInput } from '../../../../domain/account-rules.js'
+import { checkWebsiteChanges, checkWebsiteInput, type WebsiteInput } from '../../../../domain/account-rules.js'
 import type { WebsiteChanges } from '../../../../repositories/websites.js'
 import { WebsiteCreateBody, WebsiteList, WebsiteOne, WebsitePatchBody } from '../../../../schemas/admin.js'
+import { adminStatuses } from '../../../../schemas/error-statuses.js'
 import { adminRoute } from './route-options.js'
 
 const websitesRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async (fastify, { admin }) => {
@@ -27,10 +28,7 @@ const websitesRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async
     byId: false,
     body: { schema: WebsiteCreateBody, check: checkWebsiteInput },
     success: { 201: { ...WebsiteOne, description: 'The new website' } },
-    errors: {
-      400: `The body breaks a rule (the message names it): ${accountFieldRules.domain}`,
-      403: 'A df_ website key, a token without websites:write, or a token limited to some websites'
-    }
+    errors: adminStatuses.createWebsite
   }), async (request, reply) => {
     // The domain's check replaced the parsed JSON with the checked input.
     const website = await admin.createWebsite(tokenActor(request.accountCaller.token), request.body as WebsiteInput)
