@@ -5,13 +5,14 @@ import { checkBatchEnvelope, identifyBatch } from '../../../domain/identify-batc
 import { identifyBatchBodySchema, IdentifyBatchSuccess } from '../../../schemas/identify-batch.js'
 import { IdentifyQuery } from '../../../schemas/identify.js'
 import { callDeadline } from '../../call-deadline.js'
-import { domainValidator } from '../../domain-validator.js'
+import { domainChecked } from '../../domain-validator.js'
 import { errorResponses, identifyBatchStatuses } from '../../../schemas/error-statuses.js'
 
 const identifyBatchRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { profiles } = fastify.repositories
   const rules = identifyRules(fastify.config)
   const maxItems = fastify.config.BATCH_MAX_ITEMS
+  const checked = domainChecked({ body: (body) => checkBatchEnvelope(body, maxItems) })
 
   fastify.post('/identify/batch', {
     onRequest: fastify.authenticate({ permissions: [IDENTIFY_WRITE], allowSuspended: false }),
@@ -20,7 +21,7 @@ const identifyBatchRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     // Its own deadline: a batch of 1,000 items takes seconds, far more than one identify call.
     ...callDeadline(fastify.config.BATCH_CALL_DEADLINE_MS),
     // The envelope is checked here (a 400 for the whole call); each item by identifyBatch, as a single identify body.
-    validatorCompiler: domainValidator({ body: (body) => checkBatchEnvelope(body, maxItems) }),
+    validatorCompiler: checked.validatorCompiler,
     schema: {
       summary: 'Identify up to BATCH_MAX_ITEMS users in one call, as if each item were sent to identify in order',
       operationId: 'identifyBatch',
@@ -31,7 +32,7 @@ const identifyBatchRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: { ...IdentifyBatchSuccess, description: 'One result per item, in order, and the count of each outcome' }, ...errorResponses(identifyBatchStatuses) }
     }
   }, async (request) => {
-    const { items } = request.body
+    const { items } = checked.parts(request).body
     const { website } = request.caller
     const data = await identifyBatch(profiles, { websiteId: website.id, cookieless: website.cookieless, items }, rules)
     return { status: 'success' as const, data }

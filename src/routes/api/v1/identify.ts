@@ -2,10 +2,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { identifyRules } from '../../../config.js'
 import { IDENTIFY_WRITE } from '../../../domain/credentials.js'
-import { checkIdentifyBody, type IdentifyInput } from '../../../domain/identify.js'
+import { checkIdentifyBody } from '../../../domain/identify.js'
 import { errorResponses, identifyStatuses } from '../../../schemas/error-statuses.js'
 import { callDeadline } from '../../call-deadline.js'
-import { domainValidator } from '../../domain-validator.js'
+import { domainChecked } from '../../domain-validator.js'
 import { identifyBodySchema, IdentifyQuery, IdentifySuccess, type IdentifyAction } from '../../../schemas/identify.js'
 
 declare module 'fastify' {
@@ -32,13 +32,14 @@ const profileLinks = {
 const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { profiles } = fastify.repositories
   const rules = identifyRules(fastify.config)
+  const checked = domainChecked({ body: (body) => checkIdentifyBody(body, rules) })
   fastify.decorateRequest('identifyAction', null)
 
   fastify.post('/identify', {
     onRequest: fastify.authenticate({ permissions: [IDENTIFY_WRITE], allowSuspended: false }),
     config: { rateLimit: {} },
     ...callDeadline(fastify.config.CALL_DEADLINE_MS),
-    validatorCompiler: domainValidator({ body: (body) => checkIdentifyBody(body, rules) }),
+    validatorCompiler: checked.validatorCompiler,
     // What a call stored can be read and erased: the links lead a fuzzer (and a reader) from identify to the profile routes.
     links: { 200: profileLinks },
     schema: {
@@ -51,8 +52,7 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: { ...IdentifySuccess, description: 'The profile was created, updated, left unchanged, or skipped for a cookieless website' }, ...errorResponses(identifyStatuses) }
     }
   }, async (request) => {
-    // The domain check validated the body and replaced the parsed JSON with its result.
-    const { userId, visitorId, change } = request.body as unknown as IdentifyInput
+    const { userId, visitorId, change } = checked.parts(request).body
     const { website } = request.caller
     if (website.cookieless) return success(request, 'skipped', null)
 

@@ -1,9 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
-import type { FastifySchemaCompiler } from 'fastify'
 import { IDENTIFY_DELETE, PROFILE_READ_PERMISSIONS } from '../../../domain/credentials.js'
 import { notFound } from '../../../domain/errors.js'
-import { checkProfileId, checkProfilesQuery, checkVisitorId, encodeCursor, type ProfilesQuery as CheckedProfilesQuery } from '../../../domain/profiles.js'
+import { checkProfileId, checkProfilesQuery, checkVisitorId, encodeCursor } from '../../../domain/profiles.js'
 import {
   ErasureSuccess,
   ProfilePageSuccess,
@@ -15,6 +13,7 @@ import {
   type Profile
 } from '../../../schemas/profiles.js'
 import { errorResponses, profileStatuses } from '../../../schemas/error-statuses.js'
+import { domainChecked } from '../../domain-validator.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -32,23 +31,9 @@ const readAccess = { permissions: PROFILE_READ_PERMISSIONS, allowSuspended: true
 const eraseAccess = { permissions: [IDENTIFY_DELETE], allowSuspended: true }
 const common = { tags: ['profiles'], security: [{ bearerAuth: [] }] }
 
-type Check = (part: Record<string, unknown>) => unknown
-
-/**
- * Params and query strings are checked by the domain, which names the broken
- * rule; the schemas state the same rules for OpenAPI. Other parts keep the
- * schema's own validation.
- */
-function checkedBy (checks: { params?: Check, querystring?: Check }): FastifySchemaCompiler<unknown> {
-  return (route) => {
-    const check = checks[route.httpPart as keyof typeof checks]
-    return check === undefined
-      ? TypeBoxValidatorCompiler(route as Parameters<typeof TypeBoxValidatorCompiler>[0])
-      : (part: unknown) => ({ value: check(part as Record<string, unknown>) })
-  }
-}
-
-const profileIdParam = { params: (params: Record<string, unknown>) => ({ profileId: checkProfileId(params.profileId) }) }
+const profileIdParam = domainChecked({ params: (params) => ({ profileId: checkProfileId(params.profileId) }) })
+const profilesQuery = domainChecked({ querystring: checkProfilesQuery })
+const visitorIdParam = domainChecked({ params: (params) => ({ visitorId: checkVisitorId(params.visitorId) }) })
 
 const found = (profile: Profile | null, message: string): ProfileSuccess => {
   if (profile === null) throw notFound(message)
@@ -67,7 +52,7 @@ const profileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/profiles/:profileId', {
     onRequest: fastify.authenticate(readAccess),
     config: { rateLimit: {} },
-    validatorCompiler: checkedBy(profileIdParam),
+    validatorCompiler: profileIdParam.validatorCompiler,
     schema: {
       summary: 'Read one profile by its id',
       operationId: 'getProfile',
@@ -77,13 +62,13 @@ const profileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: { ...ProfileSuccess, description: 'The profile' }, ...readErrors }
     }
   }, async (request) => {
-    return found(await profiles.findProfileById(request.caller.website.id, request.params.profileId), 'The website has no profile with this id')
+    return found(await profiles.findProfileById(request.caller.website.id, profileIdParam.parts(request).params.profileId), 'The website has no profile with this id')
   })
 
   fastify.get('/profiles', {
     onRequest: fastify.authenticate(readAccess),
     config: { rateLimit: {} },
-    validatorCompiler: checkedBy({ querystring: checkProfilesQuery }),
+    validatorCompiler: profilesQuery.validatorCompiler,
     schema: {
       summary: 'Read the profile of one user, or list every profile of the website a page at a time',
       description: 'With user_id: that user\'s profile, or 404. Without: a page of profiles in id order; follow nextCursor until it is null to visit every profile exactly once, even while profiles are added or erased.',
@@ -97,8 +82,7 @@ const profileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request): Promise<ProfileSuccess | ProfilePageSuccess> => {
     const websiteId = request.caller.website.id
-    // The query validator replaced the parsed query with the checked one.
-    const query = request.query as unknown as CheckedProfilesQuery
+    const query = profilesQuery.parts(request).querystring
     if (query.kind === 'user') return found(await profiles.findProfile(websiteId, query.userId), 'The website has no profile for this user_id')
     const page = await profiles.listProfiles(websiteId, { after: query.after, limit: query.limit })
     return { status: 'success', data: { profiles: page.profiles, nextCursor: page.nextAfter === null ? null : encodeCursor(page.nextAfter) } }
@@ -107,7 +91,7 @@ const profileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/visitors/:visitorId/profile', {
     onRequest: fastify.authenticate(readAccess),
     config: { rateLimit: {} },
-    validatorCompiler: checkedBy({ params: (params) => ({ visitorId: checkVisitorId(params.visitorId) }) }),
+    validatorCompiler: visitorIdParam.validatorCompiler,
     schema: {
       summary: 'Read the profile a visitor is linked to',
       operationId: 'getVisitorProfile',
@@ -117,13 +101,13 @@ const profileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: { ...ProfileSuccess, description: 'The profile the visitor is linked to' }, ...readErrors }
     }
   }, async (request) => {
-    return found(await profiles.findVisitorProfile(request.caller.website.id, request.params.visitorId), 'The visitor is linked to no profile on this website')
+    return found(await profiles.findVisitorProfile(request.caller.website.id, visitorIdParam.parts(request).params.visitorId), 'The visitor is linked to no profile on this website')
   })
 
   fastify.delete('/profiles/:profileId', {
     onRequest: fastify.authenticate(eraseAccess),
     config: { rateLimit: {} },
-    validatorCompiler: checkedBy(profileIdParam),
+    validatorCompiler: profileIdParam.validatorCompiler,
     schema: {
       summary: 'Erase a profile and every visitor link to it',
       operationId: 'eraseProfile',
@@ -134,7 +118,7 @@ const profileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request): Promise<ErasureSuccess> => {
     const { website, credential } = request.caller
-    const erasure = await profiles.eraseProfile(website.id, request.params.profileId)
+    const erasure = await profiles.eraseProfile(website.id, profileIdParam.parts(request).params.profileId)
     if (erasure === null) throw notFound('The website has no profile with this id')
     request.profileErased = true
     // The record an operator shows for a request: who asked, where, what; never the user id or the metadata.

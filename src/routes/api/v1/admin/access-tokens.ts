@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { tokenActor, type AccountAdmin } from '../../../../domain/account-admin.js'
-import { checkAccessTokenInput, type AccessTokenInput } from '../../../../domain/account-rules.js'
+import { checkAccessTokenInput } from '../../../../domain/account-rules.js'
 import { AccessTokenCreateBody, AccessTokenCreated, AccessTokenList, AccessTokenOne } from '../../../../schemas/admin.js'
 import { adminStatuses } from '../../../../schemas/error-statuses.js'
 import { adminRoute } from './route-options.js'
@@ -15,9 +15,9 @@ const accessTokensRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = a
       'A token limited to some websites sees only the tokens limited to some of those.',
     byId: false,
     success: { 200: { ...AccessTokenList, description: 'The tokens' } }
-  }), async (request) => {
+  }, async (request) => {
     return { status: 'success' as const, data: { accessTokens: await admin.listAccessTokens(tokenActor(request.accountCaller.token)) } }
-  })
+  }))
 
   fastify.post('/access-tokens', adminRoute(fastify, {
     permission: 'api-keys:write',
@@ -30,11 +30,11 @@ const accessTokensRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = a
     body: { schema: AccessTokenCreateBody, check: (body) => checkAccessTokenInput(body) },
     success: { 201: { ...AccessTokenCreated, description: 'The new token, with its secret' } },
     errors: adminStatuses.createAccessToken
-  }), async (request, reply) => {
-    const created = await admin.createAccessToken(tokenActor(request.accountCaller.token), request.body as AccessTokenInput)
+  }, async (request, reply, { body }) => {
+    const created = await admin.createAccessToken(tokenActor(request.accountCaller.token), body)
     request.adminTargetId = created.accessToken.id
     return await reply.code(201).send({ status: 'success' as const, data: created })
-  })
+  }))
 
   fastify.delete('/access-tokens/:id', adminRoute(fastify, {
     permission: 'api-keys:write',
@@ -45,12 +45,11 @@ const accessTokensRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = a
       'and within AUTH_CACHE_TTL_MS on the others. Revoking a revoked token answers it with its first revokedAt.',
     byId: true,
     success: { 200: { ...AccessTokenOne, description: 'The token, with revokedAt set' } }
-  }), async (request) => {
-    const { id } = request.params as { id: string }
+  }, async (request, _reply, { id }) => {
     const accessToken = await admin.revokeAccessToken(tokenActor(request.accountCaller.token), id)
     await fastify.invalidateCredential({ kind: 'accountToken', id })
     return { status: 'success' as const, data: { accessToken } }
-  })
+  }))
 }
 
 export default accessTokensRoutes

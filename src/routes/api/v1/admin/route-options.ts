@@ -1,8 +1,8 @@
-import type { TSchema } from '@sinclair/typebox'
-import type { FastifyInstance } from 'fastify'
+import type { Static, TSchema } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { checkId } from '../../../../domain/account-rules.js'
 import { IdParams, type AdminAction } from '../../../../schemas/admin.js'
-import { domainValidator } from '../../../domain-validator.js'
+import { domainChecked } from '../../../domain-validator.js'
 import { adminStatuses, errorResponses } from '../../../../schemas/error-statuses.js'
 
 declare module 'fastify' {
@@ -12,7 +12,12 @@ declare module 'fastify' {
   }
 }
 
-interface AdminRouteOptions<Success extends Record<number, TSchema>, Body extends TSchema> {
+/** What a handler is given: the checked {id} of the path ('' when it has none) and the checked body. */
+interface AdminParts<Input> { id: string, body: Input }
+type AdminHandler<Success extends Record<number, TSchema>, Input> =
+  (request: FastifyRequest, reply: FastifyReply, parts: AdminParts<Input>) => Promise<Static<Success[number & keyof Success]> | FastifyReply>
+
+interface AdminRouteOptions<Success extends Record<number, TSchema>, Body extends TSchema, Input> {
   permission: string
   action: AdminAction
   operationId: string
@@ -20,7 +25,7 @@ interface AdminRouteOptions<Success extends Record<number, TSchema>, Body extend
   description: string
   /** Whether the path holds an {id}. */
   byId: boolean
-  body?: { schema: Body, check: (body: unknown) => unknown }
+  body?: { schema: Body, check: (body: unknown) => Input }
   success: Success
   errors?: Record<number, string>
 }
@@ -31,21 +36,20 @@ interface AdminRouteOptions<Success extends Record<number, TSchema>, Body extend
  * validation by the domain's checks, and its OpenAPI description with the
  * permission first, under the admin tag.
  */
-export function adminRoute<Success extends Record<number, TSchema>, Body extends TSchema = TSchema> (
+export function adminRoute<Success extends Record<number, TSchema>, Body extends TSchema = TSchema, Input = undefined> (
   fastify: FastifyInstance,
-  options: AdminRouteOptions<Success, Body>
+  options: AdminRouteOptions<Success, Body, Input>,
+  handler: AdminHandler<Success, Input>
 ) {
-  const errors = {
-    ...adminStatuses.common,
-    ...options.errors,
-    ...(options.body === undefined ? {} : adminStatuses.body),
-    ...(options.byId ? adminStatuses.byId(options.body !== undefined) : {})
-  }
+  const errors: Record<number, string> = { ...adminStatuses.common, ...options.errors }
+  if (options.body !== undefined) Object.assign(errors, adminStatuses.body)
+  if (options.byId) Object.assign(errors, adminStatuses.byId(options.body !== undefined))
+  // Path ids and bodies are checked by the domain, as the command line checks them.
+  const checked = domainChecked({ params: (params) => ({ id: checkId(params.id) }), body: options.body?.check ?? ((body: unknown) => body) })
   return {
     onRequest: fastify.authenticateAccount(options.permission),
     config: { rateLimit: {}, adminAction: options.action },
-    // Path ids and bodies are checked by the domain, as the command line checks them.
-    validatorCompiler: domainValidator({ params: (data) => ({ id: checkId((data as { id?: unknown }).id) }), ...(options.body === undefined ? {} : { body: options.body.check }) }),
+    validatorCompiler: checked.validatorCompiler,
     schema: {
       summary: options.summary,
       description: `Permission: \`${options.permission}\` (or \`*\`), on a dft_ account token. ${options.description}`,
@@ -56,6 +60,11 @@ export function adminRoute<Success extends Record<number, TSchema>, Body extends
       ...(options.body === undefined ? {} : { body: options.body.schema }),
       // Typed as the success answers only: handlers return those, and throw the errors.
       response: { ...errorResponses(errors), ...options.success } as Success
+    },
+    handler: async (request: FastifyRequest, reply: FastifyReply) => {
+      const { params, body } = checked.parts(request)
+      // The body check's result; a route without one reads no body.
+      return await handler(request, reply, { id: options.byId ? params.id : '', body: body as Input })
     }
   }
 }

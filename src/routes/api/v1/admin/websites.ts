@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { tokenActor, type AccountAdmin } from '../../../../domain/account-admin.js'
-import { checkWebsiteChanges, checkWebsiteInput, type WebsiteInput } from '../../../../domain/account-rules.js'
-import type { WebsiteChanges } from '../../../../repositories/websites.js'
+import { checkWebsiteChanges, checkWebsiteInput } from '../../../../domain/account-rules.js'
 import { WebsiteCreateBody, WebsiteList, WebsiteOne, WebsitePatchBody } from '../../../../schemas/admin.js'
 import { adminStatuses } from '../../../../schemas/error-statuses.js'
 import { adminRoute } from './route-options.js'
@@ -15,9 +14,9 @@ const websitesRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async
     description: 'Only those the token may act on: every website of the account, or those of its website list.',
     byId: false,
     success: { 200: { ...WebsiteList, description: 'The websites, oldest first' } }
-  }), async (request) => {
+  }, async (request) => {
     return { status: 'success' as const, data: { websites: await admin.listWebsites(tokenActor(request.accountCaller.token)) } }
-  })
+  }))
 
   fastify.post('/websites', adminRoute(fastify, {
     permission: 'websites:write',
@@ -29,12 +28,11 @@ const websitesRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async
     body: { schema: WebsiteCreateBody, check: checkWebsiteInput },
     success: { 201: { ...WebsiteOne, description: 'The new website' } },
     errors: adminStatuses.createWebsite
-  }), async (request, reply) => {
-    // The domain's check replaced the parsed JSON with the checked input.
-    const website = await admin.createWebsite(tokenActor(request.accountCaller.token), request.body as WebsiteInput)
+  }, async (request, reply, { body }) => {
+    const website = await admin.createWebsite(tokenActor(request.accountCaller.token), body)
     request.adminTargetId = website.id
     return await reply.code(201).send({ status: 'success' as const, data: { website } })
-  })
+  }))
 
   fastify.patch('/websites/:id', adminRoute(fastify, {
     permission: 'websites:write',
@@ -46,12 +44,11 @@ const websitesRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async
     byId: true,
     body: { schema: WebsitePatchBody, check: checkWebsiteChanges },
     success: { 200: { ...WebsiteOne, description: 'The website as changed' } }
-  }), async (request) => {
-    const { id } = request.params as { id: string }
-    const website = await admin.updateWebsite(tokenActor(request.accountCaller.token), id, request.body as WebsiteChanges)
+  }, async (request, _reply, { id, body }) => {
+    const website = await admin.updateWebsite(tokenActor(request.accountCaller.token), id, body)
     await fastify.invalidateCredential({ kind: 'website', id })
     return { status: 'success' as const, data: { website } }
-  })
+  }))
 }
 
 export default websitesRoutes
