@@ -1,21 +1,22 @@
-import type { ObjectId } from 'mongodb'
+import { ObjectId } from 'mongodb'
 import { connectDatabase } from '../../src/database.js'
-import { loadConfig } from '../../src/config.js'
+import { identifyRules, loadConfig } from '../../src/config.js'
 import type { Metadata } from '../../src/domain/metadata.js'
 import { visitorLinkIdFor } from '../../src/repositories/profile-documents.js'
+import { listedMergePipeline } from '../../src/repositories/profile-merge.js'
 import { profileIdFor } from '../../src/repositories/profiles.js'
 import { LatencyRecorder, noteFailure, receiveInput, replyToParent, type Measurement } from './measure.js'
-import { BATCH_SIZE, batchItems, readUser, splitBody, updateBody, type Layout } from './scenarios.js'
+import { BATCH_SIZE, batchItems, readUser, splitBody, updateBody, type FloorKind, type Layout } from './scenarios.js'
 
 /**
- * The db-floor, read-floor and bulk-floor references: what the database
+ * The db-floor, merge-floor, read-floor and bulk-floor references: what the database
  * alone sustains, with no HTTP, through connectDatabase with the server's URL
  * (so the server's pool), from `connections` concurrent loops. Runs in a
  * process of its own, forked by run.ts. What each floor sends:
  * docs/benchmarks.md#what-each-row-measures.
  */
 export interface DbFloorInput {
-  kind: 'write' | 'read' | 'bulk'
+  kind: FloorKind
   mongoUrl: string
   layout: Layout
   connections: number
@@ -39,7 +40,9 @@ function setOf (metadata: Metadata): Record<string, unknown> {
 async function main (): Promise<void> {
   const input = await receiveInput<DbFloorInput>()
   const { websiteId } = input.layout
-  const { client, db } = await connectDatabase(input.mongoUrl, loadConfig({}).MONGO_TIMEOUT_MS)
+  const config = loadConfig({})
+  const { limits } = identifyRules(config)
+  const { client, db } = await connectDatabase(input.mongoUrl, config.MONGO_TIMEOUT_MS)
   const profiles = db.collection<StoredFields>('profiles')
   const visitorLinks = db.collection<StoredFields>('visitorLinks')
   const latencies = new LatencyRecorder()
@@ -53,6 +56,13 @@ async function main (): Promise<void> {
   const writeCall = (i: number) => {
     const { userId, metadata } = splitBody(updateBody(input.layout, i, 'db-floor'))
     return async () => await profiles.updateOne({ _id: profileIdFor(websiteId, userId) }, { $set: setOf(metadata) }, { upsert: true })
+  }
+  // The one command of an update of a listed visitor, as the service sends it.
+  const mergeCall = (i: number) => {
+    const { userId, visitorId, metadata } = splitBody(updateBody(input.layout, i, 'merge-floor'))
+    const change = { set: metadata, setOnce: {}, unset: [] }
+    return async () => await profiles.findOneAndUpdate({ _id: profileIdFor(websiteId, userId) },
+      listedMergePipeline({ userId, visitorId, change, limits, changeId: new ObjectId(), now: new Date() }), { returnDocument: 'after' })
   }
   const bulkCall = (i: number) => {
     const items = batchItems('bulk-floor', input.layout, i).map(splitBody).map(({ userId, visitorId, metadata }) =>
@@ -68,7 +78,7 @@ async function main (): Promise<void> {
         ({ updateOne: { filter: { _id, incarnation: incarnations.get(String(_id)) }, update: { $set: setOf(metadata) } } })), { ordered: false })
     }
   }
-  const call = { read: readCall, write: writeCall, bulk: bulkCall }[input.kind]
+  const call = { read: readCall, write: writeCall, merge: mergeCall, bulk: bulkCall }[input.kind]
   const perCall = input.kind === 'bulk' ? BATCH_SIZE['bulk-floor'] : 1
 
   const started = performance.now()

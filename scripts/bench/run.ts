@@ -17,7 +17,7 @@ import {
   actionNotes, EXPORT_HEAP_MIB, evaluateTargets, exportLine, generatedDocs, GENERATED_END, GENERATED_START, importLine, rate, textReport,
   type BenchReport, type ExportResult, type ImportResult, type Machine, type RunResult
 } from './report.js'
-import { BATCH_RUNS, BATCH_SIZE, REFERENCES, isBatchRun, SCENARIOS, layoutFor, scenarioBody, seedMetadata, seedVisitorId, type BatchScenarioName, type Layout, type RunName, type ScenarioName } from './scenarios.js'
+import { BATCH_RUNS, BATCH_SIZE, FLOOR_KINDS, REFERENCES, isBatchRun, isFloor, SCENARIOS, layoutFor, scenarioBody, seedMetadata, seedVisitorId, type BatchScenarioName, type Layout, type RunName, type ScenarioName } from './scenarios.js'
 import { describeDatabase, identifyTarget, seedDatabase, timeBulkInserts, timeIdLookups, timeScan, type DatabaseDescription, type Seeded } from './seed.js'
 
 /**
@@ -184,8 +184,8 @@ function loadOf (options: Options, name: RunName): { connections: number, durati
 
 async function measure (context: Context, server: RunningServer, name: RunName): Promise<RunResult> {
   const { options, layout, mongoUrl } = context
-  if (name === 'db-floor' || name === 'read-floor' || name === 'bulk-floor') {
-    const input: DbFloorInput = { kind: name === 'db-floor' ? 'write' : name === 'bulk-floor' ? 'bulk' : 'read', mongoUrl, layout, ...loadOf(options, name) }
+  if (isFloor(name)) {
+    const input: DbFloorInput = { kind: FLOOR_KINDS[name], mongoUrl, layout, ...loadOf(options, name) }
     return { name, kind: 'reference', measurement: await runWorker<Measurement>('db-floor.ts', input), peakRssMib: null }
   }
   if (name === 'http-ceiling') {

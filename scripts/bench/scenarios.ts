@@ -8,7 +8,7 @@ import type { Metadata } from '../../src/domain/metadata.js'
  */
 
 export const SCENARIOS = ['create', 'update', 'unchanged', 'new-device', 'token', 'read'] as const
-export const REFERENCES = ['db-floor', 'read-floor', 'http-ceiling'] as const
+export const REFERENCES = ['db-floor', 'merge-floor', 'read-floor', 'http-ceiling'] as const
 /** Batch identify of known users (update traffic), and its floor: the same updates from the driver alone, in bulk. */
 export const BATCH_RUNS = ['batch-100', 'batch-1000', 'bulk-floor'] as const
 export type ScenarioName = typeof SCENARIOS[number]
@@ -22,6 +22,12 @@ export const BATCH_SIZE: Record<BatchRunName, number> = { 'batch-100': 100, 'bat
 
 export const isBatchRun = (name: string): name is BatchRunName => name in BATCH_SIZE
 
+/** What the driver-only floors send (docs/benchmarks.md#what-each-row-measures), run by db-floor.ts. */
+export const FLOOR_KINDS = { 'db-floor': 'write', 'merge-floor': 'merge', 'read-floor': 'read', 'bulk-floor': 'bulk' } as const
+type FloorName = keyof typeof FLOOR_KINDS
+export type FloorKind = typeof FLOOR_KINDS[FloorName]
+export const isFloor = (name: string): name is FloorName => name in FLOOR_KINDS
+
 /** The action each run's calls should answer; anything else is reported. */
 export const expectedAction: Record<RunName, string | null> = {
   create: 'created',
@@ -32,6 +38,7 @@ export const expectedAction: Record<RunName, string | null> = {
   // A read has no action: its answers are counted as `profile`.
   read: 'profile',
   'db-floor': null,
+  'merge-floor': null,
   'read-floor': null,
   'http-ceiling': 'updated',
   'batch-100': 'updated',
@@ -109,7 +116,7 @@ function knownUser (layout: Layout, i: number, start: number): number {
 }
 
 /** Each writer adds its own offset to the changed field, so that no call ever repeats a stored value. */
-const visitsBase = { update: 1e9, token: 2e9, 'db-floor': 3e9, 'batch-100': 4e9, 'batch-1000': 5e9, 'bulk-floor': 6e9 } as const
+const visitsBase = { update: 1e9, token: 2e9, 'db-floor': 3e9, 'batch-100': 4e9, 'batch-1000': 5e9, 'bulk-floor': 6e9, 'merge-floor': 7e9 } as const
 
 function seedBody (n: number): IdentifyRequest {
   return { user_id: seedUserId(n), datafast_visitor_id: seedVisitorId(n), ...seedMetadata(n) }
@@ -117,7 +124,7 @@ function seedBody (n: number): IdentifyRequest {
 
 /** A known user with its linked visitor and one changed field (`visits`). */
 export function updateBody (layout: Layout, i: number, writer: keyof typeof visitsBase): IdentifyRequest {
-  const start = { update: 0, token: 0.5, 'db-floor': 0.75, 'batch-100': 0.1, 'batch-1000': 0.3, 'bulk-floor': 0.4 }[writer]
+  const start = { update: 0, token: 0.5, 'db-floor': 0.75, 'batch-100': 0.1, 'batch-1000': 0.3, 'bulk-floor': 0.4, 'merge-floor': 0.65 }[writer]
   const n = knownUser(layout, i, start)
   return { ...seedBody(n), visits: visitsBase[writer] + i + 1 }
 }
