@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'clients/node/test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
     // Each file builds its app on a database of its own, so files run in parallel.
     fileParallelism: true,

@@ -1,0 +1,91 @@
+import { ConfigSchema, identifyRules, loadConfig } from '../../../src/config.js'
+import { ErrorEnvelope } from '../../../src/schemas/errors.js'
+import { identifyBatchBodySchema, IdentifyBatchSuccess } from '../../../src/schemas/identify-batch.js'
+import { identifyBodySchema, IdentifySuccess } from '../../../src/schemas/identify.js'
+import { emitTypes, type NamedSchema } from './json-schema-to-ts.js'
+
+/** Where the generated file lives, from the repository's root, and the command that writes it. */
+export const API_TYPES_PATH = 'clients/node/src/generated/api-types.ts'
+export const REGENERATE_COMMAND = 'npm run generate-types -w clients/node'
+
+/** The five schemas the client's types come from; the smaller named types are read out of them. */
+export interface ApiSchemas {
+  identifyBody: unknown
+  identifySuccess: unknown
+  batchBody: unknown
+  batchSuccess: unknown
+  errorEnvelope: unknown
+}
+
+/** The TypeBox schemas the identify routes validate and serialize with, under the service's default settings. */
+export function sourceSchemas (): ApiSchemas {
+  const config = loadConfig({})
+  const rules = identifyRules(config)
+  return {
+    identifyBody: identifyBodySchema(rules),
+    identifySuccess: IdentifySuccess,
+    batchBody: identifyBatchBodySchema(rules, config.BATCH_MAX_ITEMS),
+    batchSuccess: IdentifyBatchSuccess,
+    errorEnvelope: ErrorEnvelope
+  }
+}
+
+/** The schema at a path of keywords inside another; throws when the schemas changed shape. */
+function at (schema: unknown, ...path: string[]): unknown {
+  let found = schema
+  for (const key of path) {
+    found = typeof found === 'object' && found !== null ? (found as Record<string, unknown>)[key] : undefined
+    if (found === undefined) throw new Error(`no schema at ${path.join('.')}: the service's schemas changed shape, update clients/node/scripts/api-types.ts`)
+  }
+  return found
+}
+
+/**
+ * The metadata value schema and the ones nested in it: each level is an
+ * object (or array) whose values may open one level fewer, so naming each
+ * keeps the emitted types short.
+ */
+function metadataLevels (value: unknown): NamedSchema[] {
+  const levels: unknown[] = []
+  for (let level: unknown = value; level !== undefined;) {
+    levels.push(level)
+    const members = (level as { anyOf?: Array<{ type?: unknown, additionalProperties?: unknown }> }).anyOf ?? []
+    level = members.find((member) => member.type === 'object')?.additionalProperties
+  }
+  const depth = levels.length - 1
+  return levels.map((schema, n) => n === 0
+    ? { name: 'MetadataValue', schema, description: `A metadata field's value: JSON, with objects and arrays at most ${String(depth)} levels deep (the value itself being the first), and no array directly inside an array` }
+    : { name: `NestedMetadataValue${String(depth - n)}`, schema, description: depth === n ? 'A value at the deepest level of a metadata value: no object or array' : `A value inside a metadata value, which may open ${String(depth - n)} more level${depth - n === 1 ? '' : 's'} of objects and arrays` })
+}
+
+const defaultOf = (name: keyof typeof ConfigSchema.properties): number => Number((ConfigSchema.properties[name] as { default: unknown }).default)
+
+/**
+ * The text of api-types.ts: the request and answer types of identify and
+ * batch identify, emitted from the schemas the routes validate with and
+ * publish in /openapi.json.
+ */
+export function apiTypesSource (schemas: ApiSchemas = sourceSchemas()): string {
+  const outcome = at(schemas.batchSuccess, 'properties', 'data')
+  const named: NamedSchema[] = [
+    { name: 'IdentifyBody', schema: schemas.identifyBody, description: 'The body of POST /api/v1/identify: user_id, datafast_visitor_id, the operators $set_once and $unset, and any other field as profile metadata (docs/api.md#identify-request)' },
+    ...metadataLevels(at(schemas.identifyBody, 'additionalProperties')),
+    { name: 'IdentifyAction', schema: at(schemas.identifySuccess, 'properties', 'data', 'properties', 'action'), description: 'What an identify call did (docs/api.md#identify-actions)' },
+    { name: 'IdentifySuccess', schema: schemas.identifySuccess, description: 'The 200 answer of POST /api/v1/identify' },
+    { name: 'IdentifyBatchBody', schema: schemas.batchBody, description: 'The body of POST /api/v1/identify/batch: each item an identify body; any other item is refused alone, in its result' },
+    { name: 'BatchItemResult', schema: at(outcome, 'properties', 'results', 'items'), description: 'The result of one batch item, at its index in items' },
+    { name: 'BatchOutcome', schema: outcome, description: 'What a batch did: one result per item in input order, and the count of each outcome' },
+    { name: 'IdentifyBatchSuccess', schema: schemas.batchSuccess, description: 'The 200 answer of POST /api/v1/identify/batch' },
+    { name: 'ErrorEnvelope', schema: schemas.errorEnvelope, description: 'The body of every error answer, from every route (docs/api.md#error-envelope)' }
+  ]
+  return [
+    `// Generated by clients/node/scripts/generate-types.ts from the service's schemas (src/schemas/). Do not edit: run \`${REGENERATE_COMMAND}\`.`,
+    '',
+    '/** The service\'s default limits (src/config.ts); a deployment may set others. */',
+    `export const BATCH_MAX_ITEMS = ${String(defaultOf('BATCH_MAX_ITEMS'))}`,
+    `export const BATCH_BODY_LIMIT_BYTES = ${String(defaultOf('BATCH_BODY_LIMIT_BYTES'))}`,
+    `export const BODY_LIMIT_BYTES = ${String(defaultOf('BODY_LIMIT_BYTES'))}`,
+    '',
+    emitTypes(named)
+  ].join('\n')
+}

@@ -1,0 +1,5 @@
+export { IdentifyClient, type IdentifyFields, type IdentifyResult, type RequestOutcome } from './client.js'
+export { cookieValue, visitorIdOf, VISITOR_COOKIE, type RequestWithCookies } from './cookies.js'
+export { IdentifyError, type IdentifyErrorDetails, type IdentifyErrorKind } from './errors.js'
+export type { IdentifyClientOptions } from './options.js'
+export * from './generated/api-types.js'
