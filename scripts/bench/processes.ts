@@ -219,6 +219,8 @@ export class PeakMemory {
 export function serverEnv (port: number, mongoUrl: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env }
   for (const name of Object.keys(ConfigSchema.properties)) Reflect.deleteProperty(env, name)
+  // Tracing is on only where a run asks for it (http-ceiling-traced), whatever the shell exports.
+  for (const name of Object.keys(env).filter((key) => key.startsWith('OTEL_'))) Reflect.deleteProperty(env, name)
   return {
     ...env,
     NODE_ENV: 'production',

@@ -134,6 +134,8 @@ export function evaluateTargets (runs: RunResult[], exported: ExportResult | nul
     importTarget(imported),
     exportTarget(exported),
     ceilingTarget(runs),
+    // Tracing on may cost at most 10% of the ceiling (docs/operations.md#tracing).
+    ratioTarget(runs, 'http-ceiling-traced', 'http-ceiling', 0.9, 'req/s'),
     memoryTarget(runs),
     ratioTarget(runs, 'unchanged', 'db-floor', 0.8, 'req/s', callBound('unchanged')),
     latencyTarget(runs),

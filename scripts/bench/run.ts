@@ -10,6 +10,7 @@ import { barChart } from './chart.js'
 import type { DbFloorInput } from './db-floor.js'
 import type { LoadInput } from './load.js'
 import { increment, type Measurement } from './measure.js'
+import { startOtlpSink } from './otlp-sink.js'
 import {
   BenchError, PeakMemory, drain, freePort, root, runCommand, runWorker, serverEnv, startServer, stopAllChildren, stopChild, type RunningServer
 } from './processes.js'
@@ -197,6 +198,7 @@ async function measure (context: Context, server: RunningServer, name: RunName):
       await stopChild(ceiling.child)
     }
   }
+  if (name === 'http-ceiling-traced') return await measureTracedCeiling(context)
   if (name === 'batch-100' || name === 'batch-1000') {
     const result = await httpRun(context, server, name, 'batch')
     // Profiles per second, as the bulk floor counts: each call carries BATCH_SIZE of them.
@@ -208,6 +210,28 @@ async function measure (context: Context, server: RunningServer, name: RunName):
   const seconds = await drain(server)
   if (seconds > 1) log(`  (the server took ${seconds.toFixed(1)} s to answer /readyz after the run)`)
   return { name, kind: 'scenario', ...result }
+}
+
+/**
+ * The ceiling server started as npm start starts a traced server (tracing
+ * loaded by --import before the app), every span exported over OTLP/HTTP to
+ * a local sink that drops it.
+ */
+async function measureTracedCeiling (context: Context): Promise<RunResult> {
+  const sink = await startOtlpSink()
+  const args = [...context.profiling, '--import', 'tsx', '--import', './src/tracing.ts', 'scripts/bench/ceiling-server.ts']
+  const env = { ...serverEnv(await freePort(), context.mongoUrl), OTEL_EXPORTER_OTLP_ENDPOINT: sink.url }
+  const ceiling = await startServer('traced ceiling server', args, env)
+  try {
+    const result = await httpRun(context, ceiling, 'update', 'key')
+    const { requests, bytes } = sink.received()
+    if (requests === 0) throw new BenchError('the traced ceiling server exported no span: tracing did not start')
+    log(`  (the traced ceiling exported ${(bytes / 1e6).toFixed(1)} MB of spans in ${requests} OTLP requests)`)
+    return { name: 'http-ceiling-traced', kind: 'reference', ...result }
+  } finally {
+    await stopChild(ceiling.child)
+    await sink.close()
+  }
 }
 
 /**

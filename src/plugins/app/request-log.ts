@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import { trace } from '@opentelemetry/api'
+import type { FastifyBaseLogger } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Logger } from 'pino'
 import type { WebsiteCaller } from '../../domain/credential-resolver.js'
 
 const safeRequestId = /^[A-Za-z0-9._:-]{1,128}$/
@@ -14,11 +17,20 @@ export function requestIdOf (request: IncomingMessage): string {
 /**
  * One log line per request, with what an operator needs and nothing a
  * caller sent: no headers (so no Authorization), no body, no metadata. The
- * request id is echoed so that callers can quote it.
+ * request id is echoed so that callers can quote it. With tracing on, every
+ * line of a request names its trace and its request span.
  */
 export default fp(async (fastify) => {
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
+    // @fastify/otel's onRequest hook runs first and leaves the request span active here; without tracing there is none.
+    const span = trace.getActiveSpan()
+    if (span !== undefined) {
+      const { traceId, spanId } = span.spanContext()
+      // Fastify gives each request a pino logger of its own, whose type leaves setBindings out; a child logger per request would cost more.
+      const log = request.log as FastifyBaseLogger & Pick<Logger, 'setBindings'>
+      log.setBindings({ trace_id: traceId, span_id: spanId })
+    }
   })
   fastify.addHook('onResponse', async (request, reply) => {
     request.log.info({
