@@ -17,7 +17,7 @@ export type CheckedParts<Checks extends DomainChecks> = { [Part in keyof Checks]
  * batch paths apply too), and replaced by what it returns; their schemas state
  * the same rules for OpenAPI and fuzzers. Other parts go to TypeBox.
  */
-export function domainValidator (checks: DomainChecks): FastifySchemaCompiler<unknown> {
+function domainValidator (checks: DomainChecks): FastifySchemaCompiler<unknown> {
   return (route) => {
     const check = checks[route.httpPart as keyof DomainChecks]
     return check === undefined
