@@ -23,5 +23,5 @@ USER node
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-# dist/tracing.js loads first: it starts OpenTelemetry when OTEL_* asks for it, before the server loads what it instruments.
-CMD ["node", "--import", "./dist/tracing.js", "dist/server.js"]
+# dist/tracing/index.js loads first: it starts OpenTelemetry when OTEL_* asks for it, before the server loads what it instruments.
+CMD ["node", "--import", "./dist/tracing/index.js", "dist/server.js"]

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { ObjectId } from 'mongodb'
-import { connectDatabase } from '../src/database.js'
-import { startDatabase, withDatabaseName } from './local-database.js'
+import { connectDatabase } from '../src/storage/database.js'
+import { startDatabase, withDatabaseName } from '../tools/local-database.js'
 
 /**
  * The database alone under SIGKILLs (5 s up, 3 s down), of PostgreSQL under
  * a live gateway and of the gateway in turn, with the commands upsertProfile
- * (src/repositories/profiles.ts) sent when this was written and nothing
+ * (src/storage/repositories/profiles.ts) sent when this was written and nothing
  * else, from concurrent loops on the driver's pool. A new user: findOne of
  * the profile (none), insertOne of it, findOneAndUpdate with upsert of its
  * visitor link (returnDocument before), findOne of its incarnation in

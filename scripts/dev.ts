@@ -5,9 +5,9 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp, type App } from '../src/app.js'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { hashSecret } from '../src/domain/credentials.js'
-import { DEFAULT_DATABASE_NAME, withDatabaseName } from '../src/mongo-url.js'
-import { startDatabase } from './local-database.js'
-import { provisionWebsite } from './provision.js'
+import { DEFAULT_DATABASE_NAME, withDatabaseName } from '../src/storage/mongo-url.js'
+import { startDatabase } from '../tools/local-database.js'
+import { provisionWebsite } from '../tools/provision.js'
 
 /**
  * `npm run dev`: the service on the local database (DocumentDB under .data/,

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { startDatabase, withDatabaseName } from './local-database.js'
-import { fuzzAccountApi, fuzzIdentify, shortfalls } from './schemathesis.js'
+import { startDatabase, withDatabaseName } from '../tools/local-database.js'
+import { fuzzAccountApi, fuzzIdentify, shortfalls } from '../tools/schemathesis.js'
 
 /**
  * `npm run fuzz`: Schemathesis against the service on the local database, with

@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { DestinationStream } from 'pino'
-import { clientErrorHandler, frameworkErrors } from './plugins/app/client-errors.js'
+import { clientErrorHandler, frameworkErrors } from './http/client-errors.js'
 import type { Config } from './config.js'
 import helmet from './plugins/external/helmet.js'
 import metrics from './plugins/external/metrics.js'

@@ -1,7 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
-import { limitHeapGrowth } from './heap.js'
+import { limitHeapGrowth } from './runtime/heap.js'
 import { stopTracing, tracingRequested, tracingStarted } from './tracing/start.js'
 
 /** Production start: configuration from the environment, listen, close gracefully on a signal. */
@@ -13,7 +13,7 @@ async function main (): Promise<void> {
   limitHeapGrowth()
   const app = await buildApp(config)
   if (tracingRequested() && !tracingStarted()) {
-    app.log.warn('OTEL_* settings ask for traces, but tracing was not loaded before the server: start it with node --import ./dist/tracing.js dist/server.js')
+    app.log.warn('OTEL_* settings ask for traces, but tracing was not loaded before the server: start it with node --import ./dist/tracing/index.js dist/server.js')
   }
   closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'closing after an uncaught error')

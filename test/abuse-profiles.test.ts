@@ -1,6 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, describe, expect, it } from 'vitest'
-import { profileIdFor } from '../src/repositories/profiles.js'
+import { profileIdFor } from '../src/storage/repositories/profiles.js'
 import { buildTestApp, createTestToken, createTestWebsite, expectError, visitorId } from './helper.js'
 import { identified } from './profiles-helper.js'
 

@@ -8,7 +8,7 @@ import { appOnOwnDatabase, whileDatabaseStalled, type AppOnOwnDatabase } from '.
  * deadline (docs/reliability.md#no-call-hangs) answers it 503 first.
  */
 
-/** Under MONGO_TIMEOUT_MS (the driver's heartbeat timeout) and the socket timeout (twice it, src/database.ts), either of which would otherwise end the stalled call first. */
+/** Under MONGO_TIMEOUT_MS (the driver's heartbeat timeout) and the socket timeout (twice it, src/storage/database.ts), either of which would otherwise end the stalled call first. */
 const MONGO_TIMEOUT_MS = 2000
 const CALL_DEADLINE_MS = 1500
 let own: AppOnOwnDatabase

@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest'
-import { formatReport, runChaos } from '../scripts/chaos.js'
+import { formatReport, runChaos } from '../tools/chaos.js'
 
 /**
  * CI's short chaos run (`npm run chaos` runs the long one, docs/reliability.md):

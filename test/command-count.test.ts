@@ -1,6 +1,6 @@
 import { ObjectId, type CommandStartedEvent } from 'mongodb'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
-import { profileIdFor } from '../src/repositories/profiles.js'
+import { profileIdFor } from '../src/storage/repositories/profiles.js'
 import { buildTestApp, createTestToken, createTestWebsite, identify, testDatabaseUrl, visitorId } from './helper.js'
 
 /**

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { MongoClient, MongoServerError } from 'mongodb'
 import { afterAll, describe, expect, inject, it } from 'vitest'
-import { withDatabaseName } from '../src/mongo-url.js'
+import { withDatabaseName } from '../src/storage/mongo-url.js'
 
 /**
  * What each patch in patches/documentdb/ guarantees, checked against the

@@ -1,7 +1,7 @@
 import { MongoServerError, ObjectId } from 'mongodb'
 import { afterAll, describe, expect, it } from 'vitest'
 import { identifyRules } from '../src/config.js'
-import { ProfilesRepository, profileIdFor } from '../src/repositories/profiles.js'
+import { ProfilesRepository, profileIdFor } from '../src/storage/repositories/profiles.js'
 import { buildTestApp, createTestWebsite, identify, RETRY_AFTER, testDatabaseUrl, visitorId, withConnectionOptions, type TestWebsite } from './helper.js'
 import { profilesCall, watchRaces } from './profiles-helper.js'
 

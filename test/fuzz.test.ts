@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { fuzzAccountApi, fuzzIdentify, shortfalls } from '../scripts/schemathesis.js'
+import { fuzzAccountApi, fuzzIdentify, shortfalls } from '../tools/schemathesis.js'
 import { buildTestApp } from './helper.js'
 
 // The fuzzer sends thousands of calls and wrong credentials on purpose.

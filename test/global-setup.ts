@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node'
-import { startDatabase } from '../scripts/local-database.js'
+import { startDatabase } from '../tools/local-database.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -4,8 +4,8 @@ import { chromium, type Browser } from 'playwright-core'
 import { expect, inject } from 'vitest'
 import { buildApp, type App, type BuildAppOptions } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
-import { withDatabaseName } from '../scripts/local-database.js'
-import { provisionWebsite, type ProvisionedWebsite } from '../scripts/provision.js'
+import { withDatabaseName } from '../tools/local-database.js'
+import { provisionWebsite, type ProvisionedWebsite } from '../tools/provision.js'
 
 /** A connection string to a fresh, uniquely named database on the test server. */
 export function testDatabaseUrl (): string {

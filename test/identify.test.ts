@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { BSON, ObjectId } from 'mongodb'
 import type { App } from '../src/app.js'
-import type { Profile } from '../src/repositories/profiles.js'
+import type { Profile } from '../src/storage/repositories/profiles.js'
 import { buildTestApp, createTestToken, createTestWebsite, identify, visitorId, type TestWebsite } from './helper.js'
 
 /*

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { ObjectId } from 'mongodb'
 import { afterAll, describe, expect, it } from 'vitest'
 import { identifyRules } from '../src/config.js'
-import { ProfilesRepository, profileIdFor } from '../src/repositories/profiles.js'
+import { ProfilesRepository, profileIdFor } from '../src/storage/repositories/profiles.js'
 import { buildTestApp, visitorId } from './helper.js'
 
 /*

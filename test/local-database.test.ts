@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline'
 import { pathToFileURL } from 'node:url'
 import { MongoClient } from 'mongodb'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { startDatabase, withDatabaseName } from '../scripts/local-database.js'
+import { startDatabase, withDatabaseName } from '../tools/local-database.js'
 
 /** PostgreSQL and gateway processes whose command line names this folder (postgres -D DIR/pgdata, the gateway's DIR/gateway config). */
 function serverPids (dir: string): number[] {
@@ -63,7 +63,7 @@ describe('local database', () => {
   })
 
   it('stops both servers and removes a temporary folder when the process that started them is killed outright', async () => {
-    const script = `import { startDatabase } from './scripts/local-database.ts'
+    const script = `import { startDatabase } from './tools/local-database.ts'
 const database = await startDatabase({ embedded: true })
 console.log(JSON.stringify({ url: database.url, postgres: database.pid('postgres'), gateway: database.pid('gateway') }))
 setInterval(() => {}, 1000)`

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { databaseNameOf, withDatabaseName } from '../src/mongo-url.js'
+import { databaseNameOf, withDatabaseName } from '../src/storage/mongo-url.js'
 
 describe('databaseNameOf', () => {
   it('reads the database name from the path, decoded', () => {

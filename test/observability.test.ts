@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../src/app.js'
-import type { DatabasePart } from '../scripts/local-database.js'
+import type { DatabasePart } from '../tools/local-database.js'
 import { buildTestApp, createTestToken, createTestWebsite, expectError, identify, RETRY_AFTER, type TestWebsite, visitorId } from './helper.js'
 import { appOnOwnDatabase, type AppOnOwnDatabase } from './own-database.js'
 

@@ -1,6 +1,6 @@
 import type { App } from '../src/app.js'
 import type { Config } from '../src/config.js'
-import { startDatabase, withDatabaseName, type LocalDatabase } from '../scripts/local-database.js'
+import { startDatabase, withDatabaseName, type LocalDatabase } from '../tools/local-database.js'
 import { buildTestApp, createTestWebsite, withConnectionOptions, type TestWebsite } from './helper.js'
 
 /** An app on a database server of its own, which the test may stop and start again. */

@@ -2,7 +2,7 @@ import { MongoClient, ObjectId } from 'mongodb'
 import { afterAll, describe, expect, it } from 'vitest'
 import { DomainError } from '../src/domain/errors.js'
 import { planMerge, type Metadata, type MetadataChange, type ProfileLimits } from '../src/domain/metadata.js'
-import { listedMergePipeline } from '../src/repositories/profile-merge.js'
+import { listedMergePipeline } from '../src/storage/repositories/profile-merge.js'
 import { testDatabaseUrl } from './helper.js'
 
 /*

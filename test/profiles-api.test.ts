@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, describe, expect, it } from 'vitest'
-import { LISTED_VISITORS_MAX } from '../src/repositories/profiles.js'
+import { LISTED_VISITORS_MAX } from '../src/storage/repositories/profiles.js'
 import { buildTestApp, createTestToken, createTestWebsite, expectError, identify, visitorId } from './helper.js'
 import { identified, profileOf, profilesCall, walkProfiles } from './profiles-helper.js'
 

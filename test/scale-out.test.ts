@@ -4,12 +4,12 @@ import type { CommandSucceededEvent } from 'mongodb'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { LightMyRequestResponse } from 'fastify'
 import type { App } from '../src/app.js'
-import { addressKey } from '../src/auth-failures.js'
-import { CREDENTIAL_CHANGES_CHANNEL, publishCredentialChange, subscribeToCredentialChanges } from '../src/credential-changes.js'
-import { createRedisClient } from '../src/redis.js'
+import { addressKey } from '../src/fleet/auth-failures.js'
+import { CREDENTIAL_CHANGES_CHANNEL, publishCredentialChange, subscribeToCredentialChanges } from '../src/fleet/credential-changes.js'
+import { createRedisClient } from '../src/fleet/redis.js'
 import type { Config } from '../src/config.js'
 import { buildTestApp, createTestWebsite, expectError, expectSuccess, identify, testDatabaseUrl, visitorId, withConnectionOptions } from './helper.js'
-import { RedisServer } from '../scripts/redis-server.js'
+import { RedisServer } from '../tools/redis-server.js'
 
 /**
  * Two replicas on one database and one Redis (docs/scaling.md), with a

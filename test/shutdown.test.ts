@@ -4,8 +4,8 @@ import { connect, type Socket } from 'node:net'
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { connectDatabase, type Database } from '../src/database.js'
-import { createRepositories, ensureIndexes, type Repositories } from '../src/repositories/index.js'
+import { connectDatabase, type Database } from '../src/storage/database.js'
+import { createRepositories, ensureIndexes, type Repositories } from '../src/storage/repositories/index.js'
 import { testDatabaseUrl } from './helper.js'
 
 /**

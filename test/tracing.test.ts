@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import { SpanStatusCode } from '@opentelemetry/api'
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { RedisServer } from '../scripts/redis-server.js'
+import { RedisServer } from '../tools/redis-server.js'
 import { startTracing, stopTracing, type Tracing } from '../src/tracing/start.js'
 
 /**
@@ -20,7 +20,7 @@ import { startTracing, stopTracing, type Tracing } from '../src/tracing/start.js
  * (…/ioredis/built/index.js), which import-in-the-middle does not take for
  * the package `ioredis`, so its instrumentation would not patch it. Loading
  * it once by name through require() lets the same instrumentation patch the
- * Redis class, as Node's import of 'ioredis' in src/redis.ts does in the
+ * Redis class, as Node's import of 'ioredis' in src/fleet/redis.ts does in the
  * server; the import that follows gets the same, patched, class.
  */
 

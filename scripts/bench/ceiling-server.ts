@@ -1,7 +1,7 @@
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { limitHeapGrowth } from '../../src/heap.js'
-import { profileIdFor } from '../../src/repositories/profiles.js'
+import { limitHeapGrowth } from '../../src/runtime/heap.js'
+import { profileIdFor } from '../../src/storage/repositories/profiles.js'
 
 /**
  * The http-ceiling reference: the real app, configured from the environment

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { IdentifyClient, type IdentifyBody } from '../../clients/node/src/index.js'
-import { startDatabase, withDatabaseName, type LocalDatabase } from '../local-database.js'
+import { startDatabase, withDatabaseName, type LocalDatabase } from '../../tools/local-database.js'
 import { freePort, runCommand, serverEnv, startServer, stopAllChildren } from './processes.js'
 import { rate } from './report.js'
 import { seedDatabase } from './seed.js'

@@ -5,7 +5,7 @@ import { cpus, loadavg, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { redactConnectionString } from 'mongodb-connection-string-url'
-import { startDatabase, withDatabaseName, type LocalDatabase } from '../local-database.js'
+import { startDatabase, withDatabaseName, type LocalDatabase } from '../../tools/local-database.js'
 import { barChart } from './chart.js'
 import type { DbFloorInput } from './db-floor.js'
 import type { LoadInput } from './load.js'
@@ -219,7 +219,7 @@ async function measure (context: Context, server: RunningServer, name: RunName):
  */
 async function measureTracedCeiling (context: Context): Promise<RunResult> {
   const sink = await startOtlpSink()
-  const args = [...context.profiling, '--import', 'tsx', '--import', './src/tracing.ts', 'scripts/bench/ceiling-server.ts']
+  const args = [...context.profiling, '--import', 'tsx', '--import', './src/tracing/index.ts', 'scripts/bench/ceiling-server.ts']
   const env = { ...serverEnv(await freePort(), context.mongoUrl), OTEL_EXPORTER_OTLP_ENDPOINT: sink.url }
   const ceiling = await startServer('traced ceiling server', args, env)
   try {

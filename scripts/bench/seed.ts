@@ -2,11 +2,11 @@ import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ObjectId } from 'mongodb'
-import { connectDatabase } from '../../src/database.js'
+import { connectDatabase } from '../../src/storage/database.js'
 import { IDENTIFY_WRITE } from '../../src/domain/credentials.js'
-import { createRepositories, ensureIndexes } from '../../src/repositories/index.js'
-import { profileIdFor, type ProfilesRepository } from '../../src/repositories/profiles.js'
-import { provisionWebsite } from '../provision.js'
+import { createRepositories, ensureIndexes } from '../../src/storage/repositories/index.js'
+import { profileIdFor, type ProfilesRepository } from '../../src/storage/repositories/profiles.js'
+import { provisionWebsite } from '../../tools/provision.js'
 import { root } from './processes.js'
 import { seedMetadata, seedUserId, seedVisitorId } from './scenarios.js'
 
@@ -89,7 +89,7 @@ export async function timeBulkInserts (url: string, websiteId: string, first: nu
   }
 }
 
-/** The launcher's PostgreSQL (scripts/local-database.ts): its version and the DocumentDB extension installed in it. */
+/** The launcher's PostgreSQL (tools/local-database.ts): its version and the DocumentDB extension installed in it. */
 const PG_CONFIG = '/usr/lib/postgresql/15/bin/pg_config'
 
 /** The engine the bench ran on, and the pool the server (and every floor) connects with. */

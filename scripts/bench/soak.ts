@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { startDatabase, withDatabaseName, type LocalDatabase } from '../local-database.js'
+import { startDatabase, withDatabaseName, type LocalDatabase } from '../../tools/local-database.js'
 import type { LoadInput } from './load.js'
 import type { Measurement } from './measure.js'
 import { BenchError, freePort, residentMib, runCommand, runWorker, serverEnv, startServer, stopAllChildren, stopChild } from './processes.js'

@@ -1,5 +1,5 @@
-import type { AccountToken, AccountTokenRecord, CredentialsRepository } from '../repositories/credentials.js'
-import type { Website, WebsiteChanges, WebsitesRepository } from '../repositories/websites.js'
+import type { AccountToken, AccountTokenRecord, CredentialsRepository } from '../storage/repositories/credentials.js'
+import type { Website, WebsiteChanges, WebsitesRepository } from '../storage/repositories/websites.js'
 import type { AccessTokenView, ApiKeyView, WebsiteView } from '../schemas/admin.js'
 import {
   accessTokenNotFound,

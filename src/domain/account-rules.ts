@@ -1,5 +1,5 @@
-import type { AccountToken } from '../repositories/credentials.js'
-import type { WebsiteChanges } from '../repositories/websites.js'
+import type { AccountToken } from '../storage/repositories/credentials.js'
+import type { WebsiteChanges } from '../storage/repositories/websites.js'
 import { checkPermissions, grants } from './credentials.js'
 import { conflict, forbidden, invalid, notFound } from './errors.js'
 import { canonicalObjectId } from './ids.js'

@@ -1,5 +1,5 @@
-import type { AccountTokenRecord, WebsiteKeyRecord } from '../repositories/credentials.js'
-import type { Website } from '../repositories/websites.js'
+import type { AccountTokenRecord, WebsiteKeyRecord } from '../storage/repositories/credentials.js'
+import type { Website } from '../storage/repositories/websites.js'
 import type { AccessTokenView, ApiKeyView, WebsiteView } from '../schemas/admin.js'
 
 /*

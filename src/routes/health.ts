@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { checkDatabase } from '../database.js'
+import { checkDatabase } from '../storage/database.js'
 import { ApiError, RETRY_AFTER_SECONDS } from '../errors.js'
 import { ErrorEnvelope } from '../schemas/errors.js'
 

@@ -1,6 +1,6 @@
 import { accountFieldRules } from '../domain/account-rules.js'
 import { IDENTIFY_DELETE, PROFILE_READ_PERMISSIONS } from '../domain/credentials.js'
-import { PATH_PARAMETER_TOO_LONG } from '../plugins/app/client-errors.js'
+import { PATH_PARAMETER_TOO_LONG } from '../http/client-errors.js'
 import { ErrorEnvelope } from './errors.js'
 
 /** Every error status OpenAPI documents, route by route, with when each is answered. */

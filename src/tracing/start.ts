@@ -56,7 +56,7 @@ let started: Tracing | null = null
 /**
  * Starts the SDK and its instrumentations when asked for, and returns null
  * otherwise. It must run before anything imports fastify, mongodb or ioredis:
- * the instrumentations hook those modules as they load (src/tracing.ts).
+ * the instrumentations hook those modules as they load (src/tracing/index.ts).
  */
 export async function startTracing (options: TracingOptions = {}): Promise<Tracing | null> {
   const env = options.env ?? process.env

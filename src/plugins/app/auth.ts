@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
-import { AuthFailures } from '../../auth-failures.js'
-import { publishOn, subscribeToCredentialChanges } from '../../credential-changes.js'
+import { AuthFailures } from '../../fleet/auth-failures.js'
+import { publishOn, subscribeToCredentialChanges } from '../../fleet/credential-changes.js'
 import { DomainError } from '../../domain/errors.js'
 import {
   CredentialResolver,

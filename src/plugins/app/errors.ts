@@ -4,7 +4,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { MongoError } from 'mongodb'
 import { DomainError, type DomainErrorKind } from '../../domain/errors.js'
 import { ApiError, RETRY_AFTER_SECONDS } from '../../errors.js'
-import { ContendedError, isDatabaseUnavailable } from '../../repositories/mongo-errors.js'
+import { ContendedError, isDatabaseUnavailable } from '../../storage/mongo-errors.js'
 import type { ErrorEnvelope } from '../../schemas/errors.js'
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream'
 import fp from 'fastify-plugin'
 import { quoteKey } from '../../domain/metadata.js'
 import { ApiError, badRequest } from '../../errors.js'
-import { contentCoding, gunzipBody } from './content-encoding.js'
+import { contentCoding, gunzipBody } from '../../http/content-encoding.js'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 /** Why a body, or a line of `profiles import`, is refused when its bytes are not UTF-8. */

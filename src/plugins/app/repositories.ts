@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { createRepositories, ensureIndexes, type Repositories } from '../../repositories/index.js'
+import { createRepositories, ensureIndexes, type Repositories } from '../../storage/repositories/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

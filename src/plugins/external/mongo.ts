@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { connectDatabase, type Database } from '../../database.js'
+import { connectDatabase, type Database } from '../../storage/database.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
-import { createRedisClient, REDIS_PROBE_INTERVAL_MS, REDIS_TIMEOUT_MS } from '../../redis.js'
+import { createRedisClient, REDIS_PROBE_INTERVAL_MS, REDIS_TIMEOUT_MS } from '../../fleet/redis.js'
 
 /** What falls back to this process's memory when Redis fails. */
 export type RedisUse = 'rate-limit' | 'auth-failures' | 'credential-changes'

@@ -1,7 +1,7 @@
 import type { AnyBulkWriteOperation, ObjectId } from 'mongodb'
-import { DomainError } from '../domain/errors.js'
-import type { IdentifyInput } from '../domain/identify.js'
-import { checkProfileLimits, planMerge, type ProfileLimits } from '../domain/metadata.js'
+import { DomainError } from '../../domain/errors.js'
+import type { IdentifyInput } from '../../domain/identify.js'
+import { checkProfileLimits, planMerge, type ProfileLimits } from '../../domain/metadata.js'
 import {
   inIdOrder,
   isLinkTo,

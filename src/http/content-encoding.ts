@@ -1,7 +1,7 @@
 import { Transform, type Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { errorCodes, type FastifyRequest } from 'fastify'
-import { badRequest } from '../../errors.js'
+import { badRequest } from '../errors.js'
 
 /** The content coding of a request body (docs/api.md#identify-content-encoding), or null for one the service does not take. */
 export function contentCoding (request: FastifyRequest): 'gzip' | 'identity' | null {

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import type { CredentialChange } from './domain/credential-resolver.js'
+import type { CredentialChange } from '../domain/credential-resolver.js'
 import { createRedisClient } from './redis.js'
 
 /** The Redis channel on which revocations, suspensions and erasures reach every replica. */

@@ -1,7 +1,7 @@
-import { startTracing } from './tracing/start.js'
+import { startTracing } from './start.js'
 
 /*
- * Loaded before the server with `node --import ./dist/tracing.js` (npm start,
+ * Loaded before the server with `node --import ./dist/tracing/index.js` (npm start,
  * the Dockerfile, npm run dev): the instrumentations must hook Fastify,
  * mongodb and ioredis before the server imports them, and with --import
  * nothing of the server is loaded yet. Without OTEL_* settings asking for

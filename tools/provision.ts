@@ -1,4 +1,4 @@
-import type { Repositories } from '../src/repositories/index.js'
+import type { Repositories } from '../src/storage/repositories/index.js'
 
 export interface ProvisionedWebsite {
   accountId: string

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { ObjectId, type UpdateFilter } from 'mongodb'
-import type { MergePlan, Metadata } from '../domain/metadata.js'
+import type { MergePlan, Metadata } from '../../domain/metadata.js'
 
 /* The shapes of stored profiles and visitor links, shared by the single and the batch paths of ProfilesRepository. */
 

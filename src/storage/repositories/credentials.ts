@@ -1,5 +1,5 @@
 import { ObjectId, type Collection, type Db } from 'mongodb'
-import { displayPrefix, generateSecret, hashSecret } from '../domain/credentials.js'
+import { displayPrefix, generateSecret, hashSecret } from '../../domain/credentials.js'
 
 const WEBSITE_KEYS = 'websiteKeys'
 const ACCOUNT_TOKENS = 'accountTokens'

@@ -1,5 +1,5 @@
 import type { Document, ObjectId } from 'mongodb'
-import type { Metadata, MetadataChange, ProfileLimits } from '../domain/metadata.js'
+import type { Metadata, MetadataChange, ProfileLimits } from '../../domain/metadata.js'
 
 /*
  * The merge of identify's common call, a known visitor with metadata, as one

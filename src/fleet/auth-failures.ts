@@ -1,6 +1,6 @@
 import ipaddr from 'ipaddr.js'
 import { LRUCache } from 'lru-cache'
-import type { SharedRedis } from './plugins/external/redis.js'
+import type { SharedRedis } from '../plugins/external/redis.js'
 
 /**
  * What failed authentications count against: an IPv6 address by its /64

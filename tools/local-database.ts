@@ -34,7 +34,7 @@ export interface LocalDatabase {
 export type DatabasePart = 'all' | 'postgres' | 'gateway'
 
 // One helper for connection strings, here too for the scripts and tests that name a database on this server.
-export { withDatabaseName } from '../src/mongo-url.js'
+export { withDatabaseName } from '../src/storage/mongo-url.js'
 
 type Log = (message: string) => void
 const stderrLog: Log = (message) => { process.stderr.write(`${message}\n`) }
@@ -196,7 +196,7 @@ class Cluster {
     this.run(join(pgBin, 'initdb'), ['-D', this.pgdata, '--no-sync', '-U', 'postgres', '-E', 'UTF8', '--locale=C.UTF-8', '--auth-local=trust', '--auth-host=scram-sha-256'])
     appendFileSync(join(this.pgdata, 'postgresql.conf'), [
       '',
-      '# DocumentDB (scripts/local-database.ts; docs/documentdb.md)',
+      '# DocumentDB (tools/local-database.ts; docs/documentdb.md)',
       "shared_preload_libraries = 'pg_cron, pg_documentdb_core, pg_documentdb'",
       "cron.database_name = 'postgres'",
       'cron.log_statement = off',
