@@ -6,11 +6,7 @@ import type { MetadataLimits } from './domain/metadata.js'
 const Integer = (options: { default: number, minimum: number, maximum?: number, description: string }) =>
   Type.Integer(options)
 
-/**
- * Every setting of the service, read from the environment once at start.
- * The keys are the environment variables; README's table is generated from
- * the same descriptions by hand, so keep the two in step.
- */
+/** The keys are the environment variables; README's table copies these descriptions by hand, so keep the two in step. */
 export const ConfigSchema = Type.Object({
   NODE_ENV: Type.Union([Type.Literal('production'), Type.Literal('development'), Type.Literal('test')], {
     default: 'production',

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { deflateSync, gzipSync } from 'node:zlib'
 import { afterAll, describe, expect, it } from 'vitest'
-import { gunzipBody } from '../src/http/content-encoding.js'
+import { gunzipBody } from '../src/plugins/app/json-body.js'
 import { buildTestApp, createTestWebsite, expectError, expectSuccess, snapshot, visitorId } from './helper.js'
 
 /** docs/api.md#identify-content-encoding: gzip bodies, the limit on what they decode to, and every other coding refused. */

@@ -82,8 +82,11 @@ const IMPORT_TARGET_SECONDS = 30
 const CEILING_TARGET = 4000
 const PEAK_RSS_TARGET_MB = 200
 
+/** What caps a missed ratio, from the run, its reference and the reference's name; null when the floors it needs did not run. */
+type Bound = (judged: Measurement, reference: Measurement, base: RunName) => string | null
+
 /** A run's rate against a reference's in the same run; `bound` names what caps the ratio when it is missed. */
-function ratioTarget (runs: RunResult[], name: RunName, base: RunName, minimum: number, unit: string, bound?: (judged: Measurement, reference: Measurement) => string | null): Target {
+function ratioTarget (runs: RunResult[], name: RunName, base: RunName, minimum: number, unit: string, bound?: Bound): Target {
   const label = `${name} ≥ ${minimum} × ${base} ${unit}`
   const judged = find(runs, name)
   const reference = find(runs, base)
@@ -91,7 +94,7 @@ function ratioTarget (runs: RunResult[], name: RunName, base: RunName, minimum: 
   if (reference.rps === 0) return { label, pass: null, detail: `${base} completed no call (${reference.errors} errors)` }
   const ratio = judged.rps / reference.rps
   const pass = ratio >= minimum
-  const bounded = pass ? null : bound?.(judged, reference) ?? null
+  const bounded = pass ? null : bound?.(judged, reference, base) ?? null
   return { label, pass, detail: `${name} ${rate(judged.rps)} ÷ ${base} ${rate(reference.rps)} = ${fixed(ratio)}${bounded === null ? '' : `; ${bounded}`}` }
 }
 
@@ -107,25 +110,21 @@ const COMMANDS = {
   'new-device': ['merge-floor', 'db-floor', 'db-floor']
 } as const satisfies Partial<Record<ScenarioName, RunName[]>>
 
-/**
- * What bounds a call: its commands one after another, each at its floor's
- * rate (the floors run at the same concurrency, so a rate stands for a
- * latency), which no call can beat; the HTTP stack alone is the ceiling.
- */
-function commandBound (runs: RunResult[], name: keyof typeof COMMANDS, judged: Measurement, reference: Measurement): string | null {
+/** 1 ÷ (Σ 1 ÷ floor) over a call's commands: docs/benchmarks.md#targets-and-what-bounds-each. */
+function commandBound (runs: RunResult[], name: keyof typeof COMMANDS, judged: Measurement, reference: Measurement, base: RunName): string | null {
   const parts: RunName[] = [...COMMANDS[name]]
   const rates = parts.map((part) => find(runs, part)?.rps ?? 0)
   if (rates.some((value) => value === 0)) return null
   const bound = 1 / rates.reduce((sum, value) => sum + 1 / value, 0)
-  return `its commands in sequence (${parts.join(' + ')}) bound it at ${rate(bound)}/s, ${fixed(bound / reference.rps)} × the reference; it reaches ${fixed(judged.rps / bound)} of that bound`
+  return `command bound (${parts.join(' + ')}) ${rate(bound)}/s = ${fixed(bound / reference.rps)} × ${base}, reached ${fixed(judged.rps / bound)}`
 }
 
-/** Issue 18's targets, then the earlier ones that still stand, judged on this run's figures. */
+/** Issue 18's targets, then the earlier ones that still stand (docs/benchmarks.md#targets-and-what-bounds-each). */
 export function evaluateTargets (runs: RunResult[], exported: ExportResult | null, imported: ImportResult | null): Target[] {
   const bulkFloor = find(runs, 'bulk-floor')
   // The bulk floor caps batch-1000, so bulk-floor ÷ update caps batch-1000 ÷ update.
-  const batchBound = (_: Measurement, update: Measurement): string | null => bulkFloor === undefined ? null : `at most bulk-floor ${rate(bulkFloor.rps)} ÷ update = ${fixed(bulkFloor.rps / update.rps)}`
-  const callBound = (name: keyof typeof COMMANDS) => (judged: Measurement, reference: Measurement) => commandBound(runs, name, judged, reference)
+  const batchBound: Bound = (_, update) => bulkFloor === undefined ? null : `at most bulk-floor ${rate(bulkFloor.rps)} ÷ update = ${fixed(bulkFloor.rps / update.rps)}`
+  const callBound = (name: keyof typeof COMMANDS): Bound => (judged, reference, base) => commandBound(runs, name, judged, reference, base)
   return [
     ...(['update', 'create', 'new-device', 'token'] as const).map((name) => ratioTarget(runs, name, 'db-floor', 0.6, 'req/s', callBound(name))),
     ratioTarget(runs, 'read', 'read-floor', 0.8, 'req/s', callBound('read')),
@@ -169,7 +168,7 @@ function memoryTarget (runs: RunResult[]): Target {
   if (peaks.length === 0) return { label, pass: null, detail: 'no scenario measured' }
   const peak = Math.max(...peaks)
   const peakMb = peak * 1024 * 1024 / 1e6
-  return { label, pass: peakMb < PEAK_RSS_TARGET_MB, detail: `${fixed(peak, 0)} MiB (${fixed(peakMb, 0)} MB), dist/server.js over the scenarios` }
+  return { label, pass: peakMb < PEAK_RSS_TARGET_MB, detail: `${fixed(peak, 0)} MiB (${fixed(peakMb, 0)} MB)` }
 }
 
 /** Single calls only: a batch call answers for its 100 or 1,000 items at once. */
@@ -199,7 +198,7 @@ function errorsTarget (runs: RunResult[]): Target {
 export function importLine ({ users, seconds, peakRssMib, insertFloor }: ImportResult): string {
   const floorRate = insertFloor.users / insertFloor.seconds
   return `${users.toLocaleString('en-US')} new users in ${fixed(seconds, 1)} s: ${rate(users / seconds)} profiles/s${mib(peakRssMib)}; ` +
-    `driver-only inserts of as many ${rate(floorRate)} profiles/s (import ÷ inserts ${fixed(users / seconds / floorRate)})`
+    `driver-only inserts ${rate(floorRate)} profiles/s (import ÷ inserts ${fixed(users / seconds / floorRate)})`
 }
 
 export function exportLine ({ profiles, seconds, peakRssMib, scan }: ExportResult): string {
@@ -215,7 +214,7 @@ export function actionNotes (runs: RunResult[]): string[] {
     if (expected === null) return []
     const total = Object.values(run.measurement.actions).reduce((sum, count) => sum + count, 0)
     const share = total === 0 ? 0 : (run.measurement.actions[expected] ?? 0) / total
-    return share >= 0.99 ? [] : [`${run.name}: only ${fixed(share * 100, 1)}% of the successful calls answered "${expected}" (${JSON.stringify(run.measurement.actions)})`]
+    return share >= 0.99 ? [] : [`${run.name}: only ${fixed(share * 100, 1)}% answered "${expected}" (${JSON.stringify(run.measurement.actions)})`]
   })
 }
 
@@ -249,14 +248,11 @@ function targetLines (targets: Target[]): string {
   return targets.map(({ label, pass, detail }) => `- **${pass === null ? 'N/A' : pass ? 'PASS' : 'MISS'}** ${label}: ${detail}`).join('\n')
 }
 
-const exportCommand = `node --max-old-space-size=${EXPORT_HEAP_MIB} dist/cli.js profiles export`
-const importCommand = 'node dist/cli.js --json profiles import'
-
 /** The export and import lines, when they ran. */
 function cliLines (report: BenchReport): string[] {
   return [
-    ...(report.export === null ? [] : [`Export (\`${exportCommand}\`): ${exportLine(report.export)}.`, '']),
-    ...(report.import === null ? [] : [`Import (\`${importCommand}\`): ${importLine(report.import)}; ${report.import.counts}.`, ''])
+    ...(report.export === null ? [] : [`Export: ${exportLine(report.export)}.`, '']),
+    ...(report.import === null ? [] : [`Import: ${importLine(report.import)}; ${report.import.counts}.`, ''])
   ]
 }
 
@@ -274,6 +270,8 @@ export function textReport (report: BenchReport): string {
     ...cliLines(report),
     targetLines(report.targets),
     ...noteLines(report.notes),
+    '',
+    'How to read it: docs/benchmarks.md',
     ''
   ].join('\n')
 }
@@ -282,7 +280,7 @@ export function textReport (report: BenchReport): string {
 export const GENERATED_START = '<!-- bench:start (written by `npm run bench -- --write-docs`: change scripts/bench/report.ts, not the lines up to bench:end) -->'
 export const GENERATED_END = '<!-- bench:end -->'
 
-/** The generated part of docs/benchmarks.md, markers included. */
+/** The generated part of docs/benchmarks.md, markers included; its links lead to the prose outside the markers. */
 export function generatedDocs (report: BenchReport, chartFile: string): string {
   const { machine, options } = report
   return [
@@ -290,26 +288,30 @@ export function generatedDocs (report: BenchReport, chartFile: string): string {
     '',
     `Last full run: ${report.date}, with \`${report.command}\`.`,
     '',
-    '| | |',
+    '| [setup](#setup) | |',
     '| --- | --- |',
     `| CPU | ${machine.cpu}, ${machine.cores} cores |`,
     `| memory | ${fixed(machine.memoryGb, 1)} GB |`,
     `| Node.js | ${machine.node} |`,
     `| database | ${machine.database} |`,
-    `| pool (\`maxPoolSize\`) of the server and of every floor | ${machine.poolSize} |`,
+    `| pool (\`maxPoolSize\`) | ${machine.poolSize} |`,
     `| load | ${options.connections} connections, ${options.durationSeconds} s per run, ${options.profiles.toLocaleString('en-US')} seeded profiles |`,
-    `| batch runs | ${options.batchConnections} concurrent calls (or bulk-floor loops), at least 30 s each |`,
-    `| 1-minute load average at start | ${fixed(machine.loadAverage)} |`,
-    `| findOne by \`_id\` on the seeded profiles (median of 5) | ${ms(machine.idLookupMs)} ms |`,
+    `| batch runs | ${options.batchConnections} connections |`,
+    `| load average at start | ${fixed(machine.loadAverage)} |`,
+    `| findOne by \`_id\` | ${ms(machine.idLookupMs)} ms |`,
     '',
-    `![Requests per second per scenario and reference point](${chartFile})`,
+    `![Requests per second per run](${chartFile})`,
     '',
     markdownTable(report.runs),
     '',
+    'See [what each row measures](#what-each-row-measures) and [the columns](#columns).',
+    '',
     ...cliLines(report),
-    `Seed check: ${report.seedCheck.unchanged} of ${report.seedCheck.sent} seeded bodies replayed before the runs were answered \`unchanged\`.`,
+    `[Seed check](#seed-check): ${report.seedCheck.unchanged} of ${report.seedCheck.sent} answered \`unchanged\`.`,
     '',
     '### Targets',
+    '',
+    'See [how each is judged and bounded](#targets-and-what-bounds-each).',
     '',
     targetLines(report.targets),
     ...noteLines(report.notes),

@@ -16,11 +16,7 @@ import {
 } from './account-rules.js'
 import { accessTokenView, apiKeyView, websiteView } from './account-views.js'
 
-/**
- * Who acts: an account token over HTTP, bound by its account, permissions,
- * websites and expiry; or the operator at the command line (token null),
- * bound by nothing but the account it names (any account when null).
- */
+/** An account token over HTTP, or the command line's operator (token null; any account when accountId is null). */
 export interface Actor {
   accountId: string | null
   token: AccountToken | null
@@ -34,12 +30,7 @@ export interface AccountAdminStore {
   credentials: CredentialsRepository
 }
 
-/**
- * Websites, website keys and account tokens as the Account API and the
- * command line manage them: the one place that decides who may see and
- * change what. Anything the actor may not see is "does not exist", the
- * same answer as an unknown id.
- */
+/** The one place that decides who may see and change what; what the actor may not see "does not exist", like an unknown id. */
 export class AccountAdmin {
   constructor (private readonly store: AccountAdminStore, private readonly maxTokensPerAccount: number) {}
 
@@ -89,13 +80,7 @@ export class AccountAdmin {
     return tokens.filter((token) => maySee(actor, token)).map(accessTokenView)
   }
 
-  /**
-   * The cap is checked after the insert: a create that then counts too many
-   * active tokens takes its own back before anyone has seen its secret. Of
-   * the tokens that stay, the last to count saw all the others, so they
-   * never pass the cap, however the creates interleave; creates racing for
-   * the last places may all be refused.
-   */
+  /** Cap checked after the insert, so racing creates never pass it (docs/api.md#account-api-token-cap). */
   async createAccessToken (actor: Actor, input: AccessTokenInput): Promise<{ accessToken: AccessTokenView, token: string }> {
     const accountId = accountOf(actor)
     if (actor.token !== null) checkGrant(actor.token, input)
@@ -119,7 +104,6 @@ export class AccountAdmin {
     return accessTokenView(revoked)
   }
 
-  /** A website the actor may act on, else "does not exist". */
   private async website (actor: Actor, websiteId: string): Promise<Website> {
     const website = await this.store.websites.findWebsite(websiteId)
     if (website === null || !mayActOn(actor, website)) throw websiteNotFound(websiteId)
@@ -142,11 +126,7 @@ function mayActOn (actor: Actor, website: Website): boolean {
   return actor.token === null || allowsWebsite(actor.token, website.id)
 }
 
-/**
- * A token limited to some websites sees only the tokens limited to some of
- * those (itself among them); a token for every website sees every token of
- * its account.
- */
+/** A token limited to some websites sees only tokens limited to some of those; an unlimited one sees its whole account. */
 function maySee (actor: Actor, token: AccountTokenRecord): boolean {
   if (actor.accountId !== null && token.accountId !== actor.accountId) return false
   const limits = actor.token?.websiteIds ?? []

@@ -5,10 +5,7 @@ import { conflict, forbidden, invalid, notFound } from './errors.js'
 import { canonicalObjectId } from './ids.js'
 import { isStorableString } from './metadata.js'
 
-/*
- * The rules of the Account API and of the command line's websites, keys and
- * tokens commands: one check per field, each with the message both show.
- */
+// The Account API's and the command line's rules: one check per field, each with the message both show.
 
 export const NAME_MAX_LENGTH = 100
 /** A label: not only white space, no NUL (checkName also refuses unpaired surrogates). */
@@ -19,7 +16,6 @@ export const DOMAIN_PATTERN = '^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:
 /** A day, or a day and a time with its zone: without a zone the expiry would depend on the machine that parsed it. */
 export const EXPIRES_AT_PATTERN = '^\\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\\d|3[01])' +
   '(?:T(?:[01]\\d|2[0-3]):[0-5]\\d(?::[0-5]\\d(?:\\.\\d+)?)?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d))?$'
-/** The longest website allow-list of one token. */
 export const MAX_TOKEN_WEBSITES = 100
 
 const nameShape = new RegExp(NAME_PATTERN)
@@ -65,7 +61,6 @@ export function checkDomain (value: unknown): string {
   return value.toLowerCase()
 }
 
-/** A label, stored trimmed. */
 export function checkName (value: unknown): string {
   // Characters are code points, as JSON Schema's maxLength counts them.
   if (typeof value !== 'string' || !nameShape.test(value) || !isStorableString(value) || Array.from(value).length > NAME_MAX_LENGTH) {
@@ -88,7 +83,6 @@ export function checkExpiresAt (value: unknown, now = Date.now()): Date {
   return date
 }
 
-/** Website ids in lowercase, without repeats. */
 export function checkWebsiteIds (value: unknown): string[] {
   if (!Array.isArray(value) || value.length > MAX_TOKEN_WEBSITES) throw invalid(accountFieldRules.websiteIds)
   const ids = value.map((item) => typeof item === 'string' ? canonicalObjectId(item) : null)
@@ -106,7 +100,6 @@ function checkBoolean (value: unknown, field: string): boolean {
   return value
 }
 
-/** An id of a path, in lowercase. */
 export function checkId (value: unknown): string {
   const id = typeof value === 'string' ? canonicalObjectId(value) : null
   if (id === null) throw invalid(accountFieldRules.id)
@@ -164,10 +157,7 @@ export function allowsWebsite (token: AccountToken, websiteId: string): boolean 
   return token.websiteIds.length === 0 || token.websiteIds.includes(websiteId)
 }
 
-/**
- * A token never makes one wider than itself: each permission granted by its
- * own, websites inside its allow-list, an expiry no later than its own.
- */
+/** A token never makes one wider than itself: permissions, websites and expiry within its own. */
 export function checkGrant (creator: AccountToken, wanted: AccessTokenInput): void {
   const exceeding = wanted.permissions.find((permission) => !grants(creator.permissions, permission))
   if (exceeding !== undefined) throw forbidden(`permission ${quote(exceeding)} exceeds this token's own permissions`)

@@ -2,10 +2,7 @@ import type { AccountTokenRecord, WebsiteKeyRecord } from '../storage/repositori
 import type { Website } from '../storage/repositories/websites.js'
 import type { AccessTokenView, ApiKeyView, WebsiteView } from '../schemas/admin.js'
 
-/*
- * The one shape of each thing the Account API and the command line's --json
- * show: never a secret, never a hash, dates as ISO 8601 strings.
- */
+// What the Account API and the command line's --json show: never a secret or a hash (docs/api.md#account-api-shapes).
 
 const isoOrNull = (date: Date | null): string | null => date === null ? null : date.toISOString()
 

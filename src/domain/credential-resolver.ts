@@ -6,7 +6,6 @@ import { forbidden, invalid, notFound, unauthenticated } from './errors.js'
 import { fieldRules } from './identify.js'
 import { canonicalObjectId } from './ids.js'
 
-/** Where credentials and websites are read from: the repositories, or anything that answers the same. */
 export interface CredentialSources {
   findWebsiteKey: (hash: string) => Promise<WebsiteKey | null>
   findAccountToken: (hash: string) => Promise<AccountToken | null>
@@ -18,7 +17,6 @@ export interface CredentialRef {
   id: string
 }
 
-/** Who calls a website route: the website the call acts on, and the credential that proved it. */
 export interface WebsiteCaller {
   website: Website
   credential: CredentialRef
@@ -31,7 +29,6 @@ export interface AccountCaller {
   token: AccountToken
 }
 
-/** What a website route asks of its caller. */
 export interface WebsiteAccess {
   /** A dft_ token needs one of these (`*` grants all); a df_ key may do everything on its website. */
   permissions: readonly string[]
@@ -62,16 +59,11 @@ function isActive (token: AccountToken): boolean {
 
 const needs = (permissions: readonly string[]) => `This token lacks the ${permissions.join(' or ')} permission`
 
-/**
- * Turns an Authorization header (and a websiteId) into a caller, in the
- * order of the authentication rules of docs/api.md, with short-lived caches
- * in front of the database.
- */
+/** In the order of docs/api.md#authentication-checks, with the caches of docs/api.md#credential-cache. */
 export class CredentialResolver {
   private readonly keys
   private readonly tokens
   private readonly websites
-  /** Changes heard so far (forget, forgetAll). */
   private changes = 0
 
   constructor (private readonly sources: CredentialSources, cacheTtlMs: number) {
@@ -151,11 +143,7 @@ export class CredentialResolver {
     return { kind: parsed.credential.kind, hash: hashSecret(parsed.credential.secret) }
   }
 
-  /**
-   * A cache hit, else the source. Misses are not cached: a key or a website
-   * created a moment ago must work at once. Nor is what was read while a
-   * change arrived: the read may predate the change it announces.
-   */
+  /** Misses are not cached (a new key must work at once), nor a read made while a change arrived: it may predate the change. */
   private async readThrough<T extends object> (cache: LRUCache<string, T> | null, id: string, load: (id: string) => Promise<T | null>): Promise<T | null> {
     const hit = cache?.get(id)
     if (hit !== undefined) return hit

@@ -33,11 +33,7 @@ export type BearerParse =
   | { ok: true, credential: PresentedCredential }
   | { ok: false, reason: string }
 
-/**
- * Reads an Authorization header value. A credential with a known prefix but
- * the wrong shape is returned as presented: it cannot match any stored hash,
- * so the lookup answers "unknown" like for any other wrong key.
- */
+/** A known prefix with the wrong shape is still returned: it matches no stored hash, so it is "unknown" like any wrong key. */
 export function parseBearer (header: string | undefined): BearerParse {
   if (header === undefined || header.trim() === '') return { ok: false, reason: 'Missing Authorization header: send "Authorization: Bearer <key>"' }
   const match = /^\s*(\S+)(?:\s+(\S*))?\s*$/.exec(header)
@@ -62,7 +58,6 @@ export const DATAFAST_PERMISSIONS = [
 export const IDENTIFY_WRITE = 'identify:write'
 export const IDENTIFY_READ = 'identify:read'
 export const IDENTIFY_DELETE = 'identify:delete'
-/** Grants every permission. */
 export const ALL_PERMISSIONS = '*'
 export const KNOWN_PERMISSIONS: readonly string[] = [...DATAFAST_PERMISSIONS, IDENTIFY_READ, IDENTIFY_DELETE, ALL_PERMISSIONS]
 /** Reading a profile: this service's own permission, or DataFast's analytics reader. */
@@ -70,7 +65,6 @@ export const PROFILE_READ_PERMISSIONS: readonly string[] = [IDENTIFY_READ, 'anal
 
 const known = new Set(KNOWN_PERMISSIONS)
 
-/** A non-empty list of known permissions, without repeats; an unknown one is named. */
 export function checkPermissions (permissions: readonly string[]): string[] {
   if (permissions.length === 0) throw invalid('permissions must name at least one permission')
   const unknown = permissions.find((permission) => !known.has(permission))
@@ -84,7 +78,6 @@ export function grants (permissions: readonly string[], needed: string): boolean
   return permissions.includes(needed) || permissions.includes(ALL_PERMISSIONS)
 }
 
-/** Whether the permissions grant at least one of those needed. */
 export function grantsAny (permissions: readonly string[], needed: readonly string[]): boolean {
   return needed.some((permission) => grants(permissions, permission))
 }

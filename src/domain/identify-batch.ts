@@ -5,7 +5,6 @@ import type { ProfileLimits } from './metadata.js'
 
 export type { BatchOutcome }
 
-/** What storing one checked item did to its profile. */
 export interface ProfileOutcome {
   profileId: string
   created: boolean
@@ -41,11 +40,7 @@ export interface CheckedBatch {
   valid: Array<{ index: number, entry: IdentifyInput }>
 }
 
-/**
- * Identifies every valid item as if each were sent alone, in order
- * (docs/api.md#batch-identify-semantics): each item is checked as a single
- * identify body, and the valid ones are stored together in bulk.
- */
+/** Each item as if sent alone, in order, the valid ones stored together in bulk (docs/api.md#batch-identify-semantics). */
 export async function identifyBatch (profiles: BatchProfileStore, input: BatchInput, rules: IdentifyRules): Promise<BatchOutcome> {
   return await storeCheckedBatch(profiles, input, checkBatchItems(input.items, rules), rules.limits)
 }

@@ -1,4 +1,6 @@
+import type { IdentifyAction } from '../schemas/identify.js'
 import { invalid } from './errors.js'
+import type { ProfileOutcome } from './identify-batch.js'
 import { canonicalUuid } from './ids.js'
 import { checkFieldName, checkMetadata, isStorableString, quoteKey, type Metadata, type MetadataChange, type MetadataLimits } from './metadata.js'
 
@@ -102,4 +104,34 @@ const isObject = (value: unknown): value is Metadata => typeof value === 'object
 /** Parses USER_ID_DENYLIST: comma-separated, compared trimmed and in lowercase. */
 export function parseUserIdDenylist (text: string): ReadonlySet<string> {
   return new Set(text.split(',').map((word) => word.trim().toLowerCase()).filter((word) => word !== ''))
+}
+
+/** One call's merge into its profile, as ProfilesRepository.upsertProfile takes it. */
+export interface ProfileUpsert {
+  websiteId: string
+  userId: string
+  visitorId: string
+  metadata: Metadata
+  setOnce: Metadata
+  unset: readonly string[]
+  limits: MetadataLimits
+}
+
+/** The storage one identify call needs: ProfilesRepository.upsertProfile. */
+export interface IdentifyProfileStore {
+  upsertProfile: (input: ProfileUpsert) => Promise<ProfileOutcome>
+}
+
+/** What identify did, and to which profile (null when skipped). */
+export interface IdentifyOutcome {
+  action: IdentifyAction
+  profileId: string | null
+}
+
+/** One identify call (docs/api.md#identify): a cookieless website stores nothing. */
+export async function identify (profiles: IdentifyProfileStore, website: { id: string, cookieless: boolean }, input: IdentifyInput, rules: IdentifyRules): Promise<IdentifyOutcome> {
+  if (website.cookieless) return { action: 'skipped', profileId: null }
+  const { userId, visitorId, change } = input
+  const stored = await profiles.upsertProfile({ websiteId: website.id, userId, visitorId, metadata: change.set, setOnce: change.setOnce, unset: change.unset, limits: rules.limits })
+  return { action: stored.created ? 'created' : stored.changed ? 'updated' : 'unchanged', profileId: stored.profileId }
 }

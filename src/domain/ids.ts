@@ -1,7 +1,6 @@
 export const OBJECT_ID_PATTERN = '^[0-9a-fA-F]{24}$'
 const objectIdShape = new RegExp(OBJECT_ID_PATTERN)
 
-/** An id in its canonical lowercase form, or null when it is not 24 hex characters. */
 export function canonicalObjectId (value: string): string | null {
   return objectIdShape.test(value) ? value.toLowerCase() : null
 }
@@ -9,7 +8,6 @@ export function canonicalObjectId (value: string): string | null {
 export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
 const uuidShape = new RegExp(UUID_PATTERN)
 
-/** A UUID in its canonical lowercase form, or null when it is not in the 8-4-4-4-12 hex form. */
 export function canonicalUuid (value: string): string | null {
   return uuidShape.test(value) ? value.toLowerCase() : null
 }

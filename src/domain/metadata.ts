@@ -4,11 +4,10 @@ import { conflict, invalid } from './errors.js'
 export type Metadata = Record<string, unknown>
 
 export interface MetadataLimits extends ProfileLimits {
-  /** Most metadata fields in one request. */
   maxFields: number
-  /** Largest metadata of one request, as UTF-8 JSON. */
+  /** As UTF-8 JSON. */
   maxBytes: number
-  /** Deepest nesting of objects and arrays inside one field's value, the value itself being level 1. */
+  /** Inside one field's value, the value itself being level 1. */
   maxDepth: number
 }
 
@@ -18,13 +17,11 @@ export const FORBIDDEN_KEYS: readonly string[] = ['__proto__', 'constructor', 'p
 const forbiddenKeys = new Set(FORBIDDEN_KEYS)
 const placeholderWords = new Set(['undefined', 'null'])
 
-// The key rules as patterns, stated by the body schema and applied by checkKey.
 const NUL = '\\u0000'
 /** White space as JavaScript and Go define it: a top-level name becomes an update path, refused with it at an edge (docs/api.md#white-space-around-field-names). */
 const EDGE_SPACE = '\\s\\u0085'
 /** A key at any depth: no "$" first (an operator), no "." (a path), no NUL. */
 export const KEY_PATTERN = `^[^$.${NUL}][^.${NUL}]*$`
-/** A top-level field name: a key that neither starts nor ends with white space. */
 export const FIELD_NAME_PATTERN = `^[^$.${EDGE_SPACE}${NUL}](?:[^.${NUL}]*[^.${EDGE_SPACE}${NUL}])?$`
 /** A string value: no NUL (docs/api.md#nul-and-unpaired-surrogates); unpaired surrogates only checkKey and checkValue can name. */
 export const STORABLE_STRING_PATTERN = `^[^${NUL}]*$`
@@ -40,10 +37,7 @@ export function isPlaceholder (value: unknown): boolean {
   return trimmed === '' || trimmed.split(/\s+/).every((word) => placeholderWords.has(word))
 }
 
-/**
- * A string every MongoDB-compatible engine stores exactly as sent: no NUL
- * and no unpaired surrogate (it cannot be UTF-8).
- */
+/** What every MongoDB-compatible engine stores exactly as sent: no NUL, no unpaired surrogate (not UTF-8). */
 export function isStorableString (value: string): boolean {
   return !value.includes('\0') && !unpairedSurrogate.test(value)
 }
@@ -65,12 +59,10 @@ function checkKey (key: string, path: string): void {
   if (!(path === '' ? fieldNameShape : keyShape).test(key)) throw invalid(`${where} ${quoteKey(key)} ${brokenShapeRule(key)}`)
 }
 
-/** The rules of a top-level field name, as `$unset` names it. */
 export function checkFieldName (name: string): void {
   checkKey(name, '')
 }
 
-/** Which part of KEY_PATTERN or FIELD_NAME_PATTERN a key broke. */
 function brokenShapeRule (key: string): string {
   if (key.startsWith('$')) return 'must not start with "$"'
   if (key.includes('.')) return 'must not contain "."'
@@ -103,11 +95,7 @@ function checkValue (value: unknown, path: string, depth: number, maxDepth: numb
   }
 }
 
-/**
- * Applies every metadata rule (docs/api.md#identify-metadata-field-names and after) to the fields of one request
- * and returns the fields to store: the placeholders are dropped, since they
- * may neither be stored nor overwrite a stored value.
- */
+/** Every metadata rule (docs/api.md#identify-metadata-field-names on); returns the fields to store, placeholders dropped (docs/api.md#identify-placeholders). */
 export function checkMetadata (metadata: Metadata, limits: MetadataLimits): Metadata {
   const names = Object.keys(metadata)
   if (names.length > limits.maxFields) {
@@ -129,30 +117,24 @@ export function checkMetadata (metadata: Metadata, limits: MetadataLimits): Meta
 }
 
 export interface ProfileLimits {
-  /** Most metadata fields one profile holds after merging. */
   profileMaxFields: number
-  /** Largest metadata of one profile after merging, as BSON, the form it is stored in. */
+  /** As BSON, the form it is stored in. */
   profileMaxBytes: number
 }
 
 /** What one identify body does to a profile's metadata (docs/api.md#identify-operators). */
 export interface MetadataChange {
-  /** Plain fields: stored over the stored values. */
   set: Metadata
-  /** `$set_once` fields: stored only where the profile lacks the field. */
   setOnce: Metadata
-  /** `$unset` names: removed. */
   unset: readonly string[]
 }
 
 export interface MergePlan {
-  /** Whether the stored metadata would change. */
   changed: boolean
-  /** The metadata after the change. */
   merged: Metadata
-  /** The fields to write when it changes: every plain field sent and each once-field the profile lacked. */
+  /** Every plain field sent and each once-field the profile lacked. */
   set: Metadata
-  /** The fields to remove when it changes: every name sent, so that concurrent writes end in the state of some serial order. */
+  /** Every name sent, so that concurrent writes end in the state of some serial order. */
   unset: readonly string[]
 }
 
@@ -161,14 +143,7 @@ export function checkProfileLimits (change: MetadataChange, limits: ProfileLimit
   return planMerge({}, change, limits).merged
 }
 
-/**
- * Applies a change to the stored fields (a shallow merge of the plain fields,
- * the once-fields the profile lacks, the removals): whether anything would
- * change, after checking that the profile stays within its limits (a conflict
- * with the stored state, not a bad request, when it would not). A call that
- * adds nothing and grows nothing is never refused, so a profile that is over
- * a limit (a lowered setting) still takes its other calls.
- */
+/** Over a limit is a 409, yet a call that adds and grows nothing is never refused (docs/api.md#identify-profile-limits). */
 export function planMerge (stored: Metadata, change: MetadataChange, limits: ProfileLimits): MergePlan {
   const set: Metadata = { ...change.set }
   for (const [name, value] of Object.entries(change.setOnce)) {

@@ -2,12 +2,7 @@ import ipaddr from 'ipaddr.js'
 import { LRUCache } from 'lru-cache'
 import type { SharedRedis } from '../plugins/external/redis.js'
 
-/**
- * What failed authentications count against: an IPv6 address by its /64
- * (one subscriber's network, so rotating addresses inside it does not
- * escape the lockout), an IPv4 address (also written as IPv4-mapped IPv6)
- * as it is.
- */
+/** IPv6 counts by its /64 (one subscriber's network), so rotating inside it does not escape the lockout; IPv4 (mapped too) as is. */
 export function addressKey (ip: string): string {
   if (!ipaddr.isValid(ip)) return ip
   const address = ipaddr.process(ip)
@@ -23,15 +18,10 @@ return n`
 
 export interface FailureCount {
   count: number
-  /** Until the window of these failures ends. */
   remainingMs: number
 }
 
-/**
- * Failed authentications per client address, in fixed windows: in Redis
- * for the fleet when there is one, and always in this process's memory too,
- * which answers while Redis is down.
- */
+/** Fixed windows, in Redis for the fleet and always in memory too, which answers while Redis is down. */
 export class AuthFailures {
   private readonly local: LRUCache<string, { count: number }>
 

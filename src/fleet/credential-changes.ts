@@ -22,11 +22,7 @@ export async function publishOn (client: Redis, change: CredentialChange): Promi
   await client.publish(CREDENTIAL_CHANGES_CHANNEL, JSON.stringify({ kind: change.kind, id: change.id }))
 }
 
-/**
- * For a process without the app (the CLI): publishes one change and
- * disconnects. Never throws: the change is already in the database, and
- * without Redis the replicas see it within AUTH_CACHE_TTL_MS anyway.
- */
+/** For the CLI. Never throws: the change is already stored, and replicas see it within AUTH_CACHE_TTL_MS anyway. */
 export async function publishCredentialChange (redisUrl: string, change: CredentialChange): Promise<'published' | 'no-redis' | 'unreachable'> {
   if (redisUrl === '') return 'no-redis'
   const client = createRedisClient(redisUrl, { retryStrategy: () => null, lazyConnect: true })
@@ -42,16 +38,9 @@ export async function publishCredentialChange (redisUrl: string, change: Credent
   }
 }
 
-/**
- * Calls `onChange` for every change published by any replica or the CLI, on
- * a connection of its own (a subscribed connection takes no other command).
- * Changes published while it is not subscribed are missed, so `onMissed`
- * runs when the connection drops and again once a new connection's SUBSCRIBE
- * is acknowledged: only from then on is every change heard, and anything
- * cached before may be stale.
- */
+/** `onMissed` runs on each drop and after each acknowledged SUBSCRIBE (docs/scaling.md#what-each-replica-keeps-and-what-the-fleet-shares). */
 export function subscribeToCredentialChanges (client: Redis, onChange: (change: CredentialChange) => void, onMissed: () => void): Redis {
-  // Subscribed here on each connection, not by ioredis before 'ready', so that the acknowledgement is seen.
+  // Own connection (a subscribed one takes no other command); subscribed here, not by ioredis, so the acknowledgement is seen.
   const subscriber = client.duplicate({ autoResubscribe: false })
   subscriber.on('error', () => { /* the shared client's listener reports outages once */ })
   let subscribed = false

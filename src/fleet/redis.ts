@@ -3,14 +3,9 @@ import { Redis, type RedisOptions } from 'ioredis'
 /** Short deadlines: a slow or absent Redis costs a call at most this much before it falls back to memory. */
 export const REDIS_TIMEOUT_MS = 500
 
-/** While the breaker is open (src/plugins/external/redis.ts), how often a background PING asks whether Redis answers again. */
 export const REDIS_PROBE_INTERVAL_MS = 1000
 
-/**
- * A Redis client that never makes a caller wait for an outage: commands fail
- * at once while it is disconnected (no offline queue, no retries), and it
- * reconnects by itself, at most every 2 s. Attach an 'error' listener.
- */
+/** Never makes a caller wait for an outage: no offline queue, no retries, reconnects by itself. Attach an 'error' listener. */
 export function createRedisClient (url: string, overrides: RedisOptions = {}): Redis {
   return new Redis(url, {
     connectTimeout: REDIS_TIMEOUT_MS,

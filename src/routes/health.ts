@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { checkDatabase } from '../storage/database.js'
-import { ApiError, RETRY_AFTER_SECONDS } from '../errors.js'
+import { unavailable } from '../domain/errors.js'
 import { ErrorEnvelope } from '../schemas/errors.js'
 
 const Healthy = Type.Object({ status: Type.Literal('ok') })
@@ -20,7 +20,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     } catch (error) {
       // Whatever the reason (unreachable, unauthorized, shutting down), this process cannot serve.
       request.log.warn({ err: { type: (error as Error).name } }, 'database check failed')
-      throw new ApiError(503, 'The database does not answer', { 'retry-after': RETRY_AFTER_SECONDS })
+      throw unavailable('The database does not answer')
     }
     return { status: 'ok' as const }
   })

@@ -91,7 +91,6 @@ export const ADMIN_ACTIONS = [
 ] as const
 export type AdminAction = typeof ADMIN_ACTIONS[number]
 
-/** The success envelope around a route's data. */
 function success<T extends TSchema> (data: T) {
   return Type.Object({ status: Type.Literal('success'), data }, { additionalProperties: false })
 }

@@ -3,10 +3,7 @@ import type { IdentifyRules } from '../domain/identify.js'
 import { OBJECT_ID_PATTERN } from '../domain/ids.js'
 import { identifyBodySchema, IdentifyAction } from './identify.js'
 
-/**
- * The batch body: each item an identify body (the route checks the envelope, the domain each item).
- * An item is stated as "an identify body, or anything": a bad item is an error result in a 200, not a 400.
- */
+/** An item is "an identify body, or anything": a bad item is an error result in a 200, not a 400. */
 export function identifyBatchBodySchema (rules: IdentifyRules, maxItems: number) {
   return Type.Object({
     items: Type.Array(Type.Union([identifyBodySchema(rules), Type.Unknown({ description: 'anything else: refused as an error result of its own' })]), {

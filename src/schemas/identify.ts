@@ -28,13 +28,7 @@ function metadataValue (levels: number): TSchema {
   return Type.Union([...scalars, Type.Array(Type.Union(items)), metadataObject(levels - 1)])
 }
 
-/**
- * The identify body, with every metadata rule that JSON Schema can state, so
- * that the OpenAPI document tells clients the truth. The 32 KiB and the
- * per-profile limits cannot be stated. The route validates bodies with the
- * domain's checkIdentifyBody, which applies these rules and more, each with
- * its message.
- */
+/** Every rule JSON Schema can state, so OpenAPI tells the truth; the route checks with the domain's checkIdentifyBody, which adds the byte and profile limits. */
 export function identifyBodySchema ({ limits, userIdDenylist }: IdentifyRules) {
   const denied = [...userIdDenylist]
   return Type.Object({

@@ -3,11 +3,7 @@ import { fieldRules, USER_ID_MAX_LENGTH, USER_ID_PATTERN } from '../domain/ident
 import { OBJECT_ID_PATTERN, UUID_PATTERN } from '../domain/ids.js'
 import { CURSOR_PATTERN, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, profileRules } from '../domain/profiles.js'
 
-/*
- * The profile routes' parameters and answers. The parameters are checked by
- * the domain (src/domain/profiles.ts), which names the broken rule; these
- * schemas state the same rules for OpenAPI and fuzzers.
- */
+// src/domain/profiles.ts checks the parameters, naming the broken rule; these state the same rules for OpenAPI and fuzzers.
 
 const ObjectIdString = (description: string) => Type.String({ pattern: OBJECT_ID_PATTERN, description })
 /** A Date in code, an ISO 8601 string on the wire (the serializer calls toISOString). */

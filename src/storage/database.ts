@@ -6,12 +6,7 @@ export interface Database {
   db: Db
 }
 
-/**
- * Connects with short timeouts so that an unreachable database fails a
- * request within seconds (a 503) instead of after the driver's 30 s default.
- * The server, the command line and the benchmarks all connect through here,
- * so they share one set of connection settings.
- */
+/** Short timeouts: an unreachable database is a 503 within seconds, not after the driver's 30 s (docs/internals.md#database-connection). */
 export async function connectDatabase (url: string, timeoutMs: number): Promise<Database> {
   const client = new MongoClient(url, {
     serverSelectionTimeoutMS: timeoutMs,
@@ -23,14 +18,9 @@ export async function connectDatabase (url: string, timeoutMs: number): Promise<
   return { client, db: client.db(databaseNameOf(url)) }
 }
 
-/** A collection that nothing writes: readiness finds nothing in it. */
 const READINESS_COLLECTION = 'readiness'
 
-/**
- * A round trip to where the data lives, for readiness. DocumentDB's gateway
- * answers `ping` itself, even while its PostgreSQL is down; a find goes
- * through to PostgreSQL, and on MongoDB costs no more than a ping.
- */
+/** A find on an empty collection, not `ping`, which DocumentDB's gateway answers while PostgreSQL is down (docs/documentdb.md#where-documentdb-differs-from-mongodb-and-what-the-service-does). */
 export async function checkDatabase (db: Db): Promise<void> {
   await db.collection(READINESS_COLLECTION).findOne({})
 }

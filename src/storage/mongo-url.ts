@@ -1,9 +1,7 @@
 import { ConnectionString } from 'mongodb-connection-string-url'
 
-/** The database used when MONGO_URL's path names none. */
 export const DEFAULT_DATABASE_NAME = 'identify'
 
-/** The database named in the connection string's path, or `identify` when the path names none. */
 export function databaseNameOf (url: string): string {
   const name = decodeURIComponent(new ConnectionString(url).pathname.slice(1))
   return name === '' ? DEFAULT_DATABASE_NAME : name

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { AuthFailures } from '../../fleet/auth-failures.js'
 import { publishOn, subscribeToCredentialChanges } from '../../fleet/credential-changes.js'
-import { DomainError } from '../../domain/errors.js'
+import { DomainError, tooMany } from '../../domain/errors.js'
 import {
   CredentialResolver,
   type AccountCaller,
@@ -11,9 +11,14 @@ import {
   type WebsiteAccess,
   type WebsiteCaller
 } from '../../domain/credential-resolver.js'
-import { ApiError } from '../../errors.js'
 
 type AuthHook = (request: FastifyRequest) => Promise<void>
+
+/** A route's authentication: its onRequest hook, and the caller that hook resolved, typed as present. */
+export interface Authentication<Caller> {
+  onRequest: AuthHook
+  caller: (request: FastifyRequest) => Caller
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -22,25 +27,25 @@ declare module 'fastify' {
      * using what it cached about the credential or website at once.
      */
     invalidateCredential: (change: CredentialChange) => Promise<void>
-    /** An onRequest hook for a website route: resolves the caller before the body is read, so strangers learn nothing of the schema. */
-    authenticate: (access: WebsiteAccess) => AuthHook
-    /** An onRequest hook for an account route: a dft_ token holding the permission. */
-    authenticateAccount: (permission: string) => AuthHook
+    /** A website route's authentication: resolves the caller before the body is read, so strangers learn nothing of the schema. */
+    authenticate: (access: WebsiteAccess) => Authentication<WebsiteCaller>
+    /** An account route's authentication: a dft_ token holding the permission. */
+    authenticateAccount: (permission: string) => Authentication<AccountCaller>
   }
   interface FastifyRequest {
-    /** Set wherever `authenticate` ran (null elsewhere). */
-    caller: WebsiteCaller
-    /** Set wherever `authenticateAccount` ran (null elsewhere). */
-    accountCaller: AccountCaller
+    /** The website caller, once `authenticate` resolved it; null before, and on every other route. */
+    caller: WebsiteCaller | null
+    /** The account caller, once `authenticateAccount` resolved it; null before, and on every other route. */
+    accountCaller: AccountCaller | null
+    /** The credential either hook resolved, whichever ran; null before or without authentication. */
+    credential: CredentialRef | null
   }
 }
 
-/** The credential a request was authenticated with, on any route; null before or without authentication. */
-export function credentialOf (request: FastifyRequest): CredentialRef | null {
-  // Both decorations start as null: routes without authentication never set them.
-  const caller = request.caller as WebsiteCaller | null
-  const accountCaller = request.accountCaller as AccountCaller | null
-  return caller?.credential ?? accountCaller?.credential ?? null
+/** What a hook set; only a route whose onRequest is not that hook finds nothing, a bug. */
+function resolved<Caller> (caller: Caller | null): Caller {
+  if (caller === null) throw new Error('The route reads a caller its onRequest hook did not resolve')
+  return caller
 }
 
 /**
@@ -65,7 +70,7 @@ export default fp(async (fastify) => {
       const failed = await failures.count(request.ip)
       if (failed.count >= AUTH_FAILURE_MAX) {
         const retryAfter = Math.max(1, Math.ceil(failed.remainingMs / 1000))
-        throw new ApiError(429, 'Too many failed authentications from this address; try again later', { 'retry-after': String(retryAfter) })
+        throw tooMany('Too many failed authentications from this address; try again later', retryAfter)
       }
     }
     try {
@@ -92,17 +97,26 @@ export default fp(async (fastify) => {
       fastify.log.warn({ err: error, change }, 'Could not tell the other replicas of a change; they see it within AUTH_CACHE_TTL_MS')
     }
   })
-  fastify.decorateRequest<WebsiteCaller | null>('caller', null)
-  fastify.decorateRequest<AccountCaller | null>('accountCaller', null)
-  fastify.decorate('authenticate', (access: WebsiteAccess): AuthHook => async (request) => {
-    await throttled(request, async () => {
-      const { websiteId } = request.query as Record<string, unknown>
-      request.caller = await resolver.resolveWebsiteCaller(request.headers.authorization, websiteId, access)
-    })
-  })
-  fastify.decorate('authenticateAccount', (permission: string): AuthHook => async (request) => {
-    await throttled(request, async () => {
-      request.accountCaller = await resolver.resolveAccountCaller(request.headers.authorization, permission)
-    })
-  })
+  fastify.decorateRequest('caller', null)
+  fastify.decorateRequest('accountCaller', null)
+  fastify.decorateRequest('credential', null)
+  fastify.decorate('authenticate', (access: WebsiteAccess): Authentication<WebsiteCaller> => ({
+    onRequest: async (request) => {
+      await throttled(request, async () => {
+        const { websiteId } = request.query as Record<string, unknown>
+        request.caller = await resolver.resolveWebsiteCaller(request.headers.authorization, websiteId, access)
+        request.credential = request.caller.credential
+      })
+    },
+    caller: (request) => resolved(request.caller)
+  }))
+  fastify.decorate('authenticateAccount', (permission: string): Authentication<AccountCaller> => ({
+    onRequest: async (request) => {
+      await throttled(request, async () => {
+        request.accountCaller = await resolver.resolveAccountCaller(request.headers.authorization, permission)
+        request.credential = request.accountCaller.credential
+      })
+    },
+    caller: (request) => resolved(request.accountCaller)
+  }))
 }, { name: 'auth', dependencies: ['repositories', 'redis'] })

@@ -1,11 +1,11 @@
-import fp from 'fastify-plugin'
 import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 import { MongoError } from 'mongodb'
-import { DomainError, type DomainErrorKind } from '../../domain/errors.js'
-import { ApiError, RETRY_AFTER_SECONDS } from '../../errors.js'
+import { DomainError, RETRY_AFTER_SECONDS, type DomainErrorKind } from '../../domain/errors.js'
 import { ContendedError, isDatabaseUnavailable } from '../../storage/mongo-errors.js'
-import type { ErrorEnvelope } from '../../schemas/errors.js'
+import { PATH_PARAMETER_TOO_LONG, type ErrorEnvelope } from '../../schemas/errors.js'
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 
@@ -16,7 +16,11 @@ const statusOf: Record<DomainErrorKind, number> = {
   unauthenticated: 401,
   forbidden: 403,
   'not-found': 404,
-  conflict: 409
+  conflict: 409,
+  unsupported: 415,
+  'too-many': 429,
+  unavailable: 503,
+  contended: 503
 }
 
 export function errorEnvelope (code: number, message: string): ErrorEnvelope {
@@ -38,6 +42,12 @@ function describeValidation (issue: ValidationIssue | undefined, context: string
   return `${field} ${issue.message ?? 'is invalid'}`
 }
 
+/** A domain error under its kind's status; a passing condition says when to try again. */
+function sendDomainError (reply: FastifyReply, error: DomainError): FastifyReply {
+  const headers: Record<string, string> = error.retryAfterSeconds === null ? {} : { 'retry-after': String(error.retryAfterSeconds) }
+  return sendError(reply, statusOf[error.kind], error.message, headers)
+}
+
 /** The one error envelope, for every error of every route and for unknown routes. */
 export default fp(async (fastify) => {
   /** 404, or 405 with Allow for a known path asked with another method. */
@@ -53,22 +63,21 @@ export default fp(async (fastify) => {
   fastify.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     // An unknown route stays a 404 (or 405) even when its body could not be parsed.
     if (request.is404) return routeNotFound(request, reply)
-    if (error instanceof DomainError) return sendError(reply, statusOf[error.kind], error.message)
-    if (error instanceof ApiError) return sendError(reply, error.statusCode, error.message, error.headers)
+    if (error instanceof DomainError) return sendDomainError(reply, error)
     if (error.validation !== undefined) {
       return sendError(reply, 400, describeValidation(error.validation[0], error.validationContext))
     }
     if (isDatabaseUnavailable(error)) {
       request.log.warn({ err: { type: error.name } }, 'database unavailable')
-      return sendError(reply, 503, 'The database is unavailable; try again shortly', { 'retry-after': RETRY_AFTER_SECONDS })
+      return sendError(reply, 503, 'The database is unavailable; try again shortly', { 'retry-after': String(RETRY_AFTER_SECONDS) })
     }
     if (error instanceof ContendedError) {
       request.log.warn({ err: { type: error.name } }, 'profile contended')
-      return sendError(reply, 503, 'Other calls are changing this profile at the same moment; try again shortly', { 'retry-after': RETRY_AFTER_SECONDS })
+      return sendError(reply, 503, 'Other calls are changing this profile at the same moment; try again shortly', { 'retry-after': String(RETRY_AFTER_SECONDS) })
     }
     if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
       request.log.warn({ err: { type: error.name, code: error.code } }, 'call deadline passed')
-      return sendError(reply, 503, 'The service could not answer in time; try again shortly', { 'retry-after': RETRY_AFTER_SECONDS })
+      return sendError(reply, 503, 'The service could not answer in time; try again shortly', { 'retry-after': String(RETRY_AFTER_SECONDS) })
     }
     const status = error.statusCode ?? 500
     // The route's own limit, which a route may raise above BODY_LIMIT_BYTES; of the decoded body when it came in gzip.
@@ -90,3 +99,33 @@ export default fp(async (fastify) => {
 
   fastify.setNotFoundHandler(routeNotFound)
 }, { name: 'errors' })
+
+const answers: Record<string, [number, string]> = {
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'The request took too long to arrive'],
+  HPE_HEADER_OVERFLOW: [431, 'The request headers are too large']
+}
+
+/**
+ * Requests that never reach a route (headers too large, sent too slowly, or
+ * not HTTP at all) are answered in the same error envelope as every other
+ * error, instead of Fastify's own JSON.
+ */
+export function clientErrorHandler (error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const [code, message] = answers[error.code ?? ''] ?? [400, 'The request is not valid HTTP']
+  if (socket.writable) {
+    const body = JSON.stringify(errorEnvelope(code, message))
+    socket.write(`HTTP/1.1 ${String(code)} ${STATUS_CODES[code] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${String(Buffer.byteLength(body))}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy()
+}
+
+/** Errors Fastify raises before routing (a URL that cannot be decoded, say), in the same envelope. */
+export function frameworkErrors (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const code = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400
+  void sendError(reply, code, messageOf[code] ?? 'The request URL is malformed')
+}
+
+/** Fixed messages: Fastify's own quote the URL, which can be long or hostile. */
+const messageOf: Partial<Record<number, string>> = { 414: PATH_PARAMETER_TOO_LONG }

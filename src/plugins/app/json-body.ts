@@ -1,8 +1,9 @@
-import type { Readable } from 'node:stream'
+import { Transform, type Readable } from 'node:stream'
+import { createGunzip } from 'node:zlib'
+import { errorCodes, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { quoteKey } from '../../domain/metadata.js'
-import { ApiError, badRequest } from '../../errors.js'
-import { contentCoding, gunzipBody } from '../../http/content-encoding.js'
+import { invalid, unsupported } from '../../domain/errors.js'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 /** Why a body, or a line of `profiles import`, is refused when its bytes are not UTF-8. */
@@ -70,6 +71,53 @@ export function decodeUtf8 (bytes: Uint8Array): string | undefined {
   }
 }
 
+/** The content coding of a request body (docs/api.md#identify-content-encoding), or null for one the service does not take. */
+export function contentCoding (request: FastifyRequest): 'gzip' | 'identity' | null {
+  const coding = (request.headers['content-encoding'] ?? '').trim().toLowerCase()
+  if (coding === '' || coding === 'identity') return 'identity'
+  // x-gzip is gzip's old name, which RFC 9110 (8.4.1.3) asks recipients to take as gzip.
+  if (coding === 'gzip' || coding === 'x-gzip') return 'gzip'
+  return null
+}
+
+/** A decoded request body, with the count of bytes that came over the wire, which Fastify checks against Content-Length. */
+export type DecodedBody = Transform & { receivedEncodedLength: number }
+
+/**
+ * The gzip request body `raw`, decoded as it is read. Decoding stops at the
+ * first chunk past `limit` with Fastify's own 413, so a small gzip bomb costs
+ * at most the limit's worth of work (Fastify alone stops reading but lets zlib
+ * inflate the rest); bytes that are not gzip are a 400. Nothing is read before
+ * the body parser asks: checks that come first (the rate limit) cost no
+ * inflating, and no decoding error can be raised before anyone listens.
+ */
+export function gunzipBody (raw: Readable, limit: number): DecodedBody {
+  const gunzip = createGunzip()
+  let decoded = 0
+  const body: DecodedBody = Object.assign(new Transform({
+    transform (chunk: Buffer, _encoding, callback) {
+      decoded += chunk.length
+      if (decoded > limit) callback(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE())
+      else callback(null, chunk)
+    }
+  }), { receivedEncodedLength: 0 })
+  const countEncoded = (chunk: Buffer): void => { body.receivedEncodedLength += chunk.length }
+  const firstRead = body._read.bind(body)
+  body._read = (size) => {
+    body._read = firstRead
+    raw.on('data', countEncoded)
+    raw.pipe(gunzip).pipe(body)
+    firstRead(size)
+  }
+  gunzip.on('error', () => { body.destroy(invalid('The request body is not valid gzip')) })
+  body.on('close', () => {
+    raw.removeListener('data', countEncoded)
+    raw.unpipe(gunzip)
+    gunzip.destroy()
+  })
+  return body
+}
+
 /**
  * The only body parser, replacing Fastify's: invalid UTF-8 is refused instead of being
  * replaced with U+FFFD, and `__proto__` is parsed as a plain key (JSON.parse
@@ -94,29 +142,29 @@ export default fp(async (fastify) => {
   fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     // Here rather than in the hook, so that the rate limit answers first, as for every other body check.
     if (contentCoding(request) === null) {
-      done(new ApiError(415, 'Content-Encoding must be gzip or none'), undefined)
+      done(unsupported('Content-Encoding must be gzip or none'), undefined)
       return
     }
     const buffer = body as Buffer
     if (buffer.length === 0) {
-      done(badRequest('The request body is empty: send a JSON object'), undefined)
+      done(invalid('The request body is empty: send a JSON object'), undefined)
       return
     }
     const text = decodeUtf8(buffer)
     if (text === undefined) {
-      done(badRequest(`The request body is ${NOT_UTF8}`), undefined)
+      done(invalid(`The request body is ${NOT_UTF8}`), undefined)
       return
     }
     let parsed: unknown
     try {
       parsed = JSON.parse(text)
     } catch {
-      done(new ApiError(400, 'The request body is not valid JSON'), undefined)
+      done(invalid('The request body is not valid JSON'), undefined)
       return
     }
     const duplicate = findDuplicateKey(text)
     if (duplicate !== undefined) {
-      done(badRequest(`The request body repeats the key ${quoteKey(duplicate)} in one object: send each key once`), undefined)
+      done(invalid(`The request body repeats the key ${quoteKey(duplicate)} in one object: send each key once`), undefined)
       return
     }
     done(null, parsed)

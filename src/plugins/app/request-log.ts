@@ -4,7 +4,6 @@ import { trace } from '@opentelemetry/api'
 import type { FastifyBaseLogger } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
-import type { WebsiteCaller } from '../../domain/credential-resolver.js'
 
 const safeRequestId = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -39,7 +38,7 @@ export default fp(async (fastify) => {
       status: reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 10) / 10,
       // Null on routes without website authentication.
-      websiteId: (request.caller as WebsiteCaller | null)?.website.id,
+      websiteId: request.caller?.website.id,
       action: request.identifyAction ?? undefined
     }, 'request')
   })

@@ -3,11 +3,7 @@ import { MongoError } from 'mongodb'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { IdentifyAction } from '../../schemas/identify.js'
 
-/**
- * Prometheus metrics at GET /metrics: requests and latency by route and
- * status, identify outcomes by action, profile erasures, database errors, and the default
- * process metrics. Off when METRICS_ENABLED is false.
- */
+/** docs/api.md#metrics, and the redis_* of docs/scaling.md#what-each-replica-keeps-and-what-the-fleet-shares. */
 export default fp(async (fastify) => {
   if (!fastify.config.METRICS_ENABLED) return
   const registry = new Registry()

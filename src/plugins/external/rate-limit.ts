@@ -2,8 +2,7 @@ import fp from 'fastify-plugin'
 import rateLimit, { type FastifyRateLimitStoreCtor, type RateLimitOptions } from '@fastify/rate-limit'
 import LocalStore from '@fastify/rate-limit/store/LocalStore.js'
 import RedisStore from '@fastify/rate-limit/store/RedisStore.js'
-import { ApiError } from '../../errors.js'
-import { credentialOf } from '../app/auth.js'
+import { tooMany } from '../../domain/errors.js'
 import type { SharedRedis } from './redis.js'
 
 type Store = InstanceType<typeof LocalStore>
@@ -62,8 +61,8 @@ export default fp(async (fastify) => {
     hook: 'preParsing',
     enableDraftSpec: true,
     ...(fastify.redis === null ? {} : { store: sharedOrLocalStore(fastify.redis) }),
-    keyGenerator: (request) => credentialOf(request)?.id ?? request.ip,
+    keyGenerator: (request) => request.credential?.id ?? request.ip,
     errorResponseBuilder: (_request, context) =>
-      new ApiError(429, `Rate limit exceeded: at most ${context.max} calls per ${context.after}`)
+      tooMany(`Rate limit exceeded: at most ${context.max} calls per ${context.after}`)
   })
 }, { name: 'rate-limit', dependencies: ['auth', 'redis'] })

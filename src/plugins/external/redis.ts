@@ -5,19 +5,16 @@ import { createRedisClient, REDIS_PROBE_INTERVAL_MS, REDIS_TIMEOUT_MS } from '..
 /** What falls back to this process's memory when Redis fails. */
 export type RedisUse = 'rate-limit' | 'auth-failures' | 'credential-changes'
 
-/** The Redis a fleet of replicas shares, and how it is doing. */
 export interface SharedRedis {
-  /** Commands fail at once while Redis is unreachable (no offline queue), so that callers fall back to memory instead of waiting. */
+  /** Fails at once while unreachable, so callers fall back to memory instead of waiting. */
   client: Redis
   /** Whether to ask Redis at all: connected, and no command failed since it last answered (the breaker is closed). */
   isUp: () => boolean
-  /** Calls served from memory because Redis failed or was skipped, by use. */
   fallbacks: Record<RedisUse, number>
-  /** Commands that failed or timed out on a call's path; each opens the breaker. */
   failures: () => number
   /** Counts one fallback of a call that skipped Redis (isUp() was false). */
   fellBack: (use: RedisUse) => void
-  /** Counts one fallback of a call whose Redis command failed, and opens the breaker: later calls skip Redis until it answers again. */
+  /** Counts one fallback and opens the breaker: later calls skip Redis until it answers again. */
   failed: (use: RedisUse) => void
 }
 
@@ -28,18 +25,7 @@ declare module 'fastify' {
   }
 }
 
-/**
- * The Redis client the replicas share limits, the lockout and revocations
- * through (REDIS_URL). Redis is never the source of truth: when it is down,
- * each use falls back to memory, a warning is logged once per outage, and
- * the client reconnects by itself.
- *
- * A hung Redis (connection open, no answers) fails no command at once: each
- * waits REDIS_TIMEOUT_MS. So a failed command opens a breaker: calls skip
- * Redis until the client connects again or a background PING, every
- * REDIS_PROBE_INTERVAL_MS, is answered. A hung Redis then costs one timeout
- * per outage, not one per call.
- */
+/** Never the source of truth; the breaker makes a hung Redis cost one timeout per outage, not per call (docs/scaling.md#what-each-replica-keeps-and-what-the-fleet-shares). */
 export default fp(async (fastify) => {
   const url = fastify.config.REDIS_URL
   if (url === '') {

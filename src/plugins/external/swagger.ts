@@ -5,12 +5,7 @@ import swaggerUi from '@fastify/swagger-ui'
 /** Where Swagger UI is served: the one HTML page, with its scripts, styles and images. */
 export const DOCS_PREFIX = '/docs'
 
-/**
- * The OpenAPI 3.1 document, generated from the routes' own TypeBox schemas,
- * at GET /openapi.json, and the interactive docs at GET /docs with assets
- * served from this process (no CDN). 3.1 because TypeBox writes `null` as a
- * JSON Schema type, which 3.0 cannot express.
- */
+/** OpenAPI 3.1, as TypeBox writes `null` as a JSON Schema type, which 3.0 cannot express; Swagger UI's assets from here, no CDN. */
 export default fp(async (fastify) => {
   await fastify.register(swagger, {
     openapi: {

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import underPressure from '@fastify/under-pressure'
-import { ApiError, RETRY_AFTER_SECONDS } from '../../errors.js'
+import { unavailable } from '../../domain/errors.js'
 
 /** The delay is averaged per sample; short samples keep one long stall from being averaged away. */
 const SAMPLE_INTERVAL_MS = 250
@@ -23,7 +23,7 @@ export default fp(async (fastify) => {
     // Called only under pressure; a rejection becomes the request's error, answered in the envelope.
     pressureHandler: async () => {
       if (Date.now() - servingSince >= 2 * SAMPLE_INTERVAL_MS) {
-        throw new ApiError(503, 'The service is overloaded; try again shortly', { 'retry-after': RETRY_AFTER_SECONDS })
+        throw unavailable('The service is overloaded; try again shortly')
       }
     }
   })

@@ -72,11 +72,7 @@ export interface AccountToken {
   revoked: boolean
 }
 
-/**
- * Website keys (`df_`) and account tokens (`dft_`). Only the SHA-256 hash of a
- * secret and a short display prefix are stored; the unique index on the hash
- * makes one record per secret.
- */
+/** Only a secret's SHA-256 hash (unique index) and a display prefix are stored (docs/security.md#where-credentials-live-and-how-they-are-compared). */
 export class CredentialsRepository {
   private readonly websiteKeys
   private readonly accountTokens
@@ -175,7 +171,6 @@ export class CredentialsRepository {
     return documents.map(toAccountTokenRecord)
   }
 
-  /** Tokens of the account that are neither revoked nor expired at `now`. */
   async countActiveAccountTokens (accountId: string, now: Date): Promise<number> {
     return await this.accountTokens.countDocuments({
       accountId: new ObjectId(accountId),

@@ -24,7 +24,6 @@ export interface Website {
   createdAt: Date
 }
 
-/** What may change on a website after it is made. */
 export interface WebsiteChanges {
   domain?: string
   cookieless?: boolean

@@ -6,16 +6,17 @@ import { identifyBatchBodySchema, IdentifyBatchSuccess } from '../../../schemas/
 import { IdentifyQuery } from '../../../schemas/identify.js'
 import { callDeadline } from '../../call-deadline.js'
 import { domainChecked } from '../../domain-validator.js'
-import { errorResponses, identifyBatchStatuses } from '../../../schemas/error-statuses.js'
+import { errorResponses, identifyBatchStatuses } from '../../../schemas/errors.js'
 
 const identifyBatchRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { profiles } = fastify.repositories
   const rules = identifyRules(fastify.config)
   const maxItems = fastify.config.BATCH_MAX_ITEMS
+  const auth = fastify.authenticate({ permissions: [IDENTIFY_WRITE], allowSuspended: false })
   const checked = domainChecked({ body: (body) => checkBatchEnvelope(body, maxItems) })
 
   fastify.post('/identify/batch', {
-    onRequest: fastify.authenticate({ permissions: [IDENTIFY_WRITE], allowSuspended: false }),
+    onRequest: auth.onRequest,
     config: { rateLimit: {} },
     bodyLimit: fastify.config.BATCH_BODY_LIMIT_BYTES,
     // Its own deadline: a batch of 1,000 items takes seconds, far more than one identify call.
@@ -33,7 +34,7 @@ const identifyBatchRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     const { items } = checked.parts(request).body
-    const { website } = request.caller
+    const { website } = auth.caller(request)
     const data = await identifyBatch(profiles, { websiteId: website.id, cookieless: website.cookieless, items }, rules)
     return { status: 'success' as const, data }
   })

@@ -1,9 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
 import { identifyRules } from '../../../config.js'
 import { IDENTIFY_WRITE } from '../../../domain/credentials.js'
-import { checkIdentifyBody } from '../../../domain/identify.js'
-import { errorResponses, identifyStatuses } from '../../../schemas/error-statuses.js'
+import { checkIdentifyBody, identify } from '../../../domain/identify.js'
+import { errorResponses, identifyStatuses } from '../../../schemas/errors.js'
 import { callDeadline } from '../../call-deadline.js'
 import { domainChecked } from '../../domain-validator.js'
 import { identifyBodySchema, IdentifyQuery, IdentifySuccess, type IdentifyAction } from '../../../schemas/identify.js'
@@ -32,11 +31,12 @@ const profileLinks = {
 const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { profiles } = fastify.repositories
   const rules = identifyRules(fastify.config)
+  const auth = fastify.authenticate({ permissions: [IDENTIFY_WRITE], allowSuspended: false })
   const checked = domainChecked({ body: (body) => checkIdentifyBody(body, rules) })
   fastify.decorateRequest('identifyAction', null)
 
   fastify.post('/identify', {
-    onRequest: fastify.authenticate({ permissions: [IDENTIFY_WRITE], allowSuspended: false }),
+    onRequest: auth.onRequest,
     config: { rateLimit: {} },
     ...callDeadline(fastify.config.CALL_DEADLINE_MS),
     validatorCompiler: checked.validatorCompiler,
@@ -51,20 +51,11 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       body: identifyBodySchema(rules),
       response: { 200: { ...IdentifySuccess, description: 'The profile was created, updated, left unchanged, or skipped for a cookieless website' }, ...errorResponses(identifyStatuses) }
     }
-  }, async (request) => {
-    const { userId, visitorId, change } = checked.parts(request).body
-    const { website } = request.caller
-    if (website.cookieless) return success(request, 'skipped', null)
-
-    const result = await profiles.upsertProfile({ websiteId: website.id, userId, visitorId, metadata: change.set, setOnce: change.setOnce, unset: change.unset, limits: rules.limits })
-    const action: IdentifyAction = result.created ? 'created' : result.changed ? 'updated' : 'unchanged'
-    return success(request, action, result.profileId)
+  }, async (request): Promise<IdentifySuccess> => {
+    const { action, profileId } = await identify(profiles, auth.caller(request).website, checked.parts(request).body, rules)
+    request.identifyAction = action
+    return { status: 'success', data: { message: messages[action], profileId, action } }
   })
-}
-
-function success (request: FastifyRequest, action: IdentifyAction, profileId: string | null): IdentifySuccess {
-  request.identifyAction = action
-  return { status: 'success', data: { message: messages[action], profileId, action } }
 }
 
 export default identifyRoutes

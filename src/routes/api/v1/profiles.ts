@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { IDENTIFY_DELETE, PROFILE_READ_PERMISSIONS } from '../../../domain/credentials.js'
-import { notFound } from '../../../domain/errors.js'
-import { checkProfileId, checkProfilesQuery, checkVisitorId, encodeCursor } from '../../../domain/profiles.js'
+import { eraseProfile, listProfilePage, readProfile, readUserProfile, readVisitorProfile } from '../../../domain/profile-reads.js'
+import { checkProfileId, checkProfilesQuery, checkVisitorId } from '../../../domain/profiles.js'
 import {
   ErasureSuccess,
   ProfilePageSuccess,
@@ -9,10 +9,9 @@ import {
   ProfilesQuery,
   ProfileSuccess,
   VisitorParams,
-  WebsiteQuery,
-  type Profile
+  WebsiteQuery
 } from '../../../schemas/profiles.js'
-import { errorResponses, profileStatuses } from '../../../schemas/error-statuses.js'
+import { errorResponses, profileStatuses } from '../../../schemas/errors.js'
 import { domainChecked } from '../../domain-validator.js'
 
 declare module 'fastify' {
@@ -35,10 +34,6 @@ const profileIdParam = domainChecked({ params: (params) => ({ profileId: checkPr
 const profilesQuery = domainChecked({ querystring: checkProfilesQuery })
 const visitorIdParam = domainChecked({ params: (params) => ({ visitorId: checkVisitorId(params.visitorId) }) })
 
-const found = (profile: Profile | null, message: string): ProfileSuccess => {
-  if (profile === null) throw notFound(message)
-  return { status: 'success', data: { profile } }
-}
 
 /**
  * Read, list and erase what identify stored (docs/api.md#profiles): the same
@@ -47,10 +42,12 @@ const found = (profile: Profile | null, message: string): ProfileSuccess => {
  */
 const profileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { profiles } = fastify.repositories
+  const readAuth = fastify.authenticate(readAccess)
+  const eraseAuth = fastify.authenticate(eraseAccess)
   fastify.decorateRequest('profileErased', false)
 
   fastify.get('/profiles/:profileId', {
-    onRequest: fastify.authenticate(readAccess),
+    onRequest: readAuth.onRequest,
     config: { rateLimit: {} },
     validatorCompiler: profileIdParam.validatorCompiler,
     schema: {
@@ -61,12 +58,13 @@ const profileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: WebsiteQuery,
       response: { 200: { ...ProfileSuccess, description: 'The profile' }, ...readErrors }
     }
-  }, async (request) => {
-    return found(await profiles.findProfileById(request.caller.website.id, profileIdParam.parts(request).params.profileId), 'The website has no profile with this id')
+  }, async (request): Promise<ProfileSuccess> => {
+    const profile = await readProfile(profiles, readAuth.caller(request).website.id, profileIdParam.parts(request).params.profileId)
+    return { status: 'success', data: { profile } }
   })
 
   fastify.get('/profiles', {
-    onRequest: fastify.authenticate(readAccess),
+    onRequest: readAuth.onRequest,
     config: { rateLimit: {} },
     validatorCompiler: profilesQuery.validatorCompiler,
     schema: {
@@ -81,15 +79,14 @@ const profileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     }
   }, async (request): Promise<ProfileSuccess | ProfilePageSuccess> => {
-    const websiteId = request.caller.website.id
+    const websiteId = readAuth.caller(request).website.id
     const query = profilesQuery.parts(request).querystring
-    if (query.kind === 'user') return found(await profiles.findProfile(websiteId, query.userId), 'The website has no profile for this user_id')
-    const page = await profiles.listProfiles(websiteId, { after: query.after, limit: query.limit })
-    return { status: 'success', data: { profiles: page.profiles, nextCursor: page.nextAfter === null ? null : encodeCursor(page.nextAfter) } }
+    if (query.kind === 'user') return { status: 'success', data: { profile: await readUserProfile(profiles, websiteId, query.userId) } }
+    return { status: 'success', data: await listProfilePage(profiles, websiteId, query) }
   })
 
   fastify.get('/visitors/:visitorId/profile', {
-    onRequest: fastify.authenticate(readAccess),
+    onRequest: readAuth.onRequest,
     config: { rateLimit: {} },
     validatorCompiler: visitorIdParam.validatorCompiler,
     schema: {
@@ -100,12 +97,13 @@ const profileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: WebsiteQuery,
       response: { 200: { ...ProfileSuccess, description: 'The profile the visitor is linked to' }, ...readErrors }
     }
-  }, async (request) => {
-    return found(await profiles.findVisitorProfile(request.caller.website.id, visitorIdParam.parts(request).params.visitorId), 'The visitor is linked to no profile on this website')
+  }, async (request): Promise<ProfileSuccess> => {
+    const profile = await readVisitorProfile(profiles, readAuth.caller(request).website.id, visitorIdParam.parts(request).params.visitorId)
+    return { status: 'success', data: { profile } }
   })
 
   fastify.delete('/profiles/:profileId', {
-    onRequest: fastify.authenticate(eraseAccess),
+    onRequest: eraseAuth.onRequest,
     config: { rateLimit: {} },
     validatorCompiler: profileIdParam.validatorCompiler,
     schema: {
@@ -117,9 +115,8 @@ const profileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: { ...ErasureSuccess, description: 'The profile and its visitor links are erased' }, ...eraseErrors }
     }
   }, async (request): Promise<ErasureSuccess> => {
-    const { website, credential } = request.caller
-    const erasure = await profiles.eraseProfile(website.id, profileIdParam.parts(request).params.profileId)
-    if (erasure === null) throw notFound('The website has no profile with this id')
+    const { website, credential } = eraseAuth.caller(request)
+    const erasure = await eraseProfile(profiles, website.id, profileIdParam.parts(request).params.profileId)
     request.profileErased = true
     // The record an operator shows for a request: who asked, where, what; never the user id or the metadata.
     request.log.info({ credential, websiteId: website.id, profileId: erasure.profileId, visitorLinks: erasure.visitorLinks }, 'profile erased')

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { tokenActor, type AccountAdmin } from '../../../../domain/account-admin.js'
+import type { AccountAdmin } from '../../../../domain/account-admin.js'
 import { checkAccessTokenInput } from '../../../../domain/account-rules.js'
 import { AccessTokenCreateBody, AccessTokenCreated, AccessTokenList, AccessTokenOne } from '../../../../schemas/admin.js'
-import { adminStatuses } from '../../../../schemas/error-statuses.js'
+import { adminStatuses } from '../../../../schemas/errors.js'
 import { adminRoute } from './route-options.js'
 
 const accessTokensRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async (fastify, { admin }) => {
@@ -15,8 +15,8 @@ const accessTokensRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = a
       'A token limited to some websites sees only the tokens limited to some of those.',
     byId: false,
     success: { 200: { ...AccessTokenList, description: 'The tokens' } }
-  }, async (request) => {
-    return { status: 'success' as const, data: { accessTokens: await admin.listAccessTokens(tokenActor(request.accountCaller.token)) } }
+  }, async (_request, _reply, { actor }) => {
+    return { status: 'success' as const, data: { accessTokens: await admin.listAccessTokens(actor) } }
   }))
 
   fastify.post('/access-tokens', adminRoute(fastify, {
@@ -30,8 +30,8 @@ const accessTokensRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = a
     body: { schema: AccessTokenCreateBody, check: (body) => checkAccessTokenInput(body) },
     success: { 201: { ...AccessTokenCreated, description: 'The new token, with its secret' } },
     errors: adminStatuses.createAccessToken
-  }, async (request, reply, { body }) => {
-    const created = await admin.createAccessToken(tokenActor(request.accountCaller.token), body)
+  }, async (request, reply, { actor, body }) => {
+    const created = await admin.createAccessToken(actor, body)
     request.adminTargetId = created.accessToken.id
     return await reply.code(201).send({ status: 'success' as const, data: created })
   }))
@@ -45,8 +45,8 @@ const accessTokensRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = a
       'and within AUTH_CACHE_TTL_MS on the others. Revoking a revoked token answers it with its first revokedAt.',
     byId: true,
     success: { 200: { ...AccessTokenOne, description: 'The token, with revokedAt set' } }
-  }, async (request, _reply, { id }) => {
-    const accessToken = await admin.revokeAccessToken(tokenActor(request.accountCaller.token), id)
+  }, async (_request, _reply, { actor, id }) => {
+    const accessToken = await admin.revokeAccessToken(actor, id)
     await fastify.invalidateCredential({ kind: 'accountToken', id })
     return { status: 'success' as const, data: { accessToken } }
   }))

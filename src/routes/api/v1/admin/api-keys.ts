@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { tokenActor, type AccountAdmin } from '../../../../domain/account-admin.js'
+import type { AccountAdmin } from '../../../../domain/account-admin.js'
 import { checkApiKeyInput } from '../../../../domain/account-rules.js'
 import { ApiKeyCreateBody, ApiKeyCreated, ApiKeyList, ApiKeyOne } from '../../../../schemas/admin.js'
 import { adminRoute } from './route-options.js'
@@ -13,8 +13,8 @@ const apiKeysRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async 
     description: 'Revoked keys included, oldest first. A key\'s secret is never shown again after its creation, nor its hash.',
     byId: true,
     success: { 200: { ...ApiKeyList, description: 'The website\'s keys' } }
-  }, async (request, _reply, { id }) => {
-    return { status: 'success' as const, data: { apiKeys: await admin.listApiKeys(tokenActor(request.accountCaller.token), id) } }
+  }, async (_request, _reply, { actor, id }) => {
+    return { status: 'success' as const, data: { apiKeys: await admin.listApiKeys(actor, id) } }
   }))
 
   fastify.post('/websites/:id/api-keys', adminRoute(fastify, {
@@ -26,8 +26,8 @@ const apiKeysRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async 
     byId: true,
     body: { schema: ApiKeyCreateBody, check: checkApiKeyInput },
     success: { 201: { ...ApiKeyCreated, description: 'The new key, with its secret' } }
-  }, async (request, reply, { id, body }) => {
-    const created = await admin.createApiKey(tokenActor(request.accountCaller.token), id, body)
+  }, async (request, reply, { actor, id, body }) => {
+    const created = await admin.createApiKey(actor, id, body)
     request.adminTargetId = created.apiKey.id
     return await reply.code(201).send({ status: 'success' as const, data: created })
   }))
@@ -41,8 +41,8 @@ const apiKeysRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async 
       'Revoking a revoked key answers it with its first revokedAt.',
     byId: true,
     success: { 200: { ...ApiKeyOne, description: 'The key, with revokedAt set' } }
-  }, async (request, _reply, { id }) => {
-    const apiKey = await admin.revokeApiKey(tokenActor(request.accountCaller.token), id)
+  }, async (_request, _reply, { actor, id }) => {
+    const apiKey = await admin.revokeApiKey(actor, id)
     await fastify.invalidateCredential({ kind: 'websiteKey', id })
     return { status: 'success' as const, data: { apiKey } }
   }))

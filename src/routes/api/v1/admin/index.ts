@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AccountAdmin } from '../../../../domain/account-admin.js'
-import type { AccountCaller } from '../../../../domain/credential-resolver.js'
 import { canonicalObjectId } from '../../../../domain/ids.js'
 import accessTokensRoutes from './access-tokens.js'
 import apiKeysRoutes from './api-keys.js'
@@ -24,8 +23,7 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.decorateRequest('adminTargetId', null)
 
   fastify.addHook('onResponse', async (request, reply) => {
-    // Null when authentication failed.
-    const caller = request.accountCaller as AccountCaller | null
+    const caller = request.accountCaller
     const { id } = request.params as { id?: unknown }
     request.log.info({
       admin: {

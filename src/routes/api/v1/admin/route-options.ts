@@ -1,9 +1,10 @@
 import type { Static, TSchema } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { tokenActor, type Actor } from '../../../../domain/account-admin.js'
 import { checkId } from '../../../../domain/account-rules.js'
 import { IdParams, type AdminAction } from '../../../../schemas/admin.js'
 import { domainChecked } from '../../../domain-validator.js'
-import { adminStatuses, errorResponses } from '../../../../schemas/error-statuses.js'
+import { adminStatuses, errorResponses } from '../../../../schemas/errors.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -12,8 +13,8 @@ declare module 'fastify' {
   }
 }
 
-/** What a handler is given: the checked {id} of the path ('' when it has none) and the checked body. */
-interface AdminParts<Input> { id: string, body: Input }
+/** What a handler is given: the token's actor, the checked {id} of the path ('' when it has none) and the checked body. */
+interface AdminParts<Input> { actor: Actor, id: string, body: Input }
 type AdminHandler<Success extends Record<number, TSchema>, Input> =
   (request: FastifyRequest, reply: FastifyReply, parts: AdminParts<Input>) => Promise<Static<Success[number & keyof Success]> | FastifyReply>
 
@@ -45,9 +46,10 @@ export function adminRoute<Success extends Record<number, TSchema>, Body extends
   if (options.body !== undefined) Object.assign(errors, adminStatuses.body)
   if (options.byId) Object.assign(errors, adminStatuses.byId(options.body !== undefined))
   // Path ids and bodies are checked by the domain, as the command line checks them.
+  const auth = fastify.authenticateAccount(options.permission)
   const checked = domainChecked({ params: (params) => ({ id: checkId(params.id) }), body: options.body?.check ?? ((body: unknown) => body) })
   return {
-    onRequest: fastify.authenticateAccount(options.permission),
+    onRequest: auth.onRequest,
     config: { rateLimit: {}, adminAction: options.action },
     validatorCompiler: checked.validatorCompiler,
     schema: {
@@ -64,7 +66,8 @@ export function adminRoute<Success extends Record<number, TSchema>, Body extends
     handler: async (request: FastifyRequest, reply: FastifyReply) => {
       const { params, body } = checked.parts(request)
       // The body check's result; a route without one reads no body.
-      return await handler(request, reply, { id: options.byId ? params.id : '', body: body as Input })
+      const actor = tokenActor(auth.caller(request).token)
+      return await handler(request, reply, { actor, id: options.byId ? params.id : '', body: body as Input })
     }
   }
 }

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { tokenActor, type AccountAdmin } from '../../../../domain/account-admin.js'
+import type { AccountAdmin } from '../../../../domain/account-admin.js'
 import { checkWebsiteChanges, checkWebsiteInput } from '../../../../domain/account-rules.js'
 import { WebsiteCreateBody, WebsiteList, WebsiteOne, WebsitePatchBody } from '../../../../schemas/admin.js'
-import { adminStatuses } from '../../../../schemas/error-statuses.js'
+import { adminStatuses } from '../../../../schemas/errors.js'
 import { adminRoute } from './route-options.js'
 
 const websitesRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async (fastify, { admin }) => {
@@ -14,8 +14,8 @@ const websitesRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async
     description: 'Only those the token may act on: every website of the account, or those of its website list.',
     byId: false,
     success: { 200: { ...WebsiteList, description: 'The websites, oldest first' } }
-  }, async (request) => {
-    return { status: 'success' as const, data: { websites: await admin.listWebsites(tokenActor(request.accountCaller.token)) } }
+  }, async (_request, _reply, { actor }) => {
+    return { status: 'success' as const, data: { websites: await admin.listWebsites(actor) } }
   }))
 
   fastify.post('/websites', adminRoute(fastify, {
@@ -28,8 +28,8 @@ const websitesRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async
     body: { schema: WebsiteCreateBody, check: checkWebsiteInput },
     success: { 201: { ...WebsiteOne, description: 'The new website' } },
     errors: adminStatuses.createWebsite
-  }, async (request, reply, { body }) => {
-    const website = await admin.createWebsite(tokenActor(request.accountCaller.token), body)
+  }, async (request, reply, { actor, body }) => {
+    const website = await admin.createWebsite(actor, body)
     request.adminTargetId = website.id
     return await reply.code(201).send({ status: 'success' as const, data: { website } })
   }))
@@ -44,8 +44,8 @@ const websitesRoutes: FastifyPluginAsyncTypebox<{ admin: AccountAdmin }> = async
     byId: true,
     body: { schema: WebsitePatchBody, check: checkWebsiteChanges },
     success: { 200: { ...WebsiteOne, description: 'The website as changed' } }
-  }, async (request, _reply, { id, body }) => {
-    const website = await admin.updateWebsite(tokenActor(request.accountCaller.token), id, body)
+  }, async (_request, _reply, { actor, id, body }) => {
+    const website = await admin.updateWebsite(actor, id, body)
     await fastify.invalidateCredential({ kind: 'website', id })
     return { status: 'success' as const, data: { website } }
   }))
