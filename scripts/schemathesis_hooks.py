@@ -1,4 +1,4 @@
-"""Loaded by scripts/schemathesis.ts through SCHEMATHESIS_HOOKS.
+"""Loaded by tools/schemathesis.ts through SCHEMATHESIS_HOOKS.
 
 One identify rule has no JSON Schema form: a field named more than once
 across plain fields, $set_once and $unset is a 400 (docs/api.md#identify-operators).
