@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config'
 
-/** The system tier: Schemathesis, chaos, outages and the Chromium pages; minutes each, run by npm run test:system. */
-const SYSTEM_TESTS = ['test/fuzz.test.ts', 'test/chaos.test.ts', 'test/outage.test.ts', 'test/docs-page.test.ts', 'test/hardening.test.ts']
+/** The system tier: Schemathesis, chaos, outages, the Chromium pages and the soak's short form; minutes each, run by npm run test:system. */
+const SYSTEM_TESTS = ['test/fuzz.test.ts', 'test/chaos.test.ts', 'test/outage.test.ts', 'test/docs-page.test.ts', 'test/hardening.test.ts', 'test/soak.test.ts']
 
 export default defineConfig({
   test: {
