@@ -1,23 +1,41 @@
 import { execFile } from 'node:child_process'
-import { availableParallelism } from 'node:os'
+import { PassThrough, Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { afterAll } from 'vitest'
 import { buildApp, type App } from '../src/app.js'
+import { runCli } from '../src/cli/program.js'
 import { testConfig } from './helper.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
 export interface CliRun { code: number | null, stdout: string, stderr: string }
 
-// Each spawn compiles the CLI with tsx and costs about a second of CPU: running more at once than there are cores only makes all of them slow.
-const slots = { free: availableParallelism(), waiting: [] as Array<() => void> }
+type Cli = (args: string[], env?: Record<string, string>, stdin?: string) => Promise<CliRun>
 
-/**
- * An app and the real command line on one database, so that the app can
- * check what the CLI wrote (and the CLI what the app wrote); the database is
- * dropped after the file's tests.
- */
-export async function appWithCli (): Promise<{ app: App, cli: (args: string[], env?: Record<string, string>, stdin?: string) => Promise<CliRun> }> {
+/** A stream that keeps what is written to it, as a pipe that is not a terminal would deliver it. */
+function capture (): { stream: Writable, text: () => string } {
+  const chunks: Buffer[] = []
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, done) {
+      chunks.push(chunk)
+      done()
+    }
+  })
+  return { stream, text: () => Buffer.concat(chunks).toString('utf8') }
+}
+
+/** Runs the CLI in this process, as buildProgram on captured streams and the given environment. */
+async function runInProcess (args: string[], env: Record<string, string | undefined>, stdin = ''): Promise<CliRun> {
+  const stdout = capture()
+  const stderr = capture()
+  const input = new PassThrough()
+  input.end(stdin)
+  const code = await runCli({ stdout: stdout.stream, stderr: stderr.stream, stdin: input, env }, args)
+  return { code, stdout: stdout.text(), stderr: stderr.text() }
+}
+
+/** An app and the CLI on one database, so that each can check what the other wrote; the database is dropped after the file's tests. */
+export async function appWithCli (): Promise<{ app: App, cli: Cli, spawnCli: Cli }> {
   const config = testConfig()
   const app = await buildApp(config)
   await app.ready()
@@ -25,28 +43,22 @@ export async function appWithCli (): Promise<{ app: App, cli: (args: string[], e
     await app.mongo.db.dropDatabase()
     await app.close()
   })
-
-  /** Runs the real CLI in a child process, against the test database unless env says otherwise, with `stdin` as its standard input. */
-  async function cli (args: string[], env: Record<string, string> = {}, stdin?: string): Promise<CliRun> {
-    if (slots.free > 0) slots.free--
-    else await new Promise<void>((resolve) => slots.waiting.push(resolve))
-    try {
-      return await new Promise((resolve) => {
-        const child = execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-          cwd: root,
-          env: { ...process.env, MONGO_URL: config.MONGO_URL, ...env },
-          timeout: 60_000,
-          maxBuffer: 64 * 1024 * 1024
-        }, (error, stdout, stderr) => {
-          resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr })
-        })
-        if (stdin !== undefined) child.stdin?.end(stdin)
-      })
-    } finally {
-      const next = slots.waiting.shift()
-      if (next === undefined) slots.free++
-      else next()
-    }
+  const envOf = (env: Record<string, string>): Record<string, string | undefined> => ({ ...process.env, MONGO_URL: config.MONGO_URL, ...env })
+  return {
+    app,
+    cli: async (args, env = {}, stdin) => await runInProcess(args, envOf(env), stdin),
+    spawnCli: async (args, env = {}, stdin) => await spawnEntry(args, envOf(env), stdin)
   }
-  return { app, cli }
+}
+
+/** Runs the real entry point, src/cli/index.ts, in a child process: what proves its wiring to the process. */
+async function spawnEntry (args: string[], env: Record<string, string | undefined>, stdin?: string): Promise<CliRun> {
+  return await new Promise((resolve) => {
+    const child = execFile(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], {
+      cwd: root, env, timeout: 60_000, maxBuffer: 64 * 1024 * 1024
+    }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr })
+    })
+    child.stdin?.end(stdin)
+  })
 }

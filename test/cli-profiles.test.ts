@@ -4,9 +4,8 @@ import { createTestWebsite, visitorId } from './helper.js'
 import { identified, P_KEYS, profilesCall, walkProfiles, type ProfileJson } from './profiles-helper.js'
 
 /*
- * `cli profiles list | delete | export` (docs/api.md#profiles-command-line), run as
- * child processes against the same database as an app that checks what they
- * read and erased.
+ * `cli profiles list | delete | export` (docs/api.md#profiles-command-line), run
+ * against the same database as an app that checks what they read and erased.
  */
 
 const { app, cli } = await appWithCli()

@@ -4,7 +4,7 @@ import { appWithCli } from './cli-helper.js'
 import { createTestWebsite, identify, visitorId } from './helper.js'
 
 // The CLI and this app share one database, so the app can check what the CLI wrote.
-const { app, cli } = await appWithCli()
+const { app, cli, spawnCli } = await appWithCli()
 
 /** Runs a command with --json and returns the one object it printed. */
 async function json (args: string[]): Promise<Record<string, unknown>> {
@@ -27,7 +27,7 @@ const hexId = /^[0-9a-f]{24}$/
 const unknownId = 'ffffffffffffffffffffffff'
 const body = (userId = 'u1') => ({ user_id: userId, datafast_visitor_id: visitorId() })
 
-// Concurrent so that one test's spawns overlap another's database calls; the long timeout covers waiting for a free slot.
+// Concurrent so that one test's commands overlap another's database calls.
 describe.concurrent('cli', { timeout: 180_000 }, () => {
   it('creates an account', async () => {
     const result = await json(['accounts', 'create', '--name', 'Acme'])
@@ -215,6 +215,15 @@ describe.concurrent('cli', { timeout: 180_000 }, () => {
       fails(['keys', 'revoke', unknownId, unknownId], /too many arguments/),
       fails([], /Usage: cli/)
     ])
+  })
+
+  it('runs as a process of its own: the entry point passes argv, env, stdin, stdout, stderr and the exit code', async () => {
+    const { websiteId } = await createTestWebsite(app)
+    const run = await spawnCli(['--json', 'profiles', 'import', '--website', websiteId, '-'], {}, [JSON.stringify(body('spawned')), '{oops'].join('\n'))
+    expect(run.code).toBe(1)
+    expect(JSON.parse(run.stdout)).toEqual({ counts: { created: 1, updated: 0, unchanged: 0, skipped: 0, failed: 1 } })
+    expect(run.stderr.split('\n')).toContain('line 2: not valid JSON')
+    expect(await app.repositories.profiles.findProfile(websiteId, 'spawned')).not.toBeNull()
   })
 
   it('needs MONGO_URL, a valid configuration and a reachable database', async () => {

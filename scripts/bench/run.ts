@@ -241,7 +241,7 @@ async function measureTracedCeiling (context: Context): Promise<RunResult> {
  */
 async function measureExport (websiteId: string, mongoUrl: string): Promise<ExportResult> {
   const started = performance.now()
-  const child = spawn(process.execPath, [`--max-old-space-size=${EXPORT_HEAP_MIB}`, 'dist/cli.js', 'profiles', 'export', '--website', websiteId], {
+  const child = spawn(process.execPath, [`--max-old-space-size=${EXPORT_HEAP_MIB}`, 'dist/cli/index.js', 'profiles', 'export', '--website', websiteId], {
     cwd: root,
     env: { ...serverEnv(0, mongoUrl), LOG_LEVEL: 'silent' },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -278,7 +278,7 @@ async function measureImport (websiteId: string, mongoUrl: string, profiles: num
   mkdirSync(dirname(path), { recursive: true })
   writeImportFile(path, importFirstSeed(profiles), users)
   const started = performance.now()
-  const child = spawn(process.execPath, ['dist/cli.js', '--json', 'profiles', 'import', '--website', websiteId, path], {
+  const child = spawn(process.execPath, ['dist/cli/index.js', '--json', 'profiles', 'import', '--website', websiteId, path], {
     cwd: root,
     env: { ...serverEnv(0, mongoUrl), LOG_LEVEL: 'silent' },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -362,7 +362,7 @@ async function main (): Promise<void> {
   // Before the scenarios, so that it exports exactly the seeded profiles.
   let exported: ExportResult | null = null
   if (options.exportRun) {
-    log(`Exporting the ${options.profiles.toLocaleString('en-US')} profiles with node dist/cli.js profiles export...`)
+    log(`Exporting the ${options.profiles.toLocaleString('en-US')} profiles with node dist/cli/index.js profiles export...`)
     exported = await measureExport(seeded.websiteId, mongoUrl)
     log(`  export: ${exportLine(exported)}`)
   }
@@ -377,7 +377,7 @@ async function main (): Promise<void> {
   }
   let imported: ImportResult | null = null
   if (options.importRun) {
-    log(`Importing ${options.importUsers.toLocaleString('en-US')} new users with node dist/cli.js profiles import...`)
+    log(`Importing ${options.importUsers.toLocaleString('en-US')} new users with node dist/cli/index.js profiles import...`)
     const cli = await measureImport(seeded.websiteId, mongoUrl, options.profiles, options.importUsers)
     log(`  import: ${cli.users.toLocaleString('en-US')} new users in ${cli.seconds.toFixed(1)} s; inserting as many from the driver alone...`)
     imported = { ...cli, insertFloor: await timeBulkInserts(mongoUrl, seeded.websiteId, importFirstSeed(options.profiles) + options.importUsers, options.importUsers) }

@@ -1,4 +1,5 @@
 import { SingleBar } from 'cli-progress'
+import type { CliOutput } from './context.js'
 import type { ImportProgress } from './profiles-import.js'
 
 export interface ProgressOptions {
@@ -6,7 +7,7 @@ export interface ProgressOptions {
   file: { size: number, bytesRead: () => number } | null
   /** Off a terminal, a line at least every this many lines read. */
   everyLines: number
-  stderr: NodeJS.WriteStream
+  stderr: CliOutput
 }
 
 export interface ProgressDisplay {
@@ -21,7 +22,7 @@ const number = (value: number): string => Math.round(value).toLocaleString('en-U
 
 /** A progress bar on a terminal (docs/api.md#profiles-import); plain periodic lines otherwise, which a log keeps readable. */
 export function importProgress (options: ProgressOptions): ProgressDisplay {
-  return options.stderr.isTTY ? progressBar(options) : progressLines(options)
+  return options.stderr.isTTY === true ? progressBar(options) : progressLines(options)
 }
 
 function profilesPerSecond (progress: ImportProgress, started: number): number {

@@ -7,7 +7,6 @@ import type { BatchOutcome } from '../schemas/identify-batch.js'
 
 export type ImportCounts = BatchOutcome['counts']
 
-/** A line of the file that stored nothing, and why. */
 export interface RefusedLine {
   line: number
   message: string
@@ -19,7 +18,6 @@ export interface ImportReport {
   refused: RefusedLine[]
 }
 
-/** How far an import has got, after each chunk. */
 export interface ImportProgress {
   lines: number
   /** Items sent to be stored, refused ones included: the profiles per second of the progress bar. */
@@ -27,9 +25,7 @@ export interface ImportProgress {
 }
 
 export interface ImportOptions {
-  /** Checks one chunk of identify bodies without the database: checkBatchItems, as identifyBatch does. */
   check: (items: unknown[]) => CheckedBatch
-  /** Stores one checked chunk: storeCheckedBatch, as identifyBatch does. */
   store: (checked: CheckedBatch) => Promise<BatchOutcome>
   chunkSize: number
   onProgress: (progress: ImportProgress) => void
@@ -44,27 +40,12 @@ interface Chunk {
   lineOfItem: number[]
 }
 
-/**
- * Reads NDJSON identify bodies line by line and stores them chunk by chunk,
- * as in file order (docs/api.md#profiles-import). While chunks are stored the
- * next is read, parsed and checked; it is stored beside them unless it names
- * one of their users or visitors: at most MAX_CHUNKS_STORING + 1 chunks are
- * held, so memory does not grow with the file. A line that is not UTF-8 or
- * not one JSON value is refused; blank lines are skipped. The input is bytes.
- */
+/** Stores NDJSON identify bodies chunk by chunk with check and store, the halves of identifyBatch, as in file order (docs/api.md#profiles-import). */
 export async function importNdjson (input: Readable, options: ImportOptions): Promise<ImportReport> {
   const counts: ImportCounts = { created: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 }
-  // Kept sorted by line: a chunk's outcome arrives after the next chunk's unparsable lines.
-  const refused: RefusedLine[] = []
+  const { refused, refuse } = refusals(counts)
   const progress: ImportProgress = { lines: 0, items: 0 }
-  const refuse = (line: number, message: string): void => {
-    counts.failed++
-    if (refused.length === MAX_LISTED_REFUSALS && (refused.at(-1)?.line ?? 0) < line) return
-    refused.splice(refused.findLastIndex((earlier) => earlier.line < line) + 1, 0, { line, message })
-    if (refused.length > MAX_LISTED_REFUSALS) refused.pop()
-  }
-
-  const store = async ({ checked, lineOfItem }: Chunk): Promise<void> => {
+  const queue = storingQueue(async ({ checked, lineOfItem }) => {
     const outcome = await options.store(checked)
     for (const result of outcome.results) {
       if (result.status === 'error') refuse(lineOfItem[result.index] ?? 0, result.error.message)
@@ -72,74 +53,90 @@ export async function importNdjson (input: Readable, options: ImportOptions): Pr
     for (const name of ['created', 'updated', 'unchanged', 'skipped'] as const) counts[name] += outcome.counts[name]
     progress.items += lineOfItem.length
     options.onProgress(progress)
-  }
-  let storing: Array<{ done: Promise<void>, names: Set<string> }> = []
-  const stored = async (): Promise<void> => {
-    const done = storing.map(({ done }) => done)
-    storing = []
-    await Promise.all(done)
-  }
-  let items: unknown[] = []
-  let lineOfItem: number[] = []
+  })
+  let pending: { items: unknown[], lineOfItem: number[] } = { items: [], lineOfItem: [] }
   const send = async (): Promise<void> => {
-    if (items.length === 0) return
-    const chunk = { checked: options.check(items), lineOfItem }
-    items = []
-    lineOfItem = []
-    // In file order where it matters: a chunk that names a user or a visitor of a chunk being stored waits for it.
-    const names = namesOf(chunk.checked)
-    if (storing.length >= MAX_CHUNKS_STORING || storing.some((other) => shareAny(other.names, names))) await stored()
-    const done = store(chunk)
-    // Awaited before a later chunk or at the end; meanwhile a failure is not an unhandled rejection.
-    done.catch(() => {})
-    storing.push({ done, names })
+    if (pending.items.length === 0) return
+    const { items, lineOfItem } = pending
+    pending = { items: [], lineOfItem: [] }
+    await queue.add({ checked: options.check(items), lineOfItem })
   }
 
   // Latin-1 maps each byte to one character, so lines split on bytes and each is decoded strictly.
   input.setEncoding('latin1')
   try {
     for await (const bytes of createInterface({ input, crlfDelay: Infinity })) {
+      const parsed = parseLine(bytes)
       progress.lines++
-      const text = decodeUtf8(Buffer.from(bytes, 'latin1'))
-      if (text === undefined) {
-        refuse(progress.lines, NOT_UTF8)
-        continue
-      }
-      if (text.trim() === '') continue
-      const parsed = parseLine(text)
+      if (parsed === null) continue
       if (typeof parsed === 'string') {
         refuse(progress.lines, parsed)
         continue
       }
-      items.push(parsed.value)
-      lineOfItem.push(progress.lines)
-      if (items.length >= options.chunkSize) await send()
+      pending.items.push(parsed.value)
+      pending.lineOfItem.push(progress.lines)
+      if (pending.items.length >= options.chunkSize) await send()
     }
     await send()
-    await stored()
+    await queue.drain()
   } finally {
     // A failed read leaves no write in flight behind it.
-    await Promise.allSettled(storing.map(({ done }) => done))
+    await queue.settle()
   }
   options.onProgress(progress)
   return { counts, refused }
 }
 
-/**
- * Chunks stored at once. Chunks of different users and visitors commute, so
- * storing them side by side keeps the state of file order, and uses the
- * database's pool instead of one connection.
- */
+function refusals (counts: ImportCounts): { refused: RefusedLine[], refuse: (line: number, message: string) => void } {
+  // Kept sorted by line: a chunk's outcome arrives after the next chunk's unparsable lines.
+  const refused: RefusedLine[] = []
+  const refuse = (line: number, message: string): void => {
+    counts.failed++
+    if (refused.length === MAX_LISTED_REFUSALS && (refused.at(-1)?.line ?? 0) < line) return
+    refused.splice(refused.findLastIndex((earlier) => earlier.line < line) + 1, 0, { line, message })
+    if (refused.length > MAX_LISTED_REFUSALS) refused.pop()
+  }
+  return { refused, refuse }
+}
+
+interface StoringQueue {
+  add: (chunk: Chunk) => Promise<void>
+  drain: () => Promise<void>
+  settle: () => Promise<void>
+}
+
+function storingQueue (store: (chunk: Chunk) => Promise<void>): StoringQueue {
+  let storing: Array<{ done: Promise<void>, names: Set<string> }> = []
+  const drain = async (): Promise<void> => {
+    const done = storing.map(({ done }) => done)
+    storing = []
+    await Promise.all(done)
+  }
+  const add = async (chunk: Chunk): Promise<void> => {
+    // In file order where it matters: a chunk that names a user or a visitor of a chunk being stored waits for it.
+    const names = namesOf(chunk.checked)
+    if (storing.length >= MAX_CHUNKS_STORING || storing.some((other) => shareAny(other.names, names))) await drain()
+    const done = store(chunk)
+    // Awaited before a later chunk or at the end; meanwhile a failure is not an unhandled rejection.
+    done.catch(() => {})
+    storing.push({ done, names })
+  }
+  return { add, drain, settle: async () => { await Promise.allSettled(storing.map(({ done }) => done)) } }
+}
+
+/** Chunks stored at once: chunks of different users and visitors commute, and side by side they use the database's pool. */
 const MAX_CHUNKS_STORING = 3
 
-/** The users and visitors a chunk names. */
 const namesOf = (checked: CheckedBatch): Set<string> =>
   new Set(checked.valid.flatMap(({ entry }) => [`user:${entry.userId}`, `visitor:${entry.visitorId}`]))
 
 const shareAny = (a: Set<string>, b: Set<string>): boolean => [...b].some((name) => a.has(name))
 
-/** One line as the body parser of the API reads a body: JSON, each key once per object; or why not. */
-function parseLine (text: string): { value: unknown } | string {
+/** One line as the body parser of the API reads a body: JSON, each key once per object; or why not; null for a blank line. */
+function parseLine (bytes: string): { value: unknown } | string | null {
+  const text = decodeUtf8(Buffer.from(bytes, 'latin1'))
+  if (text === undefined) return NOT_UTF8
+  if (text.trim() === '') return null
   let value: unknown
   try {
     value = JSON.parse(text)
