@@ -50,15 +50,14 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
   const app = Fastify({
     logger: loggerOptions(config, options.logStream),
     bodyLimit: config.BODY_LIMIT_BYTES,
-    // Slow clients (headers sent byte by byte) are cut off instead of holding a socket forever;
-    // Node checks these deadlines every connectionsCheckingInterval.
+    // Slow clients (headers byte by byte) are cut off instead of holding a socket; Node checks every connectionsCheckingInterval.
     requestTimeout: config.REQUEST_TIMEOUT_MS,
     http: { headersTimeout: config.HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
     clientErrorHandler,
     frameworkErrors,
     // Behind a proxy or load balancer, client addresses (for the failed-authentication limit) come from X-Forwarded-For.
     trustProxy: config.TRUST_PROXY,
-    // Requests on open connections are still served while closing (see connection-close.ts), not answered 503.
+    // Requests on open connections are still served while closing: docs/internals.md#shutdown-with-keep-alive-connections
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     // request-log.ts writes the one line per request.

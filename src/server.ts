@@ -4,7 +4,6 @@ import { ConfigError, loadConfig } from './config.js'
 import { limitHeapGrowth } from './runtime/heap.js'
 import { stopTracing, tracingRequested, tracingStarted } from './tracing/start.js'
 
-/** Production start: configuration from the environment, listen, close gracefully on a signal. */
 async function main (): Promise<void> {
   const config = loadConfig()
   if (config.MONGO_URL === '') {

@@ -26,20 +26,16 @@ export const NIL_UUID = '00000000-0000-0000-0000-000000000000'
 export const placeholderUserIdRule = 'user_id is a placeholder that a broken client sends for an unknown user (such as "undefined", "null" or "guest"); send the user\'s own id'
 export const nilVisitorIdRule = 'datafast_visitor_id must not be the nil UUID 00000000-0000-0000-0000-000000000000, a placeholder of broken clients'
 
-/** Everything an identify body is checked against. */
 export interface IdentifyRules {
   limits: MetadataLimits
-  /** Lowercase, trimmed; empty turns the check off. */
   userIdDenylist: ReadonlySet<string>
 }
 
 /** The operators an identify body may carry beside plain fields, the only `$` keys accepted (docs/api.md#identify-operators). */
 export const SET_ONCE = '$set_once'
 export const UNSET = '$unset'
-/** Most names one `$unset` lists. */
 export const UNSET_MAX_NAMES = 100
 
-/** A checked identify body: the visitor id in lowercase, the metadata change without placeholders. */
 export interface IdentifyInput {
   userId: string
   visitorId: string
@@ -64,10 +60,7 @@ function checkVisitorId (value: unknown): string {
   return visitorId
 }
 
-/**
- * Applies every rule of an identify body, each with its own message: the one
- * check of a single call's body and of each item of a batch.
- */
+/** The one check of an identify body, for a single call and for each item of a batch; each rule has its own message. */
 export function checkIdentifyBody (body: unknown, rules: IdentifyRules): IdentifyInput {
   if (!isObject(body)) throw invalid('The request body must be a JSON object')
   const { user_id: userId, datafast_visitor_id: visitorId, [SET_ONCE]: setOnce, [UNSET]: unset, ...metadata } = body
@@ -101,12 +94,10 @@ function namedTwice (names: string[]): string | undefined {
 
 const isObject = (value: unknown): value is Metadata => typeof value === 'object' && value !== null && !Array.isArray(value)
 
-/** Parses USER_ID_DENYLIST: comma-separated, compared trimmed and in lowercase. */
 export function parseUserIdDenylist (text: string): ReadonlySet<string> {
   return new Set(text.split(',').map((word) => word.trim().toLowerCase()).filter((word) => word !== ''))
 }
 
-/** One call's merge into its profile, as ProfilesRepository.upsertProfile takes it. */
 export interface ProfileUpsert {
   websiteId: string
   userId: string
@@ -117,12 +108,10 @@ export interface ProfileUpsert {
   limits: MetadataLimits
 }
 
-/** The storage one identify call needs: ProfilesRepository.upsertProfile. */
 export interface IdentifyProfileStore {
   upsertProfile: (input: ProfileUpsert) => Promise<ProfileOutcome>
 }
 
-/** What identify did, and to which profile (null when skipped). */
 export interface IdentifyOutcome {
   action: IdentifyAction
   profileId: string | null

@@ -2,13 +2,11 @@ import type { ProfilePageSuccess, Profile } from '../schemas/profiles.js'
 import { notFound } from './errors.js'
 import { encodeCursor } from './profiles.js'
 
-/** What an erasure removed. */
 export interface Erasure {
   profileId: string
   visitorLinks: number
 }
 
-/** The storage the profile routes need: ProfilesRepository's reads and erasure. */
 export interface ProfileReadStore {
   findProfile: (websiteId: string, userId: string) => Promise<Profile | null>
   findProfileById: (websiteId: string, profileId: string) => Promise<Profile | null>

@@ -18,12 +18,10 @@ export const profileRules = {
   cursor: 'cursor must be the nextCursor of an earlier page, unchanged'
 } as const
 
-/** Where a listing starts, given to clients as an opaque string. */
 export function encodeCursor (profileId: string): string {
   return Buffer.from(profileId, 'hex').toString('base64url')
 }
 
-/** The profile id a cursor holds, or null when it is not a cursor this service made. */
 export function decodeCursor (cursor: string): string | null {
   return cursorShape.test(cursor) ? Buffer.from(cursor, 'base64url').toString('hex') : null
 }
@@ -41,18 +39,11 @@ export function checkVisitorId (value: unknown): string {
   return visitorId
 }
 
-/** One profile by user, or one page of all of them. */
 export type ProfilesQuery =
   | { kind: 'user', userId: string }
   | { kind: 'page', limit: number, after: string | null }
 
-/**
- * The query of GET /api/v1/profiles, from the raw query string values (a
- * repeated parameter arrives as an array and is refused). The user_id rule is
- * identify's, without the placeholder list: a profile stored before the list
- * changed can still be read. Every parameter is checked; with user_id, limit
- * and cursor have no effect.
- */
+/** user_id follows identify's rule without the placeholder list, so a profile stored before the list changed can still be read. */
 export function checkProfilesQuery (query: Record<string, unknown>): ProfilesQuery {
   const { user_id: userId, limit, cursor } = query
   const page = { kind: 'page', limit: limit === undefined ? PAGE_LIMIT_DEFAULT : checkPageLimit(limit), after: cursor === undefined ? null : checkCursor(cursor) } as const

@@ -1,9 +1,4 @@
-/**
- * A route's deadline for the whole call, as route options: Fastify's
- * handlerTimeout, past which the error handler answers 503 with Retry-After
- * (src/plugins/app/errors.ts). Each database command has its own timeout, but
- * a call makes several: the deadline bounds their sum. 0 sets none.
- */
+/** Fastify's handlerTimeout, answered 503: it bounds the sum of a call's database timeouts (docs/reliability.md#no-call-hangs). */
 export function callDeadline (milliseconds: number): { handlerTimeout?: number } {
   return milliseconds > 0 ? { handlerTimeout: milliseconds } : {}
 }

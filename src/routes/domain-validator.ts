@@ -8,29 +8,19 @@ export interface DomainChecks {
   querystring?: (query: Record<string, unknown>) => unknown
 }
 
-/** What each check returned, as the handler finds it on the request. */
 export type CheckedParts<Checks extends DomainChecks> = { [Part in keyof Checks]: Checks[Part] extends (input: never) => infer Checked ? Checked : never }
 
-/**
- * A route's validator: the parts with a domain check are validated once, by
- * that check (which names the broken rule, and which the command line and
- * batch paths apply too), and replaced by what it returns; their schemas state
- * the same rules for OpenAPI and fuzzers. Other parts go to TypeBox.
- */
+/** Why parts with a domain check skip TypeBox: docs/internals.md#route-validation-by-domain-checks */
 function domainValidator (checks: DomainChecks): FastifySchemaCompiler<unknown> {
   return (route) => {
     const check = checks[route.httpPart as keyof DomainChecks]
     return check === undefined
       ? TypeBoxValidatorCompiler(route as Parameters<typeof TypeBoxValidatorCompiler>[0])
-      // Fastify hands params and query strings as objects, bodies as parsed.
       : (data: unknown) => ({ value: check(data as Record<string, unknown>) })
   }
 }
 
-/**
- * A route's domain checks: its validator, and the checked parts typed as the
- * checks return them, so that no handler casts what the validator replaced.
- */
+/** The validator, and the checked parts typed as the checks return them, so that no handler casts. */
 export function domainChecked<Checks extends DomainChecks> (checks: Checks) {
   return {
     validatorCompiler: domainValidator(checks),

@@ -6,7 +6,6 @@ import { ErrorEnvelope } from '../schemas/errors.js'
 
 const Healthy = Type.Object({ status: Type.Literal('ok') })
 
-/** Liveness (the process answers) and readiness (the database answers a read). */
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/healthz', {
     schema: { summary: 'The process is alive', tags: ['health'], response: { 200: Healthy } }

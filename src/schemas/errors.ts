@@ -3,7 +3,6 @@ import { accountFieldRules } from '../domain/account-rules.js'
 import { IDENTIFY_DELETE, PROFILE_READ_PERMISSIONS } from '../domain/credentials.js'
 import { fieldRules } from '../domain/identify.js'
 
-/** The one shape of every error, from every route. */
 export const ErrorEnvelope = Type.Object({
   status: Type.Literal('error'),
   error: Type.Object({
@@ -20,8 +19,6 @@ export type ErrorEnvelope = Static<typeof ErrorEnvelope>
 
 /** Fastify's maxParamLength, which the app keeps at its default. */
 export const PATH_PARAMETER_TOO_LONG = 'A path parameter is longer than 100 characters'
-
-/** Every error status OpenAPI documents, route by route, with when each is answered. */
 
 type StatusTexts = Record<number, string>
 
@@ -101,7 +98,6 @@ export const adminStatuses = {
     500: UNEXPECTED,
     503: UNAVAILABLE
   } satisfies StatusTexts,
-  /** A route with an {id} in its path, with or without a body. */
   /** A route with a body. */
   body: {
     413: 'The body is larger than the body limit (64 KiB by default)',

@@ -12,20 +12,12 @@ import {
 
 export const DUPLICATE_KEY = 11000
 
-/**
- * A write that lost races with concurrent writes of the same documents as
- * many times as it tries again (calls and erasures of one profile at once):
- * nothing is half done, and the same call can be sent again.
- */
+/** A write that lost every retry to concurrent writes of the same documents: nothing is half done, so it can be sent again. */
 export class ContendedError extends Error {
   override name = 'ContendedError'
 }
 
-/**
- * A multi-document write that lost a deadlock on DocumentDB, which runs each
- * write command in one PostgreSQL transaction; it was rolled back. MongoDB
- * never answers it outside a transaction.
- */
+/** A rolled-back deadlock of a DocumentDB write command (docs/documentdb.md); MongoDB never answers it outside a transaction. */
 export const isWriteConflict = (error: unknown): boolean => error instanceof MongoServerError && error.code === 112
 
 /** MongoDB and DocumentDB both report a broken unique index with code 11000 (DocumentDB without keyPattern or keyValue). */
@@ -33,25 +25,14 @@ export function isDuplicateKey (error: unknown): boolean {
   return error instanceof MongoServerError && error.code === DUPLICATE_KEY
 }
 
-/**
- * Server errors of a replica set changing its primary or shutting down:
- * NotWritablePrimary, NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary,
- * InterruptedAtShutdown, InterruptedDueToReplStateChange,
- * PrimarySteppedDown, ShutdownInProgress.
- */
+/** NotWritablePrimary, NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary, InterruptedAtShutdown, InterruptedDueToReplStateChange, PrimarySteppedDown, ShutdownInProgress. */
 const TRANSIENT_CODES = new Set([10107, 13435, 13436, 11600, 11602, 189, 91])
 
 const INTERNAL_ERROR = 1
 
-/**
- * DocumentDB's gateway cut off from its PostgreSQL: it answers InternalError
- * with the message of its PostgreSQL client (tokio-postgres) failing to
- * connect, to talk, or finding its connection closed. MongoDB's own
- * InternalErrors never start so.
- */
+/** DocumentDB's gateway cut off from PostgreSQL (docs/reliability.md#what-an-outage-looks-like); MongoDB's InternalErrors never start so. */
 const POSTGRES_UNREACHABLE = /^(error connecting to server|error communicating with the server|connection closed)\b/
 
-/** The code name under which the gateway passes on a PostgreSQL error it has no MongoDB code for; its code is then the SQLSTATE. */
 const POSTGRES_ERROR_CODE_NAME = 'DocumentDB error.'
 
 /** Connection exceptions (class 08), and a server shut down, crashed or starting up (57P01, 57P02, 57P03). */
@@ -64,21 +45,16 @@ function sqlStateOf (code: number): string {
   return state
 }
 
-/** DocumentDB's gateway is up but its PostgreSQL is down, restarting, or unreachable. */
 function isPostgresUnavailable (error: MongoServerError): boolean {
   if (error.code === INTERNAL_ERROR) return POSTGRES_UNREACHABLE.test(error.message)
   return error.codeName === POSTGRES_ERROR_CODE_NAME && typeof error.code === 'number' && POSTGRES_UNAVAILABLE_STATE.test(sqlStateOf(error.code))
 }
 
-/**
- * What failed a bulk write's command: the driver wraps any such failure, a
- * network error too, in a MongoBulkWriteError that keeps it as its errorResponse.
- */
+/** The driver wraps whatever fails a bulk write's command, a network error too, in a MongoBulkWriteError. */
 function failureOf (error: unknown): unknown {
   return error instanceof MongoBulkWriteError && error.errorResponse instanceof MongoError ? error.errorResponse : error
 }
 
-/** The database cannot be reached right now, or is changing primaries; the caller should try again later. */
 export function isDatabaseUnavailable (thrown: unknown): boolean {
   const error = failureOf(thrown)
   if (error instanceof MongoServerError) {
@@ -95,10 +71,7 @@ export function isDatabaseUnavailable (thrown: unknown): boolean {
     error instanceof MongoTopologyClosedError
 }
 
-/**
- * Runs a write again when a concurrent writer won the race to insert the same
- * `_id` or unique key: the next attempt finds that document and updates it.
- */
+/** A concurrent writer won the race to insert the same `_id` or unique key: the next attempt finds and updates its document. */
 export async function retryOnDuplicateKey<T> (write: () => Promise<T>, attempts = 5): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {

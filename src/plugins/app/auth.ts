@@ -22,10 +22,7 @@ export interface Authentication<Caller> {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /**
-     * Call after a revocation, a suspension or an erasure: this process stops
-     * using what it cached about the credential or website at once.
-     */
+    /** Call after a revocation, a suspension or an erasure: this process drops its cache entry at once, other replicas via Redis. */
     invalidateCredential: (change: CredentialChange) => Promise<void>
     /** A website route's authentication: resolves the caller before the body is read, so strangers learn nothing of the schema. */
     authenticate: (access: WebsiteAccess) => Authentication<WebsiteCaller>
@@ -42,16 +39,12 @@ declare module 'fastify' {
   }
 }
 
-/** What a hook set; only a route whose onRequest is not that hook finds nothing, a bug. */
 function resolved<Caller> (caller: Caller | null): Caller {
   if (caller === null) throw new Error('The route reads a caller its onRequest hook did not resolve')
   return caller
 }
 
-/**
- * Authentication hooks on the credential resolver, behind a throttle of
- * failed attempts per client address so that keys cannot be guessed at speed.
- */
+/** Failures are throttled per client address so that keys cannot be guessed at speed (docs/api.md#failed-authentication-lockout). */
 export default fp(async (fastify) => {
   const { credentials, websites } = fastify.repositories
   const { AUTH_CACHE_TTL_MS, AUTH_FAILURE_MAX, AUTH_FAILURE_WINDOW_MS } = fastify.config
@@ -63,7 +56,6 @@ export default fp(async (fastify) => {
 
   const failures = new AuthFailures(AUTH_FAILURE_WINDOW_MS, fastify.redis)
 
-  /** Refuses a locked-out address, and counts each failed authentication against it. */
   async function throttled (request: FastifyRequest, resolve: () => Promise<void>): Promise<void> {
     // A caller whose credential resolved recently is never locked out with the guessers at its address, nor costs a look-up.
     if (!resolver.isKnown(request.headers.authorization)) {

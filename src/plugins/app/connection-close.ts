@@ -1,12 +1,6 @@
 import fp from 'fastify-plugin'
 
-/**
- * Graceful shutdown with keep-alive clients. Fastify already answers
- * `Connection: close` to requests that arrive once closing has started; this
- * adds it to the responses of requests that were in flight at that moment,
- * so that their connections end with them instead of idling until the
- * keep-alive timeout and holding the process past its grace period.
- */
+/** Connection: close on requests still in flight at shutdown. Why: docs/internals.md#shutdown-with-keep-alive-connections */
 export default fp(async (fastify) => {
   let closing = false
   fastify.addHook('preClose', async () => { closing = true })

@@ -27,7 +27,6 @@ export function errorEnvelope (code: number, message: string): ErrorEnvelope {
   return { status: 'error', error: { code, message } }
 }
 
-/** Answers with the one error envelope. */
 export function sendError (reply: FastifyReply, code: number, message: string, headers: Record<string, string> = {}): FastifyReply {
   return reply.code(code).headers(headers).type('application/json; charset=utf-8').send(errorEnvelope(code, message))
 }
@@ -42,13 +41,11 @@ function describeValidation (issue: ValidationIssue | undefined, context: string
   return `${field} ${issue.message ?? 'is invalid'}`
 }
 
-/** A domain error under its kind's status; a passing condition says when to try again. */
 function sendDomainError (reply: FastifyReply, error: DomainError): FastifyReply {
   const headers: Record<string, string> = error.retryAfterSeconds === null ? {} : { 'retry-after': String(error.retryAfterSeconds) }
   return sendError(reply, statusOf[error.kind], error.message, headers)
 }
 
-/** The one error envelope, for every error of every route and for unknown routes. */
 export default fp(async (fastify) => {
   /** 404, or 405 with Allow for a known path asked with another method. */
   function routeNotFound (request: FastifyRequest, reply: FastifyReply): FastifyReply {
@@ -88,8 +85,7 @@ export default fp(async (fastify) => {
       const fromFastify = (error.code as string | undefined)?.startsWith('FST_') === true
       return sendError(reply, status, fromFastify ? error.message : STATUS_CODES[status] ?? 'Bad request')
     }
-    // Nothing of it reaches the caller. A driver's message can quote stored values, so only its code is logged.
-    // The stack starts with "Name: message", which may quote what the caller sent: only the frames after it are logged.
+    // Never a message, nor the stack line repeating it; a driver's frames neither: they may quote stored or sent values (docs/security.md#what-reaches-the-logs).
     const header = Error.prototype.toString.call(error)
     const frames = error.stack?.startsWith(header) === true ? error.stack.slice(header.length + 1) : undefined
     const detail = error instanceof MongoError ? {} : { stack: frames }
@@ -105,11 +101,7 @@ const answers: Record<string, [number, string]> = {
   HPE_HEADER_OVERFLOW: [431, 'The request headers are too large']
 }
 
-/**
- * Requests that never reach a route (headers too large, sent too slowly, or
- * not HTTP at all) are answered in the same error envelope as every other
- * error, instead of Fastify's own JSON.
- */
+/** Requests that never reach a route (headers too large or too slow, not HTTP) get the envelope too, not Fastify's own JSON. */
 export function clientErrorHandler (error: Error & { code?: string }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return
   const [code, message] = answers[error.code ?? ''] ?? [400, 'The request is not valid HTTP']

@@ -6,7 +6,6 @@ import { quoteKey } from '../../domain/metadata.js'
 import { invalid, unsupported } from '../../domain/errors.js'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
-/** Why a body, or a line of `profiles import`, is refused when its bytes are not UTF-8. */
 export const NOT_UTF8 = 'not valid UTF-8'
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
@@ -16,7 +15,6 @@ const CLOSE_BRACE = 0x7d
 const OPEN_BRACKET = 0x5b
 const CLOSE_BRACKET = 0x5d
 
-/** The index of the quote that closes the JSON string opening at `open`: the next one not escaped by an odd run of backslashes. */
 function closingQuote (text: string, open: number): number {
   let end = text.indexOf('"', open + 1)
   for (;;) {
@@ -27,13 +25,8 @@ function closingQuote (text: string, open: number): number {
   }
 }
 
-/**
- * The first key that one object of `text` holds twice, compared after
- * unescaping, or undefined. `text` must be valid JSON (JSON.parse accepted
- * it), so one pass over its characters with a stack of key sets suffices.
- */
+/** The first key one object holds twice, compared unescaped; one pass suffices only because JSON.parse already accepted `text`. */
 export function findDuplicateKey (text: string): string | undefined {
-  // The keys seen in the innermost open object, or undefined inside an array; the enclosing ones wait on the stack.
   let keys: Set<string> | undefined
   const enclosing: Array<Set<string> | undefined> = []
   let keyNext = false
@@ -62,7 +55,7 @@ export function findDuplicateKey (text: string): string | undefined {
   return undefined
 }
 
-/** The text of UTF-8 bytes, or undefined when they are not UTF-8: never a U+FFFD in place of a bad byte. */
+/** Undefined when the bytes are not UTF-8: never a U+FFFD in place of a bad byte. */
 export function decodeUtf8 (bytes: Uint8Array): string | undefined {
   try {
     return utf8.decode(bytes)
@@ -83,14 +76,7 @@ export function contentCoding (request: FastifyRequest): 'gzip' | 'identity' | n
 /** A decoded request body, with the count of bytes that came over the wire, which Fastify checks against Content-Length. */
 export type DecodedBody = Transform & { receivedEncodedLength: number }
 
-/**
- * The gzip request body `raw`, decoded as it is read. Decoding stops at the
- * first chunk past `limit` with Fastify's own 413, so a small gzip bomb costs
- * at most the limit's worth of work (Fastify alone stops reading but lets zlib
- * inflate the rest); bytes that are not gzip are a 400. Nothing is read before
- * the body parser asks: checks that come first (the rate limit) cost no
- * inflating, and no decoding error can be raised before anyone listens.
- */
+/** `raw` gunzipped lazily, cut off with Fastify's 413 past `limit`. Why: docs/internals.md#gzip-request-bodies */
 export function gunzipBody (raw: Readable, limit: number): DecodedBody {
   const gunzip = createGunzip()
   let decoded = 0
@@ -118,17 +104,8 @@ export function gunzipBody (raw: Readable, limit: number): DecodedBody {
   return body
 }
 
-/**
- * The only body parser, replacing Fastify's: invalid UTF-8 is refused instead of being
- * replaced with U+FFFD, and `__proto__` is parsed as a plain key (JSON.parse
- * never assigns a prototype) so that the metadata rules refuse it with the
- * message of docs/api.md#identify-metadata-field-names. A key repeated in one object is refused: JSON.parse keeps
- * the last, while a proxy or a log in front may read the first. Fastify still
- * applies the body limit before this runs. A gzip body is decoded first and
- * the limit applies to what it decodes to (docs/api.md#identify-content-encoding).
- */
+/** The only body parser, replacing Fastify's. Why: docs/internals.md#json-body-parser */
 export default fp(async (fastify) => {
-  // Decoding has to replace the stream Fastify reads, so it is set up here; it starts when the parser reads.
   fastify.addHook('preParsing', async (request, reply, payload: Readable) => {
     if (contentCoding(request) !== 'gzip') return payload
     const body = gunzipBody(payload, request.routeOptions.bodyLimit)

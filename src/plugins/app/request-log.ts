@@ -13,12 +13,7 @@ export function requestIdOf (request: IncomingMessage): string {
   return typeof sent === 'string' && safeRequestId.test(sent) ? sent : randomUUID()
 }
 
-/**
- * One log line per request, with what an operator needs and nothing a
- * caller sent: no headers (so no Authorization), no body, no metadata. The
- * request id is echoed so that callers can quote it. With tracing on, every
- * line of a request names its trace and its request span.
- */
+/** One log line per request, with nothing a caller sent (docs/security.md#what-reaches-the-logs); the id is echoed for callers to quote. */
 export default fp(async (fastify) => {
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
@@ -37,7 +32,6 @@ export default fp(async (fastify) => {
       route: request.routeOptions.url ?? 'unmatched',
       status: reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 10) / 10,
-      // Null on routes without website authentication.
       websiteId: request.caller?.website.id,
       action: request.identifyAction ?? undefined
     }, 'request')

@@ -7,11 +7,7 @@ import type { SharedRedis } from './redis.js'
 
 type Store = InstanceType<typeof LocalStore>
 
-/**
- * Counts in Redis, shared by the fleet, while Redis answers; in this
- * replica's memory while it does not, so that a Redis outage never refuses
- * or stalls a call (each replica then allows RATE_LIMIT_MAX on its own).
- */
+/** Counts in Redis while it answers, else in this replica's memory: a Redis outage never refuses or stalls a call (docs/scaling.md). */
 class SharedOrLocalStore {
   constructor (private readonly shared: Store, private readonly local: Store, private readonly redis: SharedRedis) {}
 
@@ -36,7 +32,6 @@ class SharedOrLocalStore {
   }
 }
 
-/** The store option of @fastify/rate-limit for a fleet sharing this Redis. */
 function sharedOrLocalStore (redis: SharedRedis): FastifyRateLimitStoreCtor {
   // The published store type gives incr two parameters; the plugin passes four (key, callback, timeWindow, max).
   return class extends SharedOrLocalStore {
@@ -47,12 +42,7 @@ function sharedOrLocalStore (redis: SharedRedis): FastifyRateLimitStoreCtor {
   } as unknown as FastifyRateLimitStoreCtor
 }
 
-/**
- * Per key or token budgets for the routes that opt in with
- * `config: { rateLimit: {} }`. It runs at preParsing, after authentication
- * has resolved the caller, so the budget belongs to the credential rather
- * than to an address that many callers may share.
- */
+/** At preParsing, after authentication, so the budget is the credential's, not an address many callers may share. */
 export default fp(async (fastify) => {
   await fastify.register(rateLimit, {
     global: false,

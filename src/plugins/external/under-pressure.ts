@@ -5,13 +5,7 @@ import { unavailable } from '../../domain/errors.js'
 /** The delay is averaged per sample; short samples keep one long stall from being averaged away. */
 const SAMPLE_INTERVAL_MS = 250
 
-/**
- * Load shedding: a saturated event loop answers 503 at once instead of
- * letting every caller time out. The samples taken while the app was still
- * starting (compiling schemas, connecting) describe start-up rather than
- * load, so the handler sheds only from the first sample taken wholly after
- * ready.
- */
+/** Load shedding (docs/api.md#load-shedding), only from the first sample wholly after ready: start-up's samples are not load. */
 export default fp(async (fastify) => {
   const maxEventLoopDelay = fastify.config.PRESSURE_MAX_EVENT_LOOP_DELAY_MS
   if (maxEventLoopDelay === 0) return

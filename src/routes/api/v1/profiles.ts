@@ -35,11 +35,7 @@ const profilesQuery = domainChecked({ querystring: checkProfilesQuery })
 const visitorIdParam = domainChecked({ params: (params) => ({ visitorId: checkVisitorId(params.visitorId) }) })
 
 
-/**
- * Read, list and erase what identify stored (docs/api.md#profiles): the same
- * authentication, rate limits and envelope as identify; reads and erasures
- * also answer for a suspended website.
- */
+/** Read, list and erase what identify stored (docs/api.md#profiles); these also answer for a suspended website. */
 const profileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { profiles } = fastify.repositories
   const readAuth = fastify.authenticate(readAccess)

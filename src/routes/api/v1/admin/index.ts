@@ -12,12 +12,7 @@ declare module 'fastify' {
   }
 }
 
-/**
- * The Account API: websites, website keys and account tokens, managed with
- * a dft_ token and bound by it. Every call gets one log line: who (the
- * token's id), what (the action), on which id, and how it ended; never a
- * secret.
- */
+/** The Account API (docs/api.md#account-api); one log line a call: token id, action, id, outcome, never a secret. */
 const adminRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const admin = new AccountAdmin(fastify.repositories, fastify.config.MAX_TOKENS_PER_ACCOUNT)
   fastify.decorateRequest('adminTargetId', null)

@@ -24,19 +24,13 @@ interface AdminRouteOptions<Success extends Record<number, TSchema>, Body extend
   operationId: string
   summary: string
   description: string
-  /** Whether the path holds an {id}. */
   byId: boolean
   body?: { schema: Body, check: (body: unknown) => Input }
   success: Success
   errors?: Record<number, string>
 }
 
-/**
- * Everything an Account API route shares: authentication by a dft_ token
- * holding the permission, the per-token rate limit, the name of the call,
- * validation by the domain's checks, and its OpenAPI description with the
- * permission first, under the admin tag.
- */
+/** What every Account API route shares: dft_ authentication, per-token rate limit, call name, domain checks, OpenAPI text. */
 export function adminRoute<Success extends Record<number, TSchema>, Body extends TSchema = TSchema, Input = undefined> (
   fastify: FastifyInstance,
   options: AdminRouteOptions<Success, Body, Input>,
