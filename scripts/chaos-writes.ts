@@ -7,7 +7,7 @@ import { startDatabase, withDatabaseName } from '../tools/local-database.js'
 /**
  * The database alone under SIGKILLs (5 s up, 3 s down), of PostgreSQL under
  * a live gateway and of the gateway in turn, with the commands upsertProfile
- * (src/storage/repositories/profiles.ts) sent when this was written and nothing
+ * (src/storage/repositories/profile-upsert.ts) sent when this was written and nothing
  * else, from concurrent loops on the driver's pool. A new user: findOne of
  * the profile (none), insertOne of it, findOneAndUpdate with upsert of its
  * visitor link (returnDocument before), findOne of its incarnation in

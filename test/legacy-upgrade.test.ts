@@ -1,19 +1,20 @@
 import { randomUUID } from 'node:crypto'
 import { ObjectId } from 'mongodb'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, inject, it } from 'vitest'
+import type { App } from '../src/app.js'
 import { identifyRules } from '../src/config.js'
 import { ProfilesRepository, profileIdFor } from '../src/storage/repositories/profiles.js'
+import { withDatabaseName } from '../tools/local-database.js'
 import { buildTestApp, visitorId } from './helper.js'
 
-/*
- * docs/api.md#profiles-upgrading-a-store: profiles and links written by the
- * version before incarnations and visitor lists are upgraded once, at start,
- * and are then read, merged and erased like any other.
- */
+// docs/api.md#profiles-upgrading-a-store: a legacy store is upgraded once, at start (docs/storage.md#migrations), then used like any other.
 
 const app = await buildTestApp()
-const db = app.mongo.client.db(`legacy_upgrade_${randomUUID().slice(0, 8)}`)
+const dbName = `legacy_upgrade_${randomUUID().slice(0, 8)}`
+const db = app.mongo.client.db(dbName)
+let started: App | undefined
 afterAll(async () => {
+  await started?.close()
   await db.dropDatabase()
   await app.close()
 })
@@ -40,7 +41,8 @@ describe('a store written by the version before incarnations', () => {
     for (let index = 0; index < 120; index++) await writeLegacyProfile(`legacy-${String(index)}`, [visitorId()])
     const repository = new ProfilesRepository(db)
 
-    await repository.ensureIndexes()
+    // The service's start on the legacy store: the repositories plugin runs the migrations.
+    started = await buildTestApp({ MONGO_URL: withDatabaseName(inject('mongoUrl'), dbName) })
     expect(await db.collection('profiles').countDocuments({ incarnation: { $exists: false } })).toBe(0)
     expect(await db.collection('visitorLinks').countDocuments({ profileIncarnation: { $exists: false } })).toBe(0)
     expect(await repository.upgradeLegacyDocuments()).toEqual({ profiles: 0, visitorLinks: 0 })

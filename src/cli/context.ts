@@ -4,7 +4,7 @@ import { AccountAdmin } from '../domain/account-admin.js'
 import type { CredentialChange } from '../domain/credential-resolver.js'
 import { publishCredentialChange } from '../fleet/credential-changes.js'
 import { connectDatabase } from '../storage/database.js'
-import { createRepositories, ensureIndexes, type Repositories } from '../storage/repositories/index.js'
+import { createRepositories, ensureIndexes, migrate, type Repositories } from '../storage/repositories/index.js'
 
 /** A stream the CLI writes to; a terminal's has isTTY and columns. */
 export interface CliOutput extends NodeJS.WritableStream {
@@ -65,7 +65,11 @@ async function connected (config: Config, options: { write: boolean }, run: (rep
   const { client, db } = await connectDatabase(config.MONGO_URL, config.MONGO_TIMEOUT_MS)
   try {
     const repositories = createRepositories(db)
-    if (options.write) await ensureIndexes(repositories)
+    if (options.write) {
+      await ensureIndexes(repositories)
+      // As the server does at start; its log says what ran, a command's output stays its answer.
+      await migrate(db, { info: () => {}, debug: () => {} })
+    }
     await run(repositories)
   } finally {
     await client.close()

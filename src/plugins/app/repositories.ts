@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { createRepositories, ensureIndexes, type Repositories } from '../../storage/repositories/index.js'
+import { createRepositories, ensureIndexes, migrate, type Repositories } from '../../storage/repositories/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -7,9 +7,10 @@ declare module 'fastify' {
   }
 }
 
-/** The repositories on the app's database, with their indexes in place before the first request. */
+/** The repositories on the app's database: indexes, then migrations of stored documents, before the first request. */
 export default fp(async (fastify) => {
   const repositories = createRepositories(fastify.mongo.db)
   await ensureIndexes(repositories)
+  await migrate(fastify.mongo.db, fastify.log)
   fastify.decorate('repositories', repositories)
 }, { name: 'repositories', dependencies: ['mongo'] })

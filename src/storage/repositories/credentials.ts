@@ -1,5 +1,6 @@
 import { ObjectId, type Collection, type Db } from 'mongodb'
 import { displayPrefix, generateSecret, hashSecret } from '../../domain/credentials.js'
+import { findById, listByOwner } from './mapped-reads.js'
 
 const WEBSITE_KEYS = 'websiteKeys'
 const ACCOUNT_TOKENS = 'accountTokens'
@@ -150,25 +151,21 @@ export class CredentialsRepository {
   }
 
   async findWebsiteKeyById (keyId: string): Promise<WebsiteKeyRecord | null> {
-    const document = await this.websiteKeys.findOne({ _id: new ObjectId(keyId) })
-    return document === null ? null : toWebsiteKeyRecord(document)
+    return await findById(this.websiteKeys, keyId, toWebsiteKeyRecord)
   }
 
   /** The keys of a website, revoked ones included, oldest first. */
   async listWebsiteKeys (websiteId: string): Promise<WebsiteKeyRecord[]> {
-    const documents = await this.websiteKeys.find({ websiteId: new ObjectId(websiteId) }).sort({ _id: 1 }).toArray()
-    return documents.map(toWebsiteKeyRecord)
+    return await listByOwner(this.websiteKeys, 'websiteId', websiteId, toWebsiteKeyRecord)
   }
 
   async findAccountTokenById (tokenId: string): Promise<AccountTokenRecord | null> {
-    const document = await this.accountTokens.findOne({ _id: new ObjectId(tokenId) })
-    return document === null ? null : toAccountTokenRecord(document)
+    return await findById(this.accountTokens, tokenId, toAccountTokenRecord)
   }
 
   /** The tokens of an account, revoked and expired ones included, oldest first. */
   async listAccountTokens (accountId: string): Promise<AccountTokenRecord[]> {
-    const documents = await this.accountTokens.find({ accountId: new ObjectId(accountId) }).sort({ _id: 1 }).toArray()
-    return documents.map(toAccountTokenRecord)
+    return await listByOwner(this.accountTokens, 'accountId', accountId, toAccountTokenRecord)
   }
 
   async countActiveAccountTokens (accountId: string, now: Date): Promise<number> {

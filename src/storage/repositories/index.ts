@@ -3,6 +3,8 @@ import { CredentialsRepository } from './credentials.js'
 import { ProfilesRepository } from './profiles.js'
 import { WebsitesRepository } from './websites.js'
 
+export { migrate, MIGRATIONS, type MigrationLog } from '../migrations/index.js'
+
 export interface Repositories {
   websites: WebsitesRepository
   credentials: CredentialsRepository
@@ -17,7 +19,7 @@ export function createRepositories (db: Db): Repositories {
   }
 }
 
-/** Creates every index the repositories rely on; safe to run at every start. */
+/** Creates every index the repositories rely on; safe to run at every start. Stored shapes are migrate's job. */
 export async function ensureIndexes (repositories: Repositories): Promise<void> {
   await repositories.websites.ensureIndexes()
   await repositories.credentials.ensureIndexes()

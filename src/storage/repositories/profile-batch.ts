@@ -31,10 +31,8 @@ interface PlannedProfile {
   read: ProfileDocument | null
   /** Null while the profile does not exist. */
   current: ProfileDocument | null
-  /** Metadata fields that entries wrote or removed. */
   touched: Set<string>
   metadataChanged: boolean
-  /** Visitors that entries linked to it. */
   linked: string[]
   /** Some entry changed it, or a visitor left it. */
   written: boolean
@@ -51,12 +49,11 @@ export interface LinkMove {
   link: VisitorLinkDocument
 }
 
-/** The bulk writes of a batch, in the order ProfilesRepository.upsertProfiles sends them; each list in `_id` order (inIdOrder). */
+/** The bulk writes of a batch, in the order profile-batch-executor.ts sends them; each list in `_id` order (inIdOrder). */
 export interface BatchWrites {
   results: BatchEntryResult[]
   /** New profiles, in their state after the whole batch. */
   inserts: ProfileDocument[]
-  /** Links of visitors new to the website. */
   linkInserts: VisitorLinkDocument[]
   /** Links that move from one profile to another: as read, and in their state after the batch. */
   linkMoves: LinkMove[]
@@ -68,11 +65,17 @@ export interface BatchWrites {
   incarnations: ObjectId[]
 }
 
-/**
- * Runs the entries in memory, in order, over the profiles and links read for
- * them, exactly as upsertProfile would one after the other, and returns the
- * writes that bring the database to the state after the last one.
- */
+/** The batch as planned so far: its profiles and links by `_id`, and the profiles outside it that visitors left. */
+interface Plan {
+  websiteId: string
+  limits: ProfileLimits
+  now: Date
+  profiles: Map<string, PlannedProfile>
+  links: Map<string, PlannedLink>
+  left: Map<string, ObjectId>
+}
+
+/** Runs the entries in memory exactly as upsertProfile would one after the other (docs/storage.md#the-batch-executor). */
 export function planBatch (
   websiteId: string,
   entries: IdentifyInput[],
@@ -86,71 +89,71 @@ export function planBatch (
     profiles.set(read._id.toHexString(), { read, current, touched: new Set(), metadataChanged: false, linked: [], written: false })
   }
   const links = new Map<string, PlannedLink>(stored.links.map((read) => [read._id, { read, current: read }]))
-  const left = new Map<string, ObjectId>()
-
-  /** Points the visitor at the profile; the profile it leaves stops trusting its list. */
-  const linkVisitor = (visitorId: string, planned: PlannedProfile, profile: ProfileDocument): void => {
-    const _id = visitorLinkIdFor(websiteId, visitorId)
-    const link = links.get(_id) ?? { read: null, current: null }
-    links.set(_id, link)
-    const before = link.current
-    if (before !== null && !before.profileId.equals(profile._id)) {
-      left.set(before.profileId.toHexString(), before.profileId)
-      const leftProfile = profiles.get(before.profileId.toHexString())
-      if (leftProfile?.current != null) {
-        giveUpList(leftProfile.current)
-        leftProfile.written = true
-      }
-    }
-    link.current = visitorLinkDocument(websiteId, visitorId, profile, now)
-    planned.linked.push(visitorId)
-    planned.written = true
-  }
-
-  const planEntry = (entry: IdentifyInput): BatchEntryOutcome => {
-    const _id = profileIdFor(websiteId, entry.userId)
-    const profileId = _id.toHexString()
-    const planned = profiles.get(profileId) ?? { read: null, current: null, touched: new Set(), metadataChanged: false, linked: [], written: false }
-    profiles.set(profileId, planned)
-    const profile = planned.current
-    if (profile === null) {
-      const metadata = checkProfileLimits(entry.change, limits)
-      planned.current = profileDocument(websiteId, entry.userId, entry.visitorId, metadata, now)
-      linkVisitor(entry.visitorId, planned, planned.current)
-      return { profileId, created: true, changed: true }
-    }
-    if (profile.userId !== entry.userId || !profile.websiteId.equals(websiteId)) {
-      throw new Error('profile id collision: two (website, user_id) pairs derived the same _id')
-    }
-    const plan = planMerge(profile.metadata, entry.change, limits)
-    if (plan.changed) {
-      profile.metadata = plan.merged
-      for (const name of [...Object.keys(plan.set), ...plan.unset]) planned.touched.add(name)
-      planned.metadataChanged = true
-      planned.written = true
-    }
-    const listed = listsVisitors(profile) ? profile.visitorIds.includes(entry.visitorId) : null
-    if (listed !== false && isLinkTo(links.get(visitorLinkIdFor(websiteId, entry.visitorId))?.current ?? null, profile)) {
-      return { profileId, created: false, changed: plan.changed }
-    }
-    linkVisitor(entry.visitorId, planned, profile)
-    if (listsVisitors(profile) && profile.visitorIds.length < LISTED_VISITORS_MAX) {
-      if (!profile.visitorIds.includes(entry.visitorId)) profile.visitorIds.push(entry.visitorId)
-    } else {
-      giveUpList(profile)
-    }
-    return { profileId, created: false, changed: true }
-  }
-
+  const plan: Plan = { websiteId, limits, now, profiles, links, left: new Map() }
   const results = entries.map((entry): BatchEntryResult => {
     try {
-      return planEntry(entry)
+      return planEntry(plan, entry)
     } catch (error) {
       if (error instanceof DomainError) return error
       throw error
     }
   })
-  return { results, ...profileWrites(profiles, now), ...linkWrites(links), marks: marksOf(left, profiles) }
+  return { results, ...profileWrites(profiles, now), ...linkWrites(links), marks: marksOf(plan.left, profiles) }
+}
+
+function planEntry (plan: Plan, entry: IdentifyInput): BatchEntryOutcome {
+  const { websiteId, limits, now, profiles, links } = plan
+  const _id = profileIdFor(websiteId, entry.userId)
+  const profileId = _id.toHexString()
+  const planned = profiles.get(profileId) ?? { read: null, current: null, touched: new Set(), metadataChanged: false, linked: [], written: false }
+  profiles.set(profileId, planned)
+  const profile = planned.current
+  if (profile === null) {
+    const metadata = checkProfileLimits(entry.change, limits)
+    planned.current = profileDocument(websiteId, entry.userId, entry.visitorId, metadata, now)
+    linkVisitor(plan, entry.visitorId, planned, planned.current)
+    return { profileId, created: true, changed: true }
+  }
+  if (profile.userId !== entry.userId || !profile.websiteId.equals(websiteId)) {
+    throw new Error('profile id collision: two (website, user_id) pairs derived the same _id')
+  }
+  const merge = planMerge(profile.metadata, entry.change, limits)
+  if (merge.changed) {
+    profile.metadata = merge.merged
+    for (const name of [...Object.keys(merge.set), ...merge.unset]) planned.touched.add(name)
+    planned.metadataChanged = true
+    planned.written = true
+  }
+  const listed = listsVisitors(profile) ? profile.visitorIds.includes(entry.visitorId) : null
+  if (listed !== false && isLinkTo(links.get(visitorLinkIdFor(websiteId, entry.visitorId))?.current ?? null, profile)) {
+    return { profileId, created: false, changed: merge.changed }
+  }
+  linkVisitor(plan, entry.visitorId, planned, profile)
+  if (listsVisitors(profile) && profile.visitorIds.length < LISTED_VISITORS_MAX) {
+    if (!profile.visitorIds.includes(entry.visitorId)) profile.visitorIds.push(entry.visitorId)
+  } else {
+    giveUpList(profile)
+  }
+  return { profileId, created: false, changed: true }
+}
+
+/** Points the visitor at the profile; the profile it leaves stops trusting its list. */
+function linkVisitor ({ websiteId, now, profiles, links, left }: Plan, visitorId: string, planned: PlannedProfile, profile: ProfileDocument): void {
+  const _id = visitorLinkIdFor(websiteId, visitorId)
+  const link = links.get(_id) ?? { read: null, current: null }
+  links.set(_id, link)
+  const before = link.current
+  if (before !== null && !before.profileId.equals(profile._id)) {
+    left.set(before.profileId.toHexString(), before.profileId)
+    const leftProfile = profiles.get(before.profileId.toHexString())
+    if (leftProfile?.current != null) {
+      giveUpList(leftProfile.current)
+      leftProfile.written = true
+    }
+  }
+  link.current = visitorLinkDocument(websiteId, visitorId, profile, now)
+  planned.linked.push(visitorId)
+  planned.written = true
 }
 
 function giveUpList (profile: ProfileDocument): void {

@@ -1,15 +1,9 @@
 import type { Document, ObjectId } from 'mongodb'
 import type { Metadata, MetadataChange, ProfileLimits } from '../../domain/metadata.js'
 
-/*
- * The merge of identify's common call, a known visitor with metadata, as one
- * update pipeline that the database evaluates: it merges exactly as planMerge
- * does, and only when the profile lists the visitor, something changes and
- * the profile stays within its limits. Otherwise it leaves the profile as it
- * is, and the caller plans from the profile it gets back.
- */
+/* identify's common call as one update pipeline that merges exactly as planMerge (docs/storage.md#the-one-command-merge). */
 
-/** The expression of a field of `input` (a name may hold any character but a leading "$" or a "."). */
+// A name may hold any character but a leading "$" or a ".", hence $getField of a $literal.
 const fieldOf = (name: string, input: unknown = '$metadata'): Document => ({ $getField: { field: { $literal: name }, input } })
 const isMissing = (expression: unknown): Document => ({ $eq: [{ $type: expression }, 'missing'] })
 const isObject = (expression: unknown): Document => ({ $eq: [{ $type: expression }, 'object'] })
@@ -18,10 +12,6 @@ const asObject = (expression: unknown): Document => ({ $cond: [isObject(expressi
 const asArray = (expression: unknown): Document => ({ $cond: [{ $isArray: expression }, expression, []] })
 const sizeOf = (object: unknown): Document => ({ $size: { $objectToArray: object } })
 
-/**
- * True when the stored value equals `value` as jsonEqual compares them:
- * object keys in any order, array items in order, numbers by value.
- */
 export function jsonEqualExpression (stored: unknown, value: unknown): unknown {
   if (value === null) return { $eq: [{ $type: stored }, 'null'] }
   if (typeof value !== 'object') return { $eq: [stored, { $literal: value }] }
@@ -38,7 +28,6 @@ export function jsonEqualExpression (stored: unknown, value: unknown): unknown {
   return { $and: [isObject(stored), { $eq: [sizeOf(object), entries.length] }, ...fields] }
 }
 
-/** The stored metadata after the change, as planMerge's `merged`: plain fields, then the once-fields it lacked, less the removed ones. */
 function mergedExpression (change: MetadataChange): unknown {
   const onceFields = Object.entries(change.setOnce).map(([name, value]) => ({ $cond: [isMissing(fieldOf(name)), { $literal: { [name]: value } }, {}] }))
   let merged: unknown = { $mergeObjects: ['$metadata', { $literal: change.set }, ...onceFields] }
@@ -46,7 +35,6 @@ function mergedExpression (change: MetadataChange): unknown {
   return merged
 }
 
-/** planMerge's `changed`: a plain field differs, a once-field is missing, or a removed field is there. */
 function changedExpression (change: MetadataChange): unknown {
   return {
     $or: [
@@ -57,7 +45,7 @@ function changedExpression (change: MetadataChange): unknown {
   }
 }
 
-/** planMerge's limits: a merge that grows a profile past a limit is refused; one that does not grow it never is. */
+/** planMerge's limits: only a merge that grows a profile past a limit is refused. */
 function withinLimitsExpression (merged: string, limits: ProfileLimits): unknown {
   const grownPast = (size: (object: unknown) => unknown, limit: number): unknown =>
     ({ $and: [{ $gt: [size(merged), limit] }, { $gt: [size(merged), size('$metadata')] }] })
@@ -69,15 +57,12 @@ export interface ListedMerge {
   visitorId: string
   change: MetadataChange
   limits: ProfileLimits
-  /** Written to the profile by this merge alone, so that the profile returned tells whether it was applied. */
+  /** Written by this merge alone, so that the profile returned tells whether it was applied. */
   changeId: ObjectId
   now: Date
 }
 
-/**
- * The pipeline: the first stage decides and marks the profile with the
- * merge's changeId, the second merges and sets updatedAt where the mark is.
- */
+/** The first stage decides and marks the profile with changeId; the second merges where the mark is. */
 export function listedMergePipeline ({ userId, visitorId, change, limits, changeId, now }: ListedMerge): Document[] {
   const applies = {
     $let: {

@@ -1,4 +1,5 @@
 import { ObjectId, type Db } from 'mongodb'
+import { findById, listByOwner } from './mapped-reads.js'
 
 interface AccountDocument {
   _id: ObjectId
@@ -80,14 +81,12 @@ export class WebsitesRepository {
   }
 
   async findWebsite (websiteId: string): Promise<Website | null> {
-    const document = await this.websites.findOne({ _id: new ObjectId(websiteId) })
-    return document === null ? null : toWebsite(document)
+    return await findById(this.websites, websiteId, toWebsite)
   }
 
   /** The websites of an account, oldest first. */
   async listWebsites (accountId: string): Promise<Website[]> {
-    const documents = await this.websites.find({ accountId: new ObjectId(accountId) }).sort({ _id: 1 }).toArray()
-    return documents.map(toWebsite)
+    return await listByOwner(this.websites, 'accountId', accountId, toWebsite)
   }
 }
 
