@@ -24,4 +24,4 @@ export const unsupported = (message: string) => new DomainError('unsupported', m
 export const tooMany = (message: string, retryAfterSeconds: number | null = null) => new DomainError('too-many', message, retryAfterSeconds)
 export const unavailable = (message: string) => new DomainError('unavailable', message, RETRY_AFTER_SECONDS)
 /** Other calls changed the same profile each time this one tried; nothing is half done. */
-export const contended = (message: string) => new DomainError('contended', message, RETRY_AFTER_SECONDS)
+export const contended = () => new DomainError('contended', 'Other calls are changing this profile at the same moment; try again shortly', RETRY_AFTER_SECONDS)

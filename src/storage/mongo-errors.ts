@@ -12,11 +12,6 @@ import {
 
 export const DUPLICATE_KEY = 11000
 
-/** A write that lost every retry to concurrent writes of the same documents: nothing is half done, so it can be sent again. */
-export class ContendedError extends Error {
-  override name = 'ContendedError'
-}
-
 /** A rolled-back deadlock of a DocumentDB write command (docs/documentdb.md); MongoDB never answers it outside a transaction. */
 export const isWriteConflict = (error: unknown): boolean => error instanceof MongoServerError && error.code === 112
 

@@ -4,7 +4,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { MongoError } from 'mongodb'
 import { DomainError, RETRY_AFTER_SECONDS, type DomainErrorKind } from '../../domain/errors.js'
-import { ContendedError, isDatabaseUnavailable } from '../../storage/mongo-errors.js'
+import { isDatabaseUnavailable } from '../../storage/mongo-errors.js'
 import { PATH_PARAMETER_TOO_LONG, type ErrorEnvelope } from '../../schemas/errors.js'
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
@@ -60,17 +60,16 @@ export default fp(async (fastify) => {
   fastify.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     // An unknown route stays a 404 (or 405) even when its body could not be parsed.
     if (request.is404) return routeNotFound(request, reply)
-    if (error instanceof DomainError) return sendDomainError(reply, error)
+    if (error instanceof DomainError) {
+      if (error.kind === 'contended') request.log.warn({ err: { type: error.name, kind: error.kind } }, 'profile contended')
+      return sendDomainError(reply, error)
+    }
     if (error.validation !== undefined) {
       return sendError(reply, 400, describeValidation(error.validation[0], error.validationContext))
     }
     if (isDatabaseUnavailable(error)) {
       request.log.warn({ err: { type: error.name } }, 'database unavailable')
       return sendError(reply, 503, 'The database is unavailable; try again shortly', { 'retry-after': String(RETRY_AFTER_SECONDS) })
-    }
-    if (error instanceof ContendedError) {
-      request.log.warn({ err: { type: error.name } }, 'profile contended')
-      return sendError(reply, 503, 'Other calls are changing this profile at the same moment; try again shortly', { 'retry-after': String(RETRY_AFTER_SECONDS) })
     }
     if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
       request.log.warn({ err: { type: error.name, code: error.code } }, 'call deadline passed')

@@ -1,5 +1,6 @@
 import { ObjectId } from 'mongodb'
-import { ContendedError, isDuplicateKey, isWriteConflict } from '../mongo-errors.js'
+import { contended } from '../../domain/errors.js'
+import { isDuplicateKey, isWriteConflict } from '../mongo-errors.js'
 import type { ProfileDocument } from './profile-documents.js'
 import { findProfileDocument } from './profile-reads.js'
 import { backOff, MAX_ATTEMPTS, type ProfileCollections } from './profile-store.js'
@@ -28,7 +29,7 @@ async function deleteProfile (collections: ProfileCollections, read: ProfileDocu
     // deleteMany, which DocumentDB checks again after waiting for a racing update, where its deleteOne can match nothing while the document stays.
     const { deletedCount } = await collections.profiles.deleteMany({ _id: current._id, incarnation: current.incarnation })
     if (deletedCount > 0) return current
-    if (attempt >= MAX_ATTEMPTS) throw new ContendedError('erasure raced with updates of its profile too many times')
+    if (attempt >= MAX_ATTEMPTS) throw contended()
     await backOff(attempt)
     const stays: ProfileDocument | null = await collections.profiles.findOne({ _id: read._id })
     if (stays !== null && !stays.incarnation.equals(current.incarnation)) await recordErasure(collections, stays)
@@ -64,7 +65,7 @@ async function deleteLinks ({ visitorLinks }: ProfileCollections, profileId: Obj
       if (!isWriteConflict(error) || attempt >= MAX_ATTEMPTS) throw error
     }
     if (await visitorLinks.findOne(filter, { projection: { _id: 1 } }) === null) return deleted
-    if (attempt >= MAX_ATTEMPTS) throw new ContendedError('erasure raced with links to its profile too many times')
+    if (attempt >= MAX_ATTEMPTS) throw contended()
     await backOff(attempt)
   }
 }

@@ -31,7 +31,7 @@ export async function ensureProfileIndexes ({ profiles, visitorLinks, erasedInca
   await erasedIncarnations.createIndex({ profileId: 1 }, { name: 'profileId' }, undefined)
 }
 
-/** Tries of a write that loses races with other writes of its profile, then a ContendedError. */
+/** Tries of a write that loses races with other writes of its profile, then a `contended` DomainError. */
 export const MAX_ATTEMPTS = 10
 
 export const backOff = async (attempt: number): Promise<void> => { await sleep(Math.random() * 2 * attempt) }

@@ -1,6 +1,7 @@
 import { ObjectId } from 'mongodb'
 import { checkProfileLimits, planMerge, type MergePlan, type Metadata, type MetadataChange, type ProfileLimits } from '../../domain/metadata.js'
-import { ContendedError, isDuplicateKey, retryOnDuplicateKey } from '../mongo-errors.js'
+import { contended } from '../../domain/errors.js'
+import { isDuplicateKey, retryOnDuplicateKey } from '../mongo-errors.js'
 import {
   isLinkTo,
   linkLeft,
@@ -48,7 +49,7 @@ export async function upsertProfile (collections: ProfileCollections, input: Ups
     const result = await attemptUpsert(collections, input, _id)
     if (result !== null) return result
     // Another call created the profile first, or an erasure removed it: read again and redo the call.
-    if (attempt >= MAX_ATTEMPTS) throw new ContendedError('identify raced with creations or erasures of its profile too many times')
+    if (attempt >= MAX_ATTEMPTS) throw contended()
     await backOff(attempt)
   }
 }
