@@ -1,5 +1,5 @@
 import { ObjectId, type Collection, type Db } from 'mongodb'
-import { displayPrefix, generateSecret, hashSecret } from '../../domain/credentials.js'
+import { displayPrefix, generateSecret, hashSecret, type CredentialKind } from '../../domain/credentials.js'
 import { findById, listByOwner } from './mapped-reads.js'
 
 const WEBSITE_KEYS = 'websiteKeys'
@@ -92,16 +92,8 @@ export class CredentialsRepository {
 
   /** Returns the new key's id and the raw `df_` key, which is never stored. */
   async createWebsiteKey (input: { websiteId: string, name: string }): Promise<{ id: string, key: string, record: WebsiteKeyRecord }> {
-    const key = generateSecret('websiteKey')
-    const document: WebsiteKeyDocument = {
-      _id: new ObjectId(),
-      hash: hashSecret(key),
-      prefix: displayPrefix(key),
-      websiteId: new ObjectId(input.websiteId),
-      name: input.name,
-      createdAt: new Date(),
-      revokedAt: null
-    }
+    const { secret: key, stored } = newSecret('websiteKey')
+    const document: WebsiteKeyDocument = { ...stored, websiteId: new ObjectId(input.websiteId), name: input.name }
     await this.websiteKeys.insertOne(document)
     return { id: document._id.toHexString(), key, record: toWebsiteKeyRecord(document) }
   }
@@ -114,18 +106,14 @@ export class CredentialsRepository {
     name: string
     expiresAt: Date | null
   }): Promise<{ id: string, token: string, record: AccountTokenRecord }> {
-    const token = generateSecret('accountToken')
+    const { secret: token, stored } = newSecret('accountToken')
     const document: AccountTokenDocument = {
-      _id: new ObjectId(),
-      hash: hashSecret(token),
-      prefix: displayPrefix(token),
+      ...stored,
       accountId: new ObjectId(input.accountId),
       permissions: input.permissions,
       websiteIds: input.websiteIds.map((id) => new ObjectId(id)),
       name: input.name,
-      createdAt: new Date(),
-      expiresAt: input.expiresAt,
-      revokedAt: null
+      expiresAt: input.expiresAt
     }
     await this.accountTokens.insertOne(document)
     return { id: document._id.toHexString(), token, record: toAccountTokenRecord(document) }
@@ -192,28 +180,28 @@ export class CredentialsRepository {
   }
 }
 
+/** A new secret, and what is stored of it: never the secret itself, only its hash and its display prefix. */
+function newSecret (kind: CredentialKind) {
+  const secret = generateSecret(kind)
+  return { secret, stored: { _id: new ObjectId(), hash: hashSecret(secret), prefix: displayPrefix(secret), createdAt: new Date(), revokedAt: null } }
+}
+
+/** What every credential record shows of its document. */
+function recordOf (document: WebsiteKeyDocument | AccountTokenDocument) {
+  return { id: document._id.toHexString(), name: document.name, displayPrefix: document.prefix, createdAt: document.createdAt, revokedAt: document.revokedAt }
+}
+
 function toWebsiteKeyRecord (document: WebsiteKeyDocument): WebsiteKeyRecord {
-  return {
-    id: document._id.toHexString(),
-    websiteId: document.websiteId.toHexString(),
-    name: document.name,
-    displayPrefix: document.prefix,
-    createdAt: document.createdAt,
-    revokedAt: document.revokedAt
-  }
+  return { ...recordOf(document), websiteId: document.websiteId.toHexString() }
 }
 
 function toAccountTokenRecord (document: AccountTokenDocument): AccountTokenRecord {
   return {
-    id: document._id.toHexString(),
+    ...recordOf(document),
     accountId: document.accountId.toHexString(),
-    name: document.name,
     permissions: document.permissions,
     websiteIds: document.websiteIds.map((id) => id.toHexString()),
-    displayPrefix: document.prefix,
-    createdAt: document.createdAt,
-    expiresAt: document.expiresAt,
-    revokedAt: document.revokedAt
+    expiresAt: document.expiresAt
   }
 }
 
