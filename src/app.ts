@@ -14,12 +14,13 @@ import connectionClose from './plugins/app/connection-close.js'
 import errors, { clientErrorHandler, frameworkErrors } from './plugins/app/errors.js'
 import jsonBody from './plugins/app/json-body.js'
 import repositories from './plugins/app/repositories.js'
-import requestLog, { requestIdOf } from './plugins/app/request-log.js'
+import requestLog, { requestIdOf, traceIdsOf } from './plugins/app/request-log.js'
 import adminRoutes from './routes/api/v1/admin/index.js'
 import identifyBatchRoutes from './routes/api/v1/identify-batch.js'
 import identifyRoutes from './routes/api/v1/identify.js'
 import profileRoutes from './routes/api/v1/profiles.js'
 import healthRoutes from './routes/health.js'
+import { tracingStarted } from './tracing/start.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -36,7 +37,9 @@ function loggerOptions (config: Config, stream: DestinationStream | undefined): 
   const base = {
     level: config.LOG_LEVEL,
     // Nothing logs headers today; this guards any future line that does.
-    redact: { paths: ['req.headers.authorization', 'headers.authorization'], censor: '[redacted]' }
+    redact: { paths: ['req.headers.authorization', 'headers.authorization'], censor: '[redacted]' },
+    // With tracing on, a request's lines carry its trace and span ids (request-log.ts).
+    ...(tracingStarted() ? { mixin: traceIdsOf } : {})
   }
   if (stream !== undefined) return { ...base, stream }
   if (config.NODE_ENV === 'development') {

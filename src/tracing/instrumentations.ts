@@ -39,8 +39,9 @@ export function instrumentations (): Instrumentation[] {
     new FastifyOtelInstrumentation({
       // Every Fastify instance is instrumented as it is created: app.ts needs no change.
       registerOnInitialization: true,
-      // One span per request and one for its handler: a span for each of the dozen hooks a request passes would multiply the cost (docs/operations.md#tracing).
+      // One span per request: a span for its handler, or for each of the dozen hooks it passes, would multiply the cost (docs/operations.md#tracing).
       instrumentHooks: false,
+      instrumentHandler: false,
       // Exceptions may quote what the caller sent; the status says a request failed.
       recordExceptions: false,
       requestHook: nameRequestSpan

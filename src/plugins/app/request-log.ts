@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { trace } from '@opentelemetry/api'
+import { trace, type SpanContext } from '@opentelemetry/api'
 import type { FastifyBaseLogger } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Logger } from 'pino'
+import { tracingStarted } from '../../tracing/start.js'
 
 const safeRequestId = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -13,20 +13,29 @@ export function requestIdOf (request: IncomingMessage): string {
   return typeof sent === 'string' && safeRequestId.test(sent) ? sent : randomUUID()
 }
 
+/** Where a request's logger keeps the ids of its request span. */
+const kTraceIds = Symbol('request span ids')
+
+type TracedLogger = FastifyBaseLogger & { [kTraceIds]?: SpanContext }
+
+/** A pino mixin (app.ts, tracing on): ids are read as a line is written, so levels that write none pay nothing (docs/operations.md#tracing). */
+export function traceIdsOf (_mergeObject: object, _level: number, logger: object): Record<string, string> {
+  const ids = (logger as TracedLogger)[kTraceIds]
+  // A new object each time: pino merges the line's fields into it.
+  return ids === undefined ? {} : { trace_id: ids.traceId, span_id: ids.spanId }
+}
+
 /** One log line per request, with nothing a caller sent (docs/security.md#what-reaches-the-logs); the id is echoed for callers to quote. */
 export default fp(async (fastify) => {
-  fastify.addHook('onRequest', async (request, reply) => {
+  const traced = tracingStarted()
+  // Callback hooks: an async one costs a promise per request, which tracing's context propagation makes dearer.
+  fastify.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
-    // @fastify/otel's onRequest hook runs first and leaves the request span active here; without tracing there is none.
-    const span = trace.getActiveSpan()
-    if (span !== undefined) {
-      const { traceId, spanId } = span.spanContext()
-      // Fastify gives each request a pino logger of its own, whose type leaves setBindings out; a child logger per request would cost more.
-      const log = request.log as FastifyBaseLogger & Pick<Logger, 'setBindings'>
-      log.setBindings({ trace_id: traceId, span_id: spanId })
-    }
+    // @fastify/otel's onRequest hook runs first and leaves the request span active here.
+    if (traced) (request.log as TracedLogger)[kTraceIds] = trace.getActiveSpan()?.spanContext()
+    done()
   })
-  fastify.addHook('onResponse', async (request, reply) => {
+  fastify.addHook('onResponse', (request, reply, done) => {
     request.log.info({
       method: request.method,
       route: request.routeOptions.url ?? 'unmatched',
@@ -35,5 +44,6 @@ export default fp(async (fastify) => {
       websiteId: request.caller?.website.id,
       action: request.identifyAction ?? undefined
     }, 'request')
+    done()
   })
 }, { name: 'request-log' })
