@@ -189,9 +189,10 @@ async function measure (context: Context, server: RunningServer, name: RunName):
     const input: DbFloorInput = { kind: FLOOR_KINDS[name], mongoUrl, layout, ...loadOf(options, name) }
     return { name, kind: 'reference', measurement: await runWorker<Measurement>('db-floor.ts', input), peakRssMib: null }
   }
-  if (name === 'http-ceiling') {
-    const args = [...context.profiling, '--import', 'tsx', 'scripts/bench/ceiling-server.ts']
-    const ceiling = await startServer('ceiling server', args, serverEnv(await freePort(), mongoUrl))
+  if (name === 'http-ceiling' || name === 'http-ceiling-context') {
+    const preload = name === 'http-ceiling' ? [] : ['--import', './scripts/bench/context-preload.ts']
+    const args = [...context.profiling, '--import', 'tsx', ...preload, 'scripts/bench/ceiling-server.ts']
+    const ceiling = await startServer(`${name} server`, args, serverEnv(await freePort(), mongoUrl))
     try {
       return { name, kind: 'reference', ...await httpRun(context, ceiling, 'update', 'key') }
     } finally {

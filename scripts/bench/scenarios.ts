@@ -9,7 +9,7 @@ import type { Metadata } from '../../src/domain/metadata.js'
 
 export const SCENARIOS = ['create', 'update', 'unchanged', 'new-device', 'token', 'read'] as const
 /** http-ceiling-traced is the ceiling with tracing on, exporting every span over OTLP (docs/operations.md#tracing). */
-export const REFERENCES = ['db-floor', 'merge-floor', 'read-floor', 'http-ceiling', 'http-ceiling-traced'] as const
+export const REFERENCES = ['db-floor', 'merge-floor', 'read-floor', 'http-ceiling', 'http-ceiling-context', 'http-ceiling-traced'] as const
 /** Batch identify of known users (update traffic), and its floor: the same updates from the driver alone, in bulk. */
 export const BATCH_RUNS = ['batch-100', 'batch-1000', 'bulk-floor'] as const
 export type ScenarioName = typeof SCENARIOS[number]
@@ -42,6 +42,7 @@ export const expectedAction: Record<RunName, string | null> = {
   'merge-floor': null,
   'read-floor': null,
   'http-ceiling': 'updated',
+  'http-ceiling-context': 'updated',
   'http-ceiling-traced': 'updated',
   'batch-100': 'updated',
   'batch-1000': 'updated',
