@@ -1,6 +1,6 @@
 import ipaddr from 'ipaddr.js'
 import { LRUCache } from 'lru-cache'
-import type { SharedRedis } from '../plugins/external/redis.js'
+import type { SharedRedis } from './shared-redis.js'
 
 /** IPv6 counts by its /64 (one subscriber's network), so rotating inside it does not escape the lockout; IPv4 (mapped too) as is. */
 export function addressKey (ip: string): string {

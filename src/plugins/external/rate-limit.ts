@@ -3,7 +3,7 @@ import rateLimit, { type FastifyRateLimitStoreCtor, type RateLimitOptions } from
 import LocalStore from '@fastify/rate-limit/store/LocalStore.js'
 import RedisStore from '@fastify/rate-limit/store/RedisStore.js'
 import { tooMany } from '../../domain/errors.js'
-import type { SharedRedis } from './redis.js'
+import type { SharedRedis } from '../../fleet/shared-redis.js'
 
 type Store = InstanceType<typeof LocalStore>
 
