@@ -1,5 +1,4 @@
-import type { AccountToken, AccountTokenRecord, CredentialsRepository } from '../storage/repositories/credentials.js'
-import type { Website, WebsiteChanges, WebsitesRepository } from '../storage/repositories/websites.js'
+import type { AccountToken, AccountTokenRecord, NewAccountToken, Website, WebsiteChanges, WebsiteKeyRecord } from './accounts.js'
 import type { AccessTokenView, ApiKeyView, WebsiteView } from '../schemas/admin.js'
 import {
   accessTokenNotFound,
@@ -25,9 +24,27 @@ export interface Actor {
 export const tokenActor = (token: AccountToken): Actor => ({ accountId: token.accountId, token })
 export const operatorActor = (accountId: string | null = null): Actor => ({ accountId, token: null })
 
+/** The storage the Account API needs: WebsitesRepository and CredentialsRepository. */
 export interface AccountAdminStore {
-  websites: WebsitesRepository
-  credentials: CredentialsRepository
+  websites: {
+    accountExists: (accountId: string) => Promise<boolean>
+    createWebsite: (input: { accountId: string, domain: string, cookieless: boolean }) => Promise<string>
+    findWebsite: (websiteId: string) => Promise<Website | null>
+    listWebsites: (accountId: string) => Promise<Website[]>
+    updateWebsite: (websiteId: string, changes: WebsiteChanges) => Promise<Website | null>
+  }
+  credentials: {
+    createWebsiteKey: (input: { websiteId: string, name: string }) => Promise<{ id: string, key: string, record: WebsiteKeyRecord }>
+    findWebsiteKeyById: (keyId: string) => Promise<WebsiteKeyRecord | null>
+    listWebsiteKeys: (websiteId: string) => Promise<WebsiteKeyRecord[]>
+    revokeWebsiteKey: (keyId: string) => Promise<boolean>
+    createAccountToken: (input: NewAccountToken) => Promise<{ id: string, token: string, record: AccountTokenRecord }>
+    findAccountTokenById: (tokenId: string) => Promise<AccountTokenRecord | null>
+    listAccountTokens: (accountId: string) => Promise<AccountTokenRecord[]>
+    countActiveAccountTokens: (accountId: string, now: Date) => Promise<number>
+    deleteAccountToken: (tokenId: string) => Promise<void>
+    revokeAccountToken: (tokenId: string) => Promise<boolean>
+  }
 }
 
 /** The one place that decides who may see and change what; what the actor may not see "does not exist", like an unknown id. */

@@ -1,5 +1,4 @@
-import type { AccountToken } from '../storage/repositories/credentials.js'
-import type { WebsiteChanges } from '../storage/repositories/websites.js'
+import type { AccountToken, WebsiteChanges } from './accounts.js'
 import { checkPermissions, grants } from './credentials.js'
 import { conflict, forbidden, invalid, notFound } from './errors.js'
 import { canonicalObjectId } from './ids.js'

@@ -1,5 +1,4 @@
-import type { AccountTokenRecord, WebsiteKeyRecord } from '../storage/repositories/credentials.js'
-import type { Website } from '../storage/repositories/websites.js'
+import type { AccountTokenRecord, Website, WebsiteKeyRecord } from './accounts.js'
 import type { AccessTokenView, ApiKeyView, WebsiteView } from '../schemas/admin.js'
 
 // What the Account API and the command line's --json show: never a secret or a hash (docs/api.md#account-api-shapes).

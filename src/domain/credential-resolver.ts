@@ -1,6 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import type { AccountToken, WebsiteKey } from '../storage/repositories/credentials.js'
-import type { Website } from '../storage/repositories/websites.js'
+import type { AccountToken, Website, WebsiteKey } from './accounts.js'
 import { grantsAny, hashSecret, hasSecretShape, parseBearer, type CredentialKind } from './credentials.js'
 import { forbidden, invalid, notFound, unauthenticated } from './errors.js'
 import { fieldRules } from './identify.js'

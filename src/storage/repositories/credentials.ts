@@ -1,5 +1,6 @@
 import { ObjectId, type Collection, type Db } from 'mongodb'
 import { displayPrefix, generateSecret, hashSecret, type CredentialKind } from '../../domain/credentials.js'
+import type { AccountToken, AccountTokenRecord, NewAccountToken, WebsiteKey, WebsiteKeyRecord } from '../../domain/accounts.js'
 import { findById, listByOwner } from './mapped-reads.js'
 
 const WEBSITE_KEYS = 'websiteKeys'
@@ -35,44 +36,6 @@ interface AccountTokenDocument {
   revokedAt: Date | null
 }
 
-export interface WebsiteKey {
-  id: string
-  websiteId: string
-  revoked: boolean
-}
-
-/** A website key as a listing shows it: everything but the hash. */
-export interface WebsiteKeyRecord {
-  id: string
-  websiteId: string
-  name: string
-  displayPrefix: string
-  createdAt: Date
-  revokedAt: Date | null
-}
-
-/** An account token as a listing shows it: everything but the hash. */
-export interface AccountTokenRecord {
-  id: string
-  accountId: string
-  name: string
-  permissions: string[]
-  websiteIds: string[]
-  displayPrefix: string
-  createdAt: Date
-  expiresAt: Date | null
-  revokedAt: Date | null
-}
-
-export interface AccountToken {
-  id: string
-  accountId: string
-  permissions: string[]
-  websiteIds: string[]
-  expiresAt: Date | null
-  revoked: boolean
-}
-
 /** Only a secret's SHA-256 hash (unique index) and a display prefix are stored (docs/security.md#where-credentials-live-and-how-they-are-compared). */
 export class CredentialsRepository {
   private readonly websiteKeys
@@ -99,13 +62,7 @@ export class CredentialsRepository {
   }
 
   /** Returns the new token's id and the raw `dft_` token, which is never stored. */
-  async createAccountToken (input: {
-    accountId: string
-    permissions: string[]
-    websiteIds: string[]
-    name: string
-    expiresAt: Date | null
-  }): Promise<{ id: string, token: string, record: AccountTokenRecord }> {
+  async createAccountToken (input: NewAccountToken): Promise<{ id: string, token: string, record: AccountTokenRecord }> {
     const { secret: token, stored } = newSecret('accountToken')
     const document: AccountTokenDocument = {
       ...stored,

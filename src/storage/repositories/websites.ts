@@ -1,4 +1,5 @@
 import { ObjectId, type Db } from 'mongodb'
+import type { Website, WebsiteChanges } from '../../domain/accounts.js'
 import { findById, listByOwner } from './mapped-reads.js'
 
 interface AccountDocument {
@@ -14,21 +15,6 @@ interface WebsiteDocument {
   cookieless: boolean
   suspended: boolean
   createdAt: Date
-}
-
-export interface Website {
-  id: string
-  accountId: string
-  domain: string
-  cookieless: boolean
-  suspended: boolean
-  createdAt: Date
-}
-
-export interface WebsiteChanges {
-  domain?: string
-  cookieless?: boolean
-  suspended?: boolean
 }
 
 /** Accounts and their websites: who owns a website, and how it tracks. */
