@@ -200,6 +200,21 @@ describe('a batch racing with single calls and erasures (docs/api.md#batch-ident
     expect(shown.get(bystander)).toEqual({ visitorIds: [third], metadata: { b: 1 } })
   })
 
+  it('a batch whose run again loses every try of an entry gives up whole: the contention reaches the caller (a 503), not the item', async () => {
+    const site = await createTestWebsite(app)
+    const [userId, bystander] = [newUserId(), newUserId()]
+    const [visitor, other, third] = [visitorId(), visitorId(), visitorId()]
+    const loser = pausableRepository()
+    const held = await loser.holdBefore('profiles', 'insertMany', async () =>
+      await loser.repository.upsertProfiles(site.websiteId, [entry(userId, visitor, { f: 1 }), entry(bystander, third)], limits))
+    expect(await call(site, userId, other)).toBe('created')
+    // Every try of the run again finds its profile erased, as the single call's give-up does.
+    loser.missNext('erasedIncarnations', 'findOne', { _id: new ObjectId() }, 1_000)
+    loser.missNext('profiles', 'findOneAndUpdate', null, 1_000)
+    held.release()
+    await expect(held.done).rejects.toMatchObject({ kind: 'contended' })
+  })
+
   it('a profile erased and created again between the batch\'s read and its update: the update misses the new profile, and the batch ends on it', async () => {
     const site = await createTestWebsite(app)
     const userId = newUserId()

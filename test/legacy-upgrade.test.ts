@@ -3,6 +3,9 @@ import { ObjectId } from 'mongodb'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import type { App } from '../src/app.js'
 import { identifyRules } from '../src/config.js'
+import { migrate } from '../src/storage/migrations/index.js'
+import { profileIncarnations } from '../src/storage/migrations/profile-incarnations.js'
+import { runMigration } from '../src/storage/migrations/runner.js'
 import { ProfilesRepository, profileIdFor } from '../src/storage/repositories/profiles.js'
 import { withDatabaseName } from '../tools/local-database.js'
 import { buildTestApp, visitorId } from './helper.js'
@@ -45,7 +48,9 @@ describe('a store written by the version before incarnations', () => {
     started = await buildTestApp({ MONGO_URL: withDatabaseName(inject('mongoUrl'), dbName) })
     expect(await db.collection('profiles').countDocuments({ incarnation: { $exists: false } })).toBe(0)
     expect(await db.collection('visitorLinks').countDocuments({ profileIncarnation: { $exists: false } })).toBe(0)
-    expect(await repository.upgradeLegacyDocuments()).toEqual({ profiles: 0, visitorLinks: 0 })
+    // Recorded as done, and nothing left to upgrade were it run again.
+    expect(await runMigration(db, profileIncarnations)).toBeNull()
+    expect(await profileIncarnations.run(db)).toEqual({ profiles: 0, visitorLinks: 0 })
     expect(await repository.findProfile(websiteId, 'legacy-119')).toMatchObject({ visitorIds: [expect.any(String)] })
 
     expect(await repository.findProfile(websiteId, 'legacy-erased')).toMatchObject({ metadata: { plan: 'pro' }, visitorIds: [first, second] })
@@ -59,5 +64,18 @@ describe('a store written by the version before incarnations', () => {
     expect(await db.collection('visitorLinks').countDocuments({ profileId: erased })).toBe(0)
     expect(await repository.findVisitorProfile(websiteId, second)).toBeNull()
     expect(await upsert('legacy-erased', second, {})).toMatchObject({ created: true })
+  })
+
+  it('lets replicas that start together on one store all start: the step is recorded once', async () => {
+    const quiet = { info: () => {}, debug: () => {} }
+    for (let round = 0; round < 5; round++) {
+      const fresh = app.mongo.client.db(`${dbName}_${String(round)}`)
+      try {
+        await Promise.all([migrate(fresh, quiet), migrate(fresh, quiet), migrate(fresh, quiet)])
+        expect(await fresh.collection('schemaUpgrades').countDocuments()).toBe(1)
+      } finally {
+        await fresh.dropDatabase()
+      }
+    }
   })
 })

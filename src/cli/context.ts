@@ -4,7 +4,8 @@ import { AccountAdmin } from '../domain/account-admin.js'
 import type { CredentialChange } from '../domain/credential-resolver.js'
 import { publishCredentialChange } from '../fleet/credential-changes.js'
 import { connectDatabase } from '../storage/database.js'
-import { createRepositories, ensureIndexes, migrate, type Repositories } from '../storage/repositories/index.js'
+import { migrate } from '../storage/migrations/index.js'
+import { createRepositories, ensureIndexes, type Repositories } from '../storage/repositories/index.js'
 
 /** A stream the CLI writes to; a terminal's has isTTY and columns. */
 export interface CliOutput extends NodeJS.WritableStream {

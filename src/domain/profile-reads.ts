@@ -1,4 +1,4 @@
-import type { ProfilePageSuccess, Profile } from '../schemas/profiles.js'
+import type { Profile } from '../schemas/profiles.js'
 import { notFound } from './errors.js'
 import { encodeCursor } from './profiles.js'
 
@@ -33,7 +33,7 @@ export async function readUserProfile (store: ProfileReadStore, websiteId: strin
 }
 
 /** One page of every profile, in id order, with the cursor of the next (docs/api.md#profiles). */
-export async function listProfilePage (store: ProfileReadStore, websiteId: string, page: { after: string | null, limit: number }): Promise<ProfilePageSuccess['data']> {
+export async function listProfilePage (store: ProfileReadStore, websiteId: string, page: { after: string | null, limit: number }): Promise<{ profiles: Profile[], nextCursor: string | null }> {
   const { profiles, nextAfter } = await store.listProfiles(websiteId, page)
   return { profiles, nextCursor: nextAfter === null ? null : encodeCursor(nextAfter) }
 }

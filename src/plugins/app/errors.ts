@@ -27,7 +27,7 @@ export function errorEnvelope (code: number, message: string): ErrorEnvelope {
   return { status: 'error', error: { code, message } }
 }
 
-export function sendError (reply: FastifyReply, code: number, message: string, headers: Record<string, string> = {}): FastifyReply {
+function sendError (reply: FastifyReply, code: number, message: string, headers: Record<string, string> = {}): FastifyReply {
   return reply.code(code).headers(headers).type('application/json; charset=utf-8').send(errorEnvelope(code, message))
 }
 

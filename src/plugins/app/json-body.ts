@@ -65,7 +65,7 @@ export function decodeUtf8 (bytes: Uint8Array): string | undefined {
 }
 
 /** The content coding of a request body (docs/api.md#identify-content-encoding), or null for one the service does not take. */
-export function contentCoding (request: FastifyRequest): 'gzip' | 'identity' | null {
+function contentCoding (request: FastifyRequest): 'gzip' | 'identity' | null {
   const coding = (request.headers['content-encoding'] ?? '').trim().toLowerCase()
   if (coding === '' || coding === 'identity') return 'identity'
   // x-gzip is gzip's old name, which RFC 9110 (8.4.1.3) asks recipients to take as gzip.
@@ -74,7 +74,7 @@ export function contentCoding (request: FastifyRequest): 'gzip' | 'identity' | n
 }
 
 /** A decoded request body, with the count of bytes that came over the wire, which Fastify checks against Content-Length. */
-export type DecodedBody = Transform & { receivedEncodedLength: number }
+type DecodedBody = Transform & { receivedEncodedLength: number }
 
 /** `raw` gunzipped lazily, cut off with Fastify's 413 past `limit`. Why: docs/internals.md#gzip-request-bodies */
 export function gunzipBody (raw: Readable, limit: number): DecodedBody {

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
-import { createRepositories, ensureIndexes, migrate, type Repositories } from '../../storage/repositories/index.js'
+import { migrate } from '../../storage/migrations/index.js'
+import { createRepositories, ensureIndexes, type Repositories } from '../../storage/repositories/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -2,11 +2,8 @@ import type { Db } from 'mongodb'
 import { profileIncarnations } from './profile-incarnations.js'
 import { runMigrations, type Migration, type MigrationLog } from './runner.js'
 
-export { profileIncarnations, type IncarnationsUpgrade } from './profile-incarnations.js'
-export { runMigration, type Migration, type MigrationLog } from './runner.js'
-
 /** Every step, in the order they run; append new ones at the end. */
-export const MIGRATIONS: readonly Migration[] = [profileIncarnations]
+const MIGRATIONS: readonly Migration[] = [profileIncarnations]
 
 export async function migrate (db: Db, log: MigrationLog): Promise<void> {
   await runMigrations(db, MIGRATIONS, log)

@@ -2,7 +2,7 @@ import type { Db } from 'mongodb'
 import { profileCollections } from '../repositories/profile-store.js'
 import type { Migration } from './runner.js'
 
-export interface IncarnationsUpgrade {
+interface IncarnationsUpgrade {
   profiles: number
   visitorLinks: number
 }

@@ -1,4 +1,5 @@
 import type { Db } from 'mongodb'
+import { retryOnDuplicateKey } from '../mongo-errors.js'
 
 export interface Migration<Result extends object = object> {
   /** Its record's `_id` in `schemaUpgrades`: never renamed, or stores run it again. */
@@ -22,7 +23,8 @@ const records = (db: Db) => db.collection<SchemaUpgradeDocument>('schemaUpgrades
 export async function runMigration<Result extends object> (db: Db, step: Migration<Result>): Promise<Result | null> {
   if (await records(db).findOne({ _id: step.name }) !== null) return null
   const result = await step.run(db)
-  await records(db).updateOne({ _id: step.name }, { $set: { doneAt: new Date() } }, { upsert: true })
+  // Replicas starting together may both run a step (each is idempotent); the second upsert can race the first.
+  await retryOnDuplicateKey(async () => await records(db).updateOne({ _id: step.name }, { $set: { doneAt: new Date() } }, { upsert: true }))
   return result
 }
 

@@ -56,7 +56,7 @@ export class CredentialsRepository {
   /** Returns the new key's id and the raw `df_` key, which is never stored. */
   async createWebsiteKey (input: { websiteId: string, name: string }): Promise<{ id: string, key: string, record: WebsiteKeyRecord }> {
     const { secret: key, stored } = newSecret('websiteKey')
-    const document: WebsiteKeyDocument = { ...stored, websiteId: new ObjectId(input.websiteId), name: input.name }
+    const document: WebsiteKeyDocument = { ...stored, websiteId: new ObjectId(input.websiteId), name: input.name, createdAt: new Date(), revokedAt: null }
     await this.websiteKeys.insertOne(document)
     return { id: document._id.toHexString(), key, record: toWebsiteKeyRecord(document) }
   }
@@ -70,7 +70,9 @@ export class CredentialsRepository {
       permissions: input.permissions,
       websiteIds: input.websiteIds.map((id) => new ObjectId(id)),
       name: input.name,
-      expiresAt: input.expiresAt
+      createdAt: new Date(),
+      expiresAt: input.expiresAt,
+      revokedAt: null
     }
     await this.accountTokens.insertOne(document)
     return { id: document._id.toHexString(), token, record: toAccountTokenRecord(document) }
@@ -140,7 +142,7 @@ export class CredentialsRepository {
 /** A new secret, and what is stored of it: never the secret itself, only its hash and its display prefix. */
 function newSecret (kind: CredentialKind) {
   const secret = generateSecret(kind)
-  return { secret, stored: { _id: new ObjectId(), hash: hashSecret(secret), prefix: displayPrefix(secret), createdAt: new Date(), revokedAt: null } }
+  return { secret, stored: { _id: new ObjectId(), hash: hashSecret(secret), prefix: displayPrefix(secret) } }
 }
 
 /** What every credential record shows of its document. */

@@ -3,8 +3,6 @@ import { CredentialsRepository } from './credentials.js'
 import { ProfilesRepository } from './profiles.js'
 import { WebsitesRepository } from './websites.js'
 
-export { migrate, MIGRATIONS, type MigrationLog } from '../migrations/index.js'
-
 export interface Repositories {
   websites: WebsitesRepository
   credentials: CredentialsRepository

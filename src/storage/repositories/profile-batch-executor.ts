@@ -89,7 +89,8 @@ async function redoBatch (
         ? redone
         : { profileId: redone.profileId, created: redone.created || (before.created && !taken.has(before.profileId)), changed: redone.changed || before.changed })
     } catch (error) {
-      if (!(error instanceof DomainError)) throw error
+      // An item's own broken rule is its result; contention ends the whole call, which can be sent again.
+      if (!(error instanceof DomainError) || error.kind === 'contended') throw error
       results.push(error)
     }
   }

@@ -1,4 +1,5 @@
 import type { AnyBulkWriteOperation, ObjectId } from 'mongodb'
+import type { ProfileOutcome } from '../../domain/identify-batch.js'
 import { DomainError } from '../../domain/errors.js'
 import type { IdentifyInput } from '../../domain/identify.js'
 import { checkProfileLimits, planMerge, type ProfileLimits } from '../../domain/metadata.js'
@@ -16,15 +17,8 @@ import {
   type VisitorLinkDocument
 } from './profile-documents.js'
 
-export interface BatchEntryOutcome {
-  profileId: string
-  created: boolean
-  /** A metadata field got a new value, or the visitor was linked to this profile. */
-  changed: boolean
-}
-
 /** An entry's outcome, or the conflict with its profile's limits that refused it. */
-export type BatchEntryResult = BatchEntryOutcome | DomainError
+export type BatchEntryResult = ProfileOutcome | DomainError
 
 /** A profile of the batch: as read, and as the entries so far left it. */
 interface PlannedProfile {
@@ -101,7 +95,7 @@ export function planBatch (
   return { results, ...profileWrites(profiles, now), ...linkWrites(links), marks: marksOf(plan.left, profiles) }
 }
 
-function planEntry (plan: Plan, entry: IdentifyInput): BatchEntryOutcome {
+function planEntry (plan: Plan, entry: IdentifyInput): ProfileOutcome {
   const { websiteId, limits, now, profiles, links } = plan
   const _id = profileIdFor(websiteId, entry.userId)
   const profileId = _id.toHexString()

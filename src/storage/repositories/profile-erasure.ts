@@ -1,14 +1,10 @@
 import { ObjectId } from 'mongodb'
 import { contended } from '../../domain/errors.js'
+import type { Erasure } from '../../domain/profile-reads.js'
 import { isDuplicateKey, isWriteConflict } from '../mongo-errors.js'
 import type { ProfileDocument } from './profile-documents.js'
 import { findProfileDocument } from './profile-reads.js'
 import { backOff, MAX_ATTEMPTS, type ProfileCollections } from './profile-store.js'
-
-export interface Erasure {
-  profileId: string
-  visitorLinks: number
-}
 
 /** Null when the website has no such profile; answers only once it and its links are gone (docs/storage.md#erasure). */
 export async function eraseProfile (collections: ProfileCollections, websiteId: string, profileId: string): Promise<Erasure | null> {

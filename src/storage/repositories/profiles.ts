@@ -2,11 +2,10 @@ import type { Db } from 'mongodb'
 import type { IdentifyInput } from '../../domain/identify.js'
 import type { Metadata, ProfileLimits } from '../../domain/metadata.js'
 import type { Profile } from '../../schemas/profiles.js'
-import { profileIncarnations, type IncarnationsUpgrade } from '../migrations/profile-incarnations.js'
-import { runMigration } from '../migrations/runner.js'
 import type { BatchEntryResult } from './profile-batch.js'
 import { importProfiles, upsertProfiles } from './profile-batch-executor.js'
-import { eraseProfile, type Erasure } from './profile-erasure.js'
+import type { Erasure } from '../../domain/profile-reads.js'
+import { eraseProfile } from './profile-erasure.js'
 import { exportProfiles, findProfile, findProfileById, findVisitorProfile, listProfiles, type ProfilePage } from './profile-reads.js'
 import { ensureProfileIndexes, profileCollections, type ProfileCollections } from './profile-store.js'
 import { upsertProfile, type UpsertProfileInput, type UpsertProfileResult } from './profile-upsert.js'
@@ -18,18 +17,13 @@ export type { Erasure, Profile, ProfilePage, UpsertProfileInput, UpsertProfileRe
 export class ProfilesRepository {
   private readonly collections: ProfileCollections
 
-  constructor (private readonly db: Db) {
+  constructor (db: Db) {
     this.collections = profileCollections(db)
   }
 
   /** Indexes only: the legacy upgrade is a migration step (src/storage/migrations/). */
   async ensureIndexes (): Promise<void> {
     await ensureProfileIndexes(this.collections)
-  }
-
-  /** The migration step profile-incarnations, unless already recorded as done. */
-  async upgradeLegacyDocuments (): Promise<IncarnationsUpgrade> {
-    return await runMigration(this.db, profileIncarnations) ?? { profiles: 0, visitorLinks: 0 }
   }
 
   async upsertProfile (input: UpsertProfileInput): Promise<UpsertProfileResult> {

@@ -41,7 +41,7 @@ export function adminRoute<Success extends Record<number, TSchema>, Body extends
   if (options.byId) Object.assign(errors, adminStatuses.byId(options.body !== undefined))
   // Path ids and bodies are checked by the domain, as the command line checks them.
   const auth = fastify.authenticateAccount(options.permission)
-  const checked = domainChecked({ params: (params) => ({ id: checkId(params.id) }), body: options.body?.check ?? ((body: unknown) => body) })
+  const checked = domainChecked({ params: (params) => ({ id: checkId(params.id) }), body: options.body?.check ?? ((): undefined => undefined) })
   return {
     onRequest: auth.onRequest,
     config: { rateLimit: {}, adminAction: options.action },
