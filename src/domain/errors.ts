@@ -3,7 +3,7 @@ export type DomainErrorKind =
   | 'invalid' | 'unauthenticated' | 'forbidden' | 'not-found' | 'conflict' | 'unsupported'
   | 'too-many' | 'unavailable' | 'contended'
 
-export const RETRY_AFTER_SECONDS = 5
+const RETRY_AFTER_SECONDS = 5
 
 /** The one error type of the service: a broken rule or a passing condition, whose message is safe to show to the caller. */
 export class DomainError extends Error {

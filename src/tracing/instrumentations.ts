@@ -5,6 +5,7 @@ import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis'
 import { MongoDBInstrumentation } from '@opentelemetry/instrumentation-mongodb'
 import { ATTR_URL_PATH } from '@opentelemetry/semantic-conventions'
 import type { FastifyRequest } from 'fastify'
+import { routeLabel } from '../routes/route-label.js'
 
 /*
  * The instrumentations, each told what it must not put in a span: the raw
@@ -12,12 +13,9 @@ import type { FastifyRequest } from 'fastify'
  * names of database commands, the arguments of Redis commands.
  */
 
-/** What the route logs and metrics call a request that matched no route. */
-const UNMATCHED = 'unmatched'
-
 /** Names the request span by its route template, and puts the template where the raw path would go. */
 export function nameRequestSpan (span: Span, request: FastifyRequest): void {
-  const route = request.routeOptions.url ?? UNMATCHED
+  const route = routeLabel(request)
   span.setAttribute(ATTR_URL_PATH, route)
   span.updateName(`${request.method} ${route}`)
 }

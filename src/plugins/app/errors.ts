@@ -3,7 +3,7 @@ import type { Socket } from 'node:net'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { MongoError } from 'mongodb'
-import { DomainError, RETRY_AFTER_SECONDS, type DomainErrorKind } from '../../domain/errors.js'
+import { DomainError, unavailable, type DomainErrorKind } from '../../domain/errors.js'
 import { isDatabaseUnavailable } from '../../storage/mongo-errors.js'
 import { PATH_PARAMETER_TOO_LONG, type ErrorEnvelope } from '../../schemas/errors.js'
 
@@ -23,7 +23,7 @@ const statusOf: Record<DomainErrorKind, number> = {
   contended: 503
 }
 
-export function errorEnvelope (code: number, message: string): ErrorEnvelope {
+function errorEnvelope (code: number, message: string): ErrorEnvelope {
   return { status: 'error', error: { code, message } }
 }
 
@@ -69,11 +69,11 @@ export default fp(async (fastify) => {
     }
     if (isDatabaseUnavailable(error)) {
       request.log.warn({ err: { type: error.name } }, 'database unavailable')
-      return sendError(reply, 503, 'The database is unavailable; try again shortly', { 'retry-after': String(RETRY_AFTER_SECONDS) })
+      return sendDomainError(reply, unavailable('The database is unavailable; try again shortly'))
     }
     if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
       request.log.warn({ err: { type: error.name, code: error.code } }, 'call deadline passed')
-      return sendError(reply, 503, 'The service could not answer in time; try again shortly', { 'retry-after': String(RETRY_AFTER_SECONDS) })
+      return sendDomainError(reply, unavailable('The service could not answer in time; try again shortly'))
     }
     const status = error.statusCode ?? 500
     // The route's own limit, which a route may raise above BODY_LIMIT_BYTES; of the decoded body when it came in gzip.

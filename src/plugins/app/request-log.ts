@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import { trace, type SpanContext } from '@opentelemetry/api'
 import type { FastifyBaseLogger } from 'fastify'
 import fp from 'fastify-plugin'
+import { routeLabel } from '../../routes/route-label.js'
 import { tracingStarted } from '../../tracing/start.js'
 
 const safeRequestId = /^[A-Za-z0-9._:-]{1,128}$/
@@ -38,7 +39,7 @@ export default fp(async (fastify) => {
   fastify.addHook('onResponse', (request, reply, done) => {
     request.log.info({
       method: request.method,
-      route: request.routeOptions.url ?? 'unmatched',
+      route: routeLabel(request),
       status: reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 10) / 10,
       websiteId: request.caller?.website.id,

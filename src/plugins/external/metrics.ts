@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { MongoError } from 'mongodb'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { routeLabel } from '../../routes/route-label.js'
 import { IdentifyAction } from '../../schemas/identify.js'
 
 /** docs/api.md#metrics, and the redis_* of docs/scaling.md#what-each-replica-keeps-and-what-the-fleet-shares. */
@@ -67,7 +68,7 @@ export default fp(async (fastify) => {
   })
   fastify.addHook('onResponse', async (request, reply) => {
     // Unmatched URLs share one label, so that scanning for paths cannot grow the series without bound.
-    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: reply.statusCode }
+    const labels = { method: request.method, route: routeLabel(request), status_code: reply.statusCode }
     requests.inc(labels)
     duration.observe(labels, reply.elapsedTime / 1000)
     const action = request.identifyAction

@@ -1,6 +1,7 @@
 import { ObjectId } from 'mongodb'
 import { checkProfileLimits, planMerge, type MergePlan, type Metadata, type MetadataChange, type ProfileLimits } from '../../domain/metadata.js'
 import { contended } from '../../domain/errors.js'
+import type { ProfileOutcome } from '../../domain/identify-batch.js'
 import { isDuplicateKey, retryOnDuplicateKey } from '../mongo-errors.js'
 import {
   isLinkTo,
@@ -32,18 +33,13 @@ export interface UpsertProfileInput {
   limits: ProfileLimits
 }
 
-export interface UpsertProfileResult {
-  profileId: string
-  created: boolean
-  changed: boolean
-}
 
 const changeOf = (input: UpsertProfileInput): MetadataChange => ({ set: input.metadata, setOnce: input.setOnce ?? {}, unset: input.unset ?? [] })
 
-const outcome = (profile: Pick<ProfileDocument, '_id'>, created: boolean, changed: boolean): UpsertProfileResult =>
+const outcome = (profile: Pick<ProfileDocument, '_id'>, created: boolean, changed: boolean): ProfileOutcome =>
   ({ profileId: profile._id.toHexString(), created, changed })
 
-export async function upsertProfile (collections: ProfileCollections, input: UpsertProfileInput): Promise<UpsertProfileResult> {
+export async function upsertProfile (collections: ProfileCollections, input: UpsertProfileInput): Promise<ProfileOutcome> {
   const _id = profileIdFor(input.websiteId, input.userId)
   for (let attempt = 1; ; attempt++) {
     const result = await attemptUpsert(collections, input, _id)
@@ -55,7 +51,7 @@ export async function upsertProfile (collections: ProfileCollections, input: Ups
 }
 
 /** One try, null when the profile changed under it; the common call is its first command alone (listedMergePipeline). */
-async function attemptUpsert (collections: ProfileCollections, input: UpsertProfileInput, _id: ObjectId): Promise<UpsertProfileResult | null> {
+async function attemptUpsert (collections: ProfileCollections, input: UpsertProfileInput, _id: ObjectId): Promise<ProfileOutcome | null> {
   const { profiles, visitorLinks } = collections
   const now = new Date()
   const changeId = new ObjectId()
@@ -80,7 +76,7 @@ async function attemptUpsert (collections: ProfileCollections, input: UpsertProf
 }
 
 /** Inserts the profile listing the visitor, links it, then looks up an erasure record (cheaper than reading the profile back). */
-async function createProfile (collections: ProfileCollections, input: UpsertProfileInput, now: Date): Promise<UpsertProfileResult | null> {
+async function createProfile (collections: ProfileCollections, input: UpsertProfileInput, now: Date): Promise<ProfileOutcome | null> {
   const metadata = checkProfileLimits(changeOf(input), input.limits)
   const profile = profileDocument(input.websiteId, input.userId, input.visitorId, metadata, now)
   try {
@@ -95,7 +91,7 @@ async function createProfile (collections: ProfileCollections, input: UpsertProf
 }
 
 /** Lists the visitor (or gives the full list up) and merges, in one write of the incarnation read, so an erasure since is seen. */
-async function listVisitor ({ profiles }: ProfileCollections, profile: ProfileDocument, input: UpsertProfileInput, plan: MergePlan, now: Date): Promise<UpsertProfileResult | null> {
+async function listVisitor ({ profiles }: ProfileCollections, profile: ProfileDocument, input: UpsertProfileInput, plan: MergePlan, now: Date): Promise<ProfileOutcome | null> {
   const { $set, $unset } = plan.changed ? metadataChanges(plan, now) : { $set: {}, $unset: {} }
   const $addToSet: Record<string, string> = {}
   if (listsVisitors(profile) && profile.visitorIds.length < LISTED_VISITORS_MAX) {

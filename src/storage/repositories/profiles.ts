@@ -1,4 +1,5 @@
 import type { Db } from 'mongodb'
+import type { ProfileOutcome } from '../../domain/identify-batch.js'
 import type { IdentifyInput } from '../../domain/identify.js'
 import type { Metadata, ProfileLimits } from '../../domain/metadata.js'
 import type { Profile } from '../../schemas/profiles.js'
@@ -8,10 +9,10 @@ import type { Erasure } from '../../domain/profile-reads.js'
 import { eraseProfile } from './profile-erasure.js'
 import { exportProfiles, findProfile, findProfileById, findVisitorProfile, listProfiles, type ProfilePage } from './profile-reads.js'
 import { ensureProfileIndexes, profileCollections, type ProfileCollections } from './profile-store.js'
-import { upsertProfile, type UpsertProfileInput, type UpsertProfileResult } from './profile-upsert.js'
+import { upsertProfile, type UpsertProfileInput } from './profile-upsert.js'
 
 export { LISTED_VISITORS_MAX, profileIdFor } from './profile-documents.js'
-export type { Erasure, Profile, ProfilePage, UpsertProfileInput, UpsertProfileResult }
+export type { Profile }
 
 /** Profiles and visitor links, one job module a method (docs/storage.md). */
 export class ProfilesRepository {
@@ -26,7 +27,7 @@ export class ProfilesRepository {
     await ensureProfileIndexes(this.collections)
   }
 
-  async upsertProfile (input: UpsertProfileInput): Promise<UpsertProfileResult> {
+  async upsertProfile (input: UpsertProfileInput): Promise<ProfileOutcome> {
     return await upsertProfile(this.collections, input)
   }
 
