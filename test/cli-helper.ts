@@ -1,14 +1,11 @@
-import { execFile } from 'node:child_process'
 import { PassThrough, Writable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import { afterAll } from 'vitest'
 import { buildApp, type App } from '../src/app.js'
 import { runCli } from '../src/cli/program.js'
 import { testConfig } from './helper.js'
+import { runScript, type ScriptRun } from './run-script.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-
-export interface CliRun { code: number | null, stdout: string, stderr: string }
+export type CliRun = ScriptRun
 
 type Cli = (args: string[], env?: Record<string, string>, stdin?: string) => Promise<CliRun>
 
@@ -53,12 +50,5 @@ export async function appWithCli (): Promise<{ app: App, cli: Cli, spawnCli: Cli
 
 /** Runs the real entry point, src/cli/index.ts, in a child process: what proves its wiring to the process. */
 async function spawnEntry (args: string[], env: Record<string, string | undefined>, stdin?: string): Promise<CliRun> {
-  return await new Promise((resolve) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], {
-      cwd: root, env, timeout: 60_000, maxBuffer: 64 * 1024 * 1024
-    }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr })
-    })
-    child.stdin?.end(stdin)
-  })
+  return await runScript('src/cli/index.ts', args, { env, stdin, timeoutMs: 60_000 })
 }

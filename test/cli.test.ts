@@ -226,15 +226,12 @@ describe.concurrent('cli', { timeout: 180_000 }, () => {
     expect(await app.repositories.profiles.findProfile(websiteId, 'spawned')).not.toBeNull()
   })
 
-  it('ends its process when a command is done, leaving nothing open: a write that tells an unreachable Redis, and a read', async () => {
-    const { websiteId, keyId } = await createTestWebsite(app)
+  it('ends its process when a command is done, leaving nothing open: a write that tells an unreachable Redis', async () => {
+    const { keyId } = await createTestWebsite(app)
     // Nothing listens on port 1: the announcement fails, and the process must still end at once (a hang is killed at 60 s: code null).
     const revoked = await spawnCli(['--json', 'keys', 'revoke', keyId], { REDIS_URL: 'redis://127.0.0.1:1' })
     expect(revoked.code, revoked.stderr).toBe(0)
     expect(JSON.parse(revoked.stdout)).toEqual({ id: keyId, revoked: true })
-    const listed = await spawnCli(['--json', 'profiles', 'list', '--website', websiteId])
-    expect(listed.code, listed.stderr).toBe(0)
-    expect(JSON.parse(listed.stdout)).toEqual({ profiles: [], more: false })
   })
 
   it('needs MONGO_URL, a valid configuration and a reachable database', async () => {

@@ -1,22 +1,5 @@
-import { execFile } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { expect, inject, it } from 'vitest'
-
-const root = fileURLToPath(new URL('..', import.meta.url))
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-async function soak (args: string[]): Promise<Run> {
-  return await new Promise((resolve) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', 'scripts/bench/soak.ts', ...args], {
-      cwd: root,
-      // The run's database server; soak seeds a database of its own on it.
-      env: { ...process.env, MONGO_URL: inject('mongoUrl') },
-      timeout: 240_000,
-      maxBuffer: 16 * 1024 * 1024
-    }, (error, stdout, stderr) => { resolve({ code: error === null ? 0 : child.exitCode, stdout, stderr }) })
-  })
-}
+import { runScript } from './run-script.js'
 
 /**
  * The soak's short form (`npm run soak` runs 5 minutes, docs/development.md):
@@ -24,7 +7,8 @@ async function soak (args: string[]): Promise<Run> {
  * each slice answered 2xx, memory reported after each.
  */
 it('keeps answering every call of every write scenario under steady load', async () => {
-  const run = await soak(['--minutes', '0.5', '--slice', '6', '--profiles', '1000', '--connections', '8'])
+  // The run's database server; soak seeds a database of its own on it.
+  const run = await runScript('scripts/bench/soak.ts', ['--minutes', '0.5', '--slice', '6', '--profiles', '1000', '--connections', '8'], { env: { ...process.env, MONGO_URL: inject('mongoUrl') }, timeoutMs: 240_000 })
   const report = `${run.stdout}\n${run.stderr.slice(-2000)}`
   expect(run.code, report).toBe(0)
   const slices = [...run.stdout.matchAll(/^\| (\d+) \| ([\w-]+) \| ([\d.]+) \| [\d.]+ \| (\d+) \| [\d.]+ \|$/gm)]

@@ -183,13 +183,8 @@ describe('spans', () => {
       const commands = spans.filter((span) => scopeOf(span) === MONGODB_SCOPE)
       // The credential lookup, then the profile's lookup and writes.
       expect(commands.length).toBeGreaterThanOrEqual(3)
-      const byId = new Map(spans.map((span) => [span.spanContext().spanId, span]))
       for (const command of commands) {
         expect(command.spanContext().traceId, command.name).toBe(request.spanContext().traceId)
-        const chain = [command]
-        for (let parent = byId.get(parentIdOf(command) ?? ''); parent !== undefined; parent = byId.get(parentIdOf(parent) ?? '')) chain.push(parent)
-        expect(chain.map((span) => span.name), `${command.name}'s ancestors`).toContain(request.name)
-        expect(chain.includes(request), `${command.name} descends from the request span`).toBe(true)
         expect(parentIdOf(command), `${command.name}'s parent`).toBe(request.spanContext().spanId)
       }
     } finally {

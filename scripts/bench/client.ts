@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { IdentifyClient, type IdentifyBody } from '../../clients/node/src/index.js'
 import { startDatabase, withDatabaseName, type LocalDatabase } from '../../tools/local-database.js'
-import { freePort, runCommand, serverEnv, startServer, stopAllChildren } from './processes.js'
+import { startBuiltServer, stopAllChildren } from './processes.js'
 import { rate } from './report.js'
 import { seedDatabase } from './seed.js'
 
@@ -49,8 +49,7 @@ async function main (): Promise<void> {
     database = await startDatabase({ log: console.log })
     const mongoUrl = withDatabaseName(database.url, 'bench_client')
     const { key } = await seedDatabase(mongoUrl, 0, console.log)
-    await runCommand('npm run build', 'npm', ['run', 'build', '--silent'])
-    const server = await startServer('server (node dist/server.js)', ['dist/server.js'], serverEnv(await freePort(), mongoUrl))
+    const server = await startBuiltServer(mongoUrl)
     const failures: string[] = []
     const client = new IdentifyClient({ url: server.baseUrl, key, maxQueueSize: calls, onError: (error) => { failures.push(error.message) } })
     console.log(`${calls.toLocaleString('en-US')} new users each way; identify() from ${String(concurrency)} loops, enqueue() with the default flushAt`)

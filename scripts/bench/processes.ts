@@ -110,6 +110,12 @@ export async function startServer (label: string, args: string[], env: NodeJS.Pr
   }
 }
 
+/** Builds the service as npm start runs it, and starts dist/server.js on a free port against the database (extra node flags first). */
+export async function startBuiltServer (mongoUrl: string, nodeFlags: string[] = []): Promise<RunningServer> {
+  await runCommand('npm run build', 'npm', ['run', 'build', '--silent'])
+  return await startServer('server (node dist/server.js)', [...nodeFlags, 'dist/server.js'], serverEnv(await freePort(), mongoUrl))
+}
+
 /**
  * Waits until the server answers /readyz (a ping of its database) after a
  * run, so that a server or database still busy, hung or gone shows before

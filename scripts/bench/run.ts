@@ -12,7 +12,7 @@ import type { LoadInput } from './load.js'
 import { increment, type Measurement } from './measure.js'
 import { startOtlpSink } from './otlp-sink.js'
 import {
-  BenchError, PeakMemory, drain, freePort, root, runCommand, runWorker, serverEnv, startServer, stopAllChildren, stopChild, type RunningServer
+  BenchError, PeakMemory, drain, freePort, root, runWorker, serverEnv, startBuiltServer, startServer, stopAllChildren, stopChild, type RunningServer
 } from './processes.js'
 import {
   actionNotes, EXPORT_HEAP_MIB, evaluateTargets, exportLine, generatedDocs, GENERATED_END, GENERATED_START, importLine, rate, textReport,
@@ -189,16 +189,8 @@ async function measure (context: Context, server: RunningServer, name: RunName):
     const input: DbFloorInput = { kind: FLOOR_KINDS[name], mongoUrl, layout, ...loadOf(options, name) }
     return { name, kind: 'reference', measurement: await runWorker<Measurement>('db-floor.ts', input), peakRssMib: null }
   }
-  if (name === 'http-ceiling' || name === 'http-ceiling-context') {
-    const preload = name === 'http-ceiling' ? [] : ['--import', './scripts/bench/context-preload.ts']
-    const args = [...context.profiling, '--import', 'tsx', ...preload, 'scripts/bench/ceiling-server.ts']
-    const ceiling = await startServer(`${name} server`, args, serverEnv(await freePort(), mongoUrl))
-    try {
-      return { name, kind: 'reference', ...await httpRun(context, ceiling, 'update', 'key') }
-    } finally {
-      await stopChild(ceiling.child)
-    }
-  }
+  if (name === 'http-ceiling') return await ceilingRun(context, name, [], {})
+  if (name === 'http-ceiling-context') return await ceilingRun(context, name, ['--import', './scripts/bench/context-preload.ts'], {})
   if (name === 'http-ceiling-traced') return await measureTracedCeiling(context)
   if (name === 'batch-100' || name === 'batch-1000') {
     const result = await httpRun(context, server, name, 'batch')
@@ -213,6 +205,17 @@ async function measure (context: Context, server: RunningServer, name: RunName):
   return { name, kind: 'scenario', ...result }
 }
 
+/** The ceiling server (scripts/bench/ceiling-server.ts) with these preloads and settings, driven as the update scenario is. */
+async function ceilingRun (context: Context, name: RunName, preload: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
+  const args = [...context.profiling, '--import', 'tsx', ...preload, 'scripts/bench/ceiling-server.ts']
+  const ceiling = await startServer(`${name} server`, args, { ...serverEnv(await freePort(), context.mongoUrl), ...env })
+  try {
+    return { name, kind: 'reference', ...await httpRun(context, ceiling, 'update', 'key') }
+  } finally {
+    await stopChild(ceiling.child)
+  }
+}
+
 /**
  * The ceiling server started as npm start starts a traced server (tracing
  * loaded by --import before the app), every span exported over OTLP/HTTP to
@@ -220,17 +223,13 @@ async function measure (context: Context, server: RunningServer, name: RunName):
  */
 async function measureTracedCeiling (context: Context): Promise<RunResult> {
   const sink = await startOtlpSink()
-  const args = [...context.profiling, '--import', 'tsx', '--import', './src/tracing/index.ts', 'scripts/bench/ceiling-server.ts']
-  const env = { ...serverEnv(await freePort(), context.mongoUrl), OTEL_EXPORTER_OTLP_ENDPOINT: sink.url }
-  const ceiling = await startServer('traced ceiling server', args, env)
   try {
-    const result = await httpRun(context, ceiling, 'update', 'key')
+    const result = await ceilingRun(context, 'http-ceiling-traced', ['--import', './src/tracing/index.ts'], { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url })
     const { requests, bytes } = sink.received()
     if (requests === 0) throw new BenchError('the traced ceiling server exported no span: tracing did not start')
     log(`  (the traced ceiling exported ${(bytes / 1e6).toFixed(1)} MB of spans in ${requests} OTLP requests)`)
-    return { name: 'http-ceiling-traced', kind: 'reference', ...result }
+    return result
   } finally {
-    await stopChild(ceiling.child)
     await sink.close()
   }
 }
@@ -349,12 +348,10 @@ async function main (): Promise<void> {
 
   const idLookupMs = await timeIdLookups(mongoUrl, seeded.websiteId, options.profiles)
   if (idLookupMs > 20) log(`  WARNING: a findOne by _id takes ${idLookupMs.toFixed(0)} ms here: the machine is busy, or the database does not use the _id index`)
-  log('Building the server (npm run build)...')
-  await runCommand('npm run build', 'npm', ['run', 'build', '--silent'])
-  log('Starting node dist/server.js ...')
+  log('Building the server (npm run build) and starting node dist/server.js ...')
   // The profile is written when the server exits, which it does gracefully on the SIGTERM at the end.
   const profiling = options.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${join(root, '.cache', 'bench-profiles')}`] : []
-  const server = await startServer('server (node dist/server.js)', [...profiling, 'dist/server.js'], serverEnv(await freePort(), mongoUrl))
+  const server = await startBuiltServer(mongoUrl, profiling)
 
   const layout = layoutFor(seeded.websiteId, options.profiles)
   log(`Replaying ${layout.poolSize} seeded bodies (warm-up and seed check)...`)

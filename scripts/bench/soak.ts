@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util'
 import { startDatabase, withDatabaseName, type LocalDatabase } from '../../tools/local-database.js'
 import type { LoadInput } from './load.js'
 import type { Measurement } from './measure.js'
-import { BenchError, freePort, residentMib, runCommand, runWorker, serverEnv, startServer, stopAllChildren, stopChild } from './processes.js'
+import { BenchError, residentMib, runWorker, startBuiltServer, stopAllChildren, stopChild } from './processes.js'
 import { layoutFor, type ScenarioName } from './scenarios.js'
 import { identifyTarget, seedDatabase } from './seed.js'
 
@@ -36,8 +36,7 @@ async function main (): Promise<void> {
   const mongoUrl = withDatabaseName(database.url, 'soak')
   log(`Seeding ${String(profiles)} profiles...`)
   const seeded = await seedDatabase(mongoUrl, profiles, log)
-  await runCommand('npm run build', 'npm', ['run', 'build', '--silent'])
-  const server = await startServer('server (node dist/server.js)', ['dist/server.js'], serverEnv(await freePort(), mongoUrl))
+  const server = await startBuiltServer(mongoUrl)
   const layout = layoutFor(seeded.websiteId, profiles)
 
   const rows: string[] = ['| slice | scenario | req/s | p99 ms | non-2xx | server RSS MiB |', '| ---: | --- | ---: | ---: | ---: | ---: |']

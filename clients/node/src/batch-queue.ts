@@ -26,8 +26,8 @@ interface Entry<T> {
  */
 export class BatchQueue<T> {
   private readonly pending: Array<Entry<T>> = []
+  /** Items of the batch being sent; never 0 while one is, as a batch holds at least one item. */
   private sendingCount = 0
-  private sending = false
   private lastAdded = 0
   /** Every item up to this sequence has been answered (batches are answered in order). */
   private answeredThrough = 0
@@ -74,7 +74,7 @@ export class BatchQueue<T> {
       this.clearTimer()
       return
     }
-    if (!this.sending && (this.pending.length >= this.options.flushAt || first.sequence <= this.dueThrough)) this.sendNext()
+    if (this.sendingCount === 0 && (this.pending.length >= this.options.flushAt || first.sequence <= this.dueThrough)) this.sendNext()
     if (this.pending.length === 0) this.clearTimer()
     else this.startTimer()
   }
@@ -82,11 +82,9 @@ export class BatchQueue<T> {
   private sendNext (): void {
     const batch = this.take()
     const last = batch.at(-1)?.sequence ?? this.answeredThrough
-    this.sending = true
     this.sendingCount = batch.length
     // send() reports its own failures; a throw from it must still not stall the queue.
     void this.options.send(batch.map(({ item }) => item)).catch(() => undefined).then(() => {
-      this.sending = false
       this.sendingCount = 0
       this.answeredThrough = last
       this.waiters = this.waiters.filter((waiter) => {

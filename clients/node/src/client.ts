@@ -130,10 +130,10 @@ export class IdentifyClient {
     try {
       const json: unknown = JSON.stringify(body)
       if (typeof json === 'string' && json.startsWith('{')) return json
-      return new IdentifyError('The body must be an object', { kind: 'rejected', status: null, attempts: 0, calls: [body] })
+      return new IdentifyError('The body must be an object', { kind: 'dropped', status: null, attempts: 0, calls: [body] })
     } catch (error) {
       // A BigInt or a cycle: the service could never take it.
-      return new IdentifyError(`The body cannot be written as JSON: ${String(error)}`, { kind: 'rejected', status: null, attempts: 0, calls: [body], cause: error })
+      return new IdentifyError(`The body cannot be written as JSON: ${String(error)}`, { kind: 'dropped', status: null, attempts: 0, calls: [body], cause: error })
     }
   }
 

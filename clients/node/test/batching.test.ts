@@ -114,7 +114,7 @@ describe('enqueue', () => {
     expect(client.enqueue(bad)).toBe(false)
     expect(client.enqueue(good ?? bad)).toBe(true)
     expect(client.dropped).toBe(1)
-    expect(errors.map((error) => [error.kind, error.status])).toEqual([['rejected', null]])
+    expect(errors.map((error) => [error.kind, error.status])).toEqual([['dropped', null]])
     expect(errors[0]?.message).toMatch(/JSON/)
     await client.flush()
     expect(await storedUserIds(app, site)).toContain('serializable-0')

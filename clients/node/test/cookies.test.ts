@@ -47,9 +47,9 @@ describe('request helpers in web frameworks', () => {
   it('Fastify: identifyRequest() sends the call with the cookie\'s visitor id, and skips a request without one', async () => {
     const web = Fastify()
     web.post('/login', async (request) => await client.identifyRequest(request, { user_id: 'fastify-user', plan: 'pro' }))
-    await web.listen({ host: '127.0.0.1', port: 0 })
+    const address = await web.listen({ host: '127.0.0.1', port: 0 })
     try {
-      const login = `http://127.0.0.1:${String((web.server.address() as { port: number }).port)}/login`
+      const login = `${address}/login`
       const vid = visitorId()
       const start = requests.length
       const withCookie = await fetch(login, { method: 'POST', headers: { cookie: `theme=dark; datafast_visitor_id=${vid.replaceAll('-', '%2D')}` } })

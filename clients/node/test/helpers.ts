@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ObjectId } from 'mongodb'
+import { expect } from 'vitest'
 import type { App } from '../../../src/app.js'
 import type { Config } from '../../../src/config.js'
 import { buildTestApp, createTestWebsite, visitorId, type TestWebsite } from '../../../test/helper.js'
@@ -45,8 +45,18 @@ export const singleRequests = (requests: readonly RecordedRequest[]): RecordedRe
 
 /** The app on a real port of 127.0.0.1; returns its base URL. */
 export async function listen (app: App): Promise<string> {
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  return `http://127.0.0.1:${String((app.server.address() as AddressInfo).port)}`
+  return await app.listen({ host: '127.0.0.1', port: 0 })
+}
+
+/** Each answer of this status carried Retry-After, was retried, and its retry came no sooner than Retry-After asked. */
+export function expectRetriedAfterRetryAfter (requests: readonly RecordedRequest[], status: number): void {
+  for (const [n, request] of requests.entries()) {
+    if (request.status !== status) continue
+    const retry = requests[n + 1]
+    expect(request.retryAfter).toMatch(/^\d+$/)
+    expect(retry, `the ${String(status)} was retried`).toBeDefined()
+    expect(retry?.arrivedAt ?? 0).toBeGreaterThanOrEqual((request.answeredAt ?? 0) + Number(request.retryAfter) * 1000 - 10)
+  }
 }
 
 export interface ServedApp {
