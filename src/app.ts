@@ -10,6 +10,7 @@ import redis from './plugins/external/redis.js'
 import swagger from './plugins/external/swagger.js'
 import underPressure from './plugins/external/under-pressure.js'
 import auth from './plugins/app/auth.js'
+import callDeadline from './plugins/app/call-deadline.js'
 import connectionClose from './plugins/app/connection-close.js'
 import errors, { clientErrorHandler, frameworkErrors } from './plugins/app/errors.js'
 import jsonBody from './plugins/app/json-body.js'
@@ -75,6 +76,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}) {
 
   app.decorate('config', config)
   await app.register(errors)
+  await app.register(callDeadline)
   await app.register(helmet)
   await app.register(requestLog)
   await app.register(connectionClose)

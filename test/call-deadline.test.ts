@@ -29,18 +29,47 @@ it('a call on a stalled database is answered 503 by the call deadline, and calls
   expectSuccess(await call('after_stall'))
 }, 30_000)
 
-it('holds over a real socket too, where Node emits the request events that inject does not', async () => {
+/** The app listening on a real socket (once for the file), and a call to identify over it. */
+let base: string | null = null
+async function identifyOverSocket (userId: string): Promise<Response> {
   const { app, site } = own
-  const base = await app.listen({ host: '127.0.0.1', port: 0 })
-  const call = async (userId: string): Promise<Response> => await fetch(`${base}/api/v1/identify`, {
+  base ??= await app.listen({ host: '127.0.0.1', port: 0 })
+  return await fetch(`${base}/api/v1/identify`, {
     method: 'POST',
     headers: { authorization: `Bearer ${site.key}`, 'content-type': 'application/json' },
     body: JSON.stringify({ user_id: userId, datafast_visitor_id: visitorId() })
   })
-  expect((await call('socket_before_stall')).status).toBe(200)
+}
 
-  const stalled = await whileDatabaseStalled(own.database, async () => await call('socket_during_stall'))
+it('holds over a real socket too, where Node emits the request events that inject does not', async () => {
+  expect((await identifyOverSocket('socket_before_stall')).status).toBe(200)
+
+  const stalled = await whileDatabaseStalled(own.database, async () => await identifyOverSocket('socket_during_stall'))
   expect(stalled.status).toBe(503)
   expect(await stalled.json()).toMatchObject({ error: { message: 'The service could not answer in time; try again shortly' } })
 }, 30_000)
 
+it('holds when the database stalls under the handler, once the body was read: the request\'s close event then cancelled Fastify\'s handlerTimeout', async () => {
+  const { app, database } = own
+  const { profiles } = app.repositories
+  const upsertProfile = profiles.upsertProfile.bind(profiles)
+  const gateway = database.pid('gateway')
+  if (gateway === null) throw new Error('the gateway of this database is not running')
+  let stalledAt: 'handler' | null = null
+  // The real upsert, on the real database, stalled as the handler starts it: the body has been read by then.
+  profiles.upsertProfile = async (input) => {
+    stalledAt = 'handler'
+    process.kill(gateway, 'SIGSTOP')
+    return await upsertProfile(input)
+  }
+  try {
+    const stalled = await identifyOverSocket('socket_stall_in_handler')
+    expect(stalledAt).toBe('handler')
+    expect(stalled.status).toBe(503)
+    expect(await stalled.json()).toMatchObject({ error: { message: 'The service could not answer in time; try again shortly' } })
+  } finally {
+    profiles.upsertProfile = upsertProfile
+    process.kill(gateway, 'SIGCONT')
+  }
+  expect((await identifyOverSocket('socket_after_handler_stall')).status).toBe(200)
+}, 30_000)

@@ -71,10 +71,6 @@ export default fp(async (fastify) => {
       request.log.warn({ err: { type: error.name } }, 'database unavailable')
       return sendDomainError(reply, unavailable('The database is unavailable; try again shortly'))
     }
-    if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
-      request.log.warn({ err: { type: error.name, code: error.code } }, 'call deadline passed')
-      return sendDomainError(reply, unavailable('The service could not answer in time; try again shortly'))
-    }
     const status = error.statusCode ?? 500
     // The route's own limit, which a route may raise above BODY_LIMIT_BYTES; of the decoded body when it came in gzip.
     if (status === 413) return sendError(reply, 413, `The request body is larger than ${request.routeOptions.bodyLimit} bytes`)

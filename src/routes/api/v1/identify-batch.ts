@@ -17,10 +17,9 @@ const identifyBatchRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/identify/batch', {
     onRequest: auth.onRequest,
-    config: { rateLimit: {} },
-    bodyLimit: fastify.config.BATCH_BODY_LIMIT_BYTES,
     // Its own deadline: a batch of 1,000 items takes seconds, far more than one identify call.
-    ...callDeadline(fastify.config.BATCH_CALL_DEADLINE_MS),
+    config: { rateLimit: {}, ...callDeadline(fastify.config.BATCH_CALL_DEADLINE_MS) },
+    bodyLimit: fastify.config.BATCH_BODY_LIMIT_BYTES,
     // The envelope is checked here (a 400 for the whole call); each item by identifyBatch, as a single identify body.
     validatorCompiler: checked.validatorCompiler,
     schema: {

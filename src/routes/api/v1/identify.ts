@@ -37,8 +37,7 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/identify', {
     onRequest: auth.onRequest,
-    config: { rateLimit: {} },
-    ...callDeadline(fastify.config.CALL_DEADLINE_MS),
+    config: { rateLimit: {}, ...callDeadline(fastify.config.CALL_DEADLINE_MS) },
     validatorCompiler: checked.validatorCompiler,
     // What a call stored can be read and erased: the links lead a fuzzer (and a reader) from identify to the profile routes.
     links: { 200: profileLinks },
