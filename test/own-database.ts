@@ -1,5 +1,6 @@
 import type { App } from '../src/app.js'
 import type { Config } from '../src/config.js'
+import type { DestinationStream } from 'pino'
 import { startDatabase, withDatabaseName, type LocalDatabase } from '../tools/local-database.js'
 import { buildTestApp, createTestWebsite, withConnectionOptions, type TestWebsite } from './helper.js'
 
@@ -17,14 +18,14 @@ export interface AppOnOwnDatabase {
  * For tests that take the database down: a DocumentDB started for this test
  * alone (even when MONGO_URL names a shared server, which must stay up for the
  * other files), an app on it, and a website. With monitorCommands, the
- * app's MongoClient emits command events.
+ * app's MongoClient emits command events; with logStream, its log lines go there.
  */
-export async function appOnOwnDatabase (overrides: Partial<Config> = {}, options: { monitorCommands?: boolean } = {}): Promise<AppOnOwnDatabase> {
+export async function appOnOwnDatabase (overrides: Partial<Config> = {}, options: { monitorCommands?: boolean, logStream?: DestinationStream } = {}): Promise<AppOnOwnDatabase> {
   const database = await startDatabase({ embedded: true })
   const url = withDatabaseName(database.url, 'own')
   let app: App
   try {
-    app = await buildTestApp({ MONGO_URL: options.monitorCommands === true ? withConnectionOptions(url, { monitorCommands: 'true' }) : url, ...overrides })
+    app = await buildTestApp({ MONGO_URL: options.monitorCommands === true ? withConnectionOptions(url, { monitorCommands: 'true' }) : url, ...overrides }, { logStream: options.logStream })
   } catch (error) {
     await database.close()
     throw error

@@ -1,4 +1,4 @@
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify'
 import fp from 'fastify-plugin'
 import { unavailable } from '../../domain/errors.js'
 
@@ -21,6 +21,28 @@ function passDeadline (reply: FastifyReply): void {
   reply.send(unavailable('The service could not answer in time; try again shortly'))
 }
 
+/** What a handler still running at its deadline ends with: one line of outcome and error type, never Fastify's own lines, which hold the URL or the error's message (docs/security.md#what-reaches-the-logs). */
+function endedLate (request: FastifyRequest, outcome: 'completed' | 'failed', error?: unknown): undefined {
+  const err = error instanceof Error ? { type: error.name, code: (error as { code?: unknown }).code } : undefined
+  request.log.warn({ outcome, err }, 'call ended after its deadline')
+  return undefined
+}
+
+/** On a route with a deadline, its timer is gone before the handler ends only if the deadline passed: onResponse comes after the handler's answer. */
+const deadlinePassed = (request: FastifyRequest): boolean => request.callDeadline === null
+
+/** The handler, made to end quietly once its deadline passed: Fastify sends nothing for an undefined result on an answered or closed reply. */
+function endingQuietlyLate (handler: RouteHandlerMethod): RouteHandlerMethod {
+  return function (this: unknown, request, reply) {
+    return Promise.resolve(Reflect.apply(handler, this, [request, reply])).then(
+      (result: unknown) => deadlinePassed(request) ? endedLate(request, 'completed') : result,
+      (error: unknown) => {
+        if (deadlinePassed(request)) return endedLate(request, 'failed', error)
+        throw error
+      })
+  }
+}
+
 /**
  * A route's call deadline, answered 503 (docs/reliability.md#no-call-hangs).
  * Fastify's own handlerTimeout is not used: over a real socket it is
@@ -30,6 +52,9 @@ function passDeadline (reply: FastifyReply): void {
  */
 export default fp(async (fastify) => {
   fastify.decorateRequest('callDeadline', null)
+  fastify.addHook('onRoute', (route) => {
+    if ((route.config?.callDeadlineMs ?? 0) > 0) route.handler = endingQuietlyLate(route.handler)
+  })
   fastify.addHook('onRequest', (request, reply, done) => {
     const milliseconds = request.routeOptions.config.callDeadlineMs
     if (milliseconds !== undefined && milliseconds > 0) request.callDeadline = setTimeout(passDeadline, milliseconds, reply)
