@@ -4,7 +4,9 @@ import fp from 'fastify-plugin'
 export default fp(async (fastify) => {
   let closing = false
   fastify.addHook('preClose', async () => { closing = true })
-  fastify.addHook('onSend', async (_request, reply) => {
+  // A callback hook: an async one costs a promise on every answer.
+  fastify.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close')
+    done(null, payload)
   })
 }, { name: 'connection-close' })

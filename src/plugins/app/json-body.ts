@@ -106,12 +106,15 @@ export function gunzipBody (raw: Readable, limit: number): DecodedBody {
 
 /** The only body parser, replacing Fastify's. Why: docs/internals.md#json-body-parser */
 export default fp(async (fastify) => {
-  fastify.addHook('preParsing', async (request, reply, payload: Readable) => {
-    if (contentCoding(request) !== 'gzip') return payload
+  fastify.addHook('preParsing', (request, reply, payload: Readable, done) => {
+    if (contentCoding(request) !== 'gzip') {
+      done(null, payload)
+      return
+    }
     const body = gunzipBody(payload, request.routeOptions.bodyLimit)
     // A request answered before its body was read (a 429, say) frees its decoder too.
     reply.raw.once('close', () => { body.destroy() })
-    return body
+    done(null, body)
   })
 
   // Only JSON is accepted: without this, text/plain would be parsed as a string and get 400, not 415.
