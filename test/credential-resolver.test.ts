@@ -91,6 +91,26 @@ describe('CredentialResolver', () => {
     await refusal(resolver.resolveWebsiteCaller(bearer(site.key), undefined, write), 'unauthenticated')
   })
 
+  it('answers a cached credential synchronously, by the same rules, and leaves any other to the reads', async () => {
+    const site = await createTestWebsite(app)
+    const other = await createTestWebsite(app)
+    const reader = await createTestToken(app, { accountId: site.accountId, permissions: ['analytics:read'] })
+    const sources = countingSources()
+    const resolver = new CredentialResolver(sources, 60_000)
+    expect(resolver.cachedWebsiteCaller(bearer(site.key), undefined, write)).toBeNull()
+    expect(sources.reads).toBe(0)
+
+    await resolver.resolveWebsiteCaller(bearer(site.key), undefined, write)
+    await resolver.resolveWebsiteCaller(bearer(reader.token), site.websiteId, read)
+    const reads = sources.reads
+    expect(resolver.cachedWebsiteCaller(bearer(site.key), undefined, write)).toMatchObject({ website: { id: site.websiteId }, credential: { id: site.keyId } })
+    expect(() => resolver.cachedWebsiteCaller(bearer(site.key), other.websiteId, write)).toThrow(/another website/)
+    expect(() => resolver.cachedWebsiteCaller(bearer(reader.token), site.websiteId, write)).toThrow(/identify:write/)
+    // The token is cached, the other website is not: its read is left to resolveWebsiteCaller.
+    expect(resolver.cachedWebsiteCaller(bearer(reader.token), other.websiteId, read)).toBeNull()
+    expect(sources.reads).toBe(reads)
+  })
+
   it('does not cache a key read while a change arrived: the read may predate the revocation it announces', async () => {
     const site = await createTestWebsite(app)
     const sources = countingSources()

@@ -56,9 +56,34 @@ function isActive (token: AccountToken): boolean {
   return !token.revoked && (token.expiresAt === null || token.expiresAt.getTime() > Date.now())
 }
 
+interface Presented { kind: CredentialKind, hash: string }
+
+const noReads = (): Reads => ({ keys: new Map(), tokens: new Map(), websites: new Map() })
+
 const needs = (permissions: readonly string[]) => `This token lacks the ${permissions.join(' or ')} permission`
 
-/** In the order of docs/api.md#authentication-checks, with the caches of docs/api.md#credential-cache. */
+/** The credentials and websites one call has read, misses included. */
+interface Reads {
+  keys: Map<string, WebsiteKey | null>
+  tokens: Map<string, AccountToken | null>
+  websites: Map<string, Website | null>
+}
+
+/** Thrown by the rules at a look-up that neither the cache nor the call has answered: the call makes the read, then runs the rules again. */
+class ReadNeeded extends Error {
+  constructor (readonly read: () => Promise<void>) {
+    super('a credential read is needed')
+  }
+}
+
+/**
+ * In the order of docs/api.md#authentication-checks, with the caches of
+ * docs/api.md#credential-cache. The rules are written once, synchronously,
+ * over look-ups that answer from the cache or from what the call has read:
+ * a call whose credential is cached resolves without a promise
+ * (cachedWebsiteCaller), and any other makes its reads one by one, in the
+ * rules' order, running the rules again after each.
+ */
 export class CredentialResolver {
   private readonly keys
   private readonly tokens
@@ -73,43 +98,23 @@ export class CredentialResolver {
 
   async resolveWebsiteCaller (authorization: string | undefined, websiteIdParam: unknown, access: WebsiteAccess): Promise<WebsiteCaller> {
     const presented = this.presented(authorization)
-    let caller: WebsiteCaller
-    if (presented.kind === 'websiteKey') {
-      const key = await this.readThrough(this.keys, presented.hash, this.sources.findWebsiteKey)
-      if (key === null || key.revoked) throw unauthenticated(unknownCredential)
-      if (websiteIdParam !== undefined && parseWebsiteId(websiteIdParam) !== key.websiteId) {
-        throw forbidden('This website key belongs to another website than websiteId')
-      }
-      const website = await this.findWebsite(key.websiteId)
-      if (website === null) throw unauthenticated(unknownCredential)
-      caller = { website, credential: { kind: 'websiteKey', id: key.id } }
-    } else {
-      const token = await this.activeToken(presented.hash)
-      if (!grantsAny(token.permissions, access.permissions)) throw forbidden(needs(access.permissions))
-      if (websiteIdParam === undefined) throw invalid('websiteId is required with an account token')
-      const websiteId = parseWebsiteId(websiteIdParam)
-      const website = await this.findWebsite(websiteId)
-      if (website === null || website.accountId !== token.accountId) throw notFound('Website not found')
-      if (token.websiteIds.length > 0 && !token.websiteIds.includes(websiteId)) {
-        throw forbidden('This token is not allowed to act on this website')
-      }
-      caller = { website, credential: { kind: 'accountToken', id: token.id } }
+    return await this.reading((reads) => this.websiteCallerFrom(presented, websiteIdParam, access, reads))
+  }
+
+  /** The caller, or its refusal, when the cache holds all it takes; null when a read is needed (then resolveWebsiteCaller). */
+  cachedWebsiteCaller (authorization: string | undefined, websiteIdParam: unknown, access: WebsiteAccess): WebsiteCaller | null {
+    try {
+      return this.websiteCallerFrom(this.presented(authorization), websiteIdParam, access, noReads())
+    } catch (error) {
+      if (error instanceof ReadNeeded) return null
+      throw error
     }
-    if (caller.website.suspended && !access.allowSuspended) throw forbidden('Tracking is suspended for this website')
-    return caller
   }
 
   /** Account routes take dft_ tokens only: a df_ key acts on one website, never on its account. */
   async resolveAccountCaller (authorization: string | undefined, permission: string): Promise<AccountCaller> {
     const presented = this.presented(authorization)
-    if (presented.kind === 'websiteKey') {
-      const key = await this.readThrough(this.keys, presented.hash, this.sources.findWebsiteKey)
-      if (key === null || key.revoked) throw unauthenticated(unknownCredential)
-      throw forbidden('Account routes take a dft_ account token, not a df_ website key')
-    }
-    const token = await this.activeToken(presented.hash)
-    if (!grantsAny(token.permissions, [permission])) throw forbidden(needs([permission]))
-    return { accountId: token.accountId, credential: { kind: 'accountToken', id: token.id }, token }
+    return await this.reading((reads) => this.accountCallerFrom(presented, permission, reads))
   }
 
   /** A credential resolved recently; such a caller is never locked out with the guessers at its address. */
@@ -135,34 +140,87 @@ export class CredentialResolver {
     this.websites?.clear()
   }
 
-  private presented (authorization: string | undefined): { kind: CredentialKind, hash: string } {
+  private websiteCallerFrom (presented: Presented, websiteIdParam: unknown, access: WebsiteAccess, reads: Reads): WebsiteCaller {
+    let caller: WebsiteCaller
+    if (presented.kind === 'websiteKey') {
+      const key = this.lookUp(reads.keys, this.keys, presented.hash, this.sources.findWebsiteKey)
+      if (key === null || key.revoked) throw unauthenticated(unknownCredential)
+      if (websiteIdParam !== undefined && parseWebsiteId(websiteIdParam) !== key.websiteId) {
+        throw forbidden('This website key belongs to another website than websiteId')
+      }
+      const website = this.lookUp(reads.websites, this.websites, key.websiteId, this.sources.findWebsite)
+      if (website === null) throw unauthenticated(unknownCredential)
+      caller = { website, credential: { kind: 'websiteKey', id: key.id } }
+    } else {
+      const token = this.activeToken(presented.hash, reads)
+      if (!grantsAny(token.permissions, access.permissions)) throw forbidden(needs(access.permissions))
+      if (websiteIdParam === undefined) throw invalid('websiteId is required with an account token')
+      const websiteId = parseWebsiteId(websiteIdParam)
+      const website = this.lookUp(reads.websites, this.websites, websiteId, this.sources.findWebsite)
+      if (website === null || website.accountId !== token.accountId) throw notFound('Website not found')
+      if (token.websiteIds.length > 0 && !token.websiteIds.includes(websiteId)) {
+        throw forbidden('This token is not allowed to act on this website')
+      }
+      caller = { website, credential: { kind: 'accountToken', id: token.id } }
+    }
+    if (caller.website.suspended && !access.allowSuspended) throw forbidden('Tracking is suspended for this website')
+    return caller
+  }
+
+  private accountCallerFrom (presented: Presented, permission: string, reads: Reads): AccountCaller {
+    if (presented.kind === 'websiteKey') {
+      const key = this.lookUp(reads.keys, this.keys, presented.hash, this.sources.findWebsiteKey)
+      if (key === null || key.revoked) throw unauthenticated(unknownCredential)
+      throw forbidden('Account routes take a dft_ account token, not a df_ website key')
+    }
+    const token = this.activeToken(presented.hash, reads)
+    if (!grantsAny(token.permissions, [permission])) throw forbidden(needs([permission]))
+    return { accountId: token.accountId, credential: { kind: 'accountToken', id: token.id }, token }
+  }
+
+  private presented (authorization: string | undefined): Presented {
     const parsed = parseBearer(authorization)
     if (!parsed.ok) throw unauthenticated(parsed.reason)
     if (!hasSecretShape(parsed.credential)) throw unauthenticated(unknownCredential)
     return { kind: parsed.credential.kind, hash: hashSecret(parsed.credential.secret) }
   }
 
-  /** Misses are not cached (a new key must work at once), nor a read made while a change arrived: it may predate the change. */
-  private async readThrough<T extends object> (cache: LRUCache<string, T> | null, id: string, load: (id: string) => Promise<T | null>): Promise<T | null> {
+  /** Runs the rules, making each read they stop at, until they answer. */
+  private async reading<T> (rules: (reads: Reads) => T): Promise<T> {
+    const reads = noReads()
+    for (;;) {
+      try {
+        return rules(reads)
+      } catch (error) {
+        if (!(error instanceof ReadNeeded)) throw error
+        await error.read()
+      }
+    }
+  }
+
+  /** What the call has read, or else the cache; otherwise the rules stop here until the call has read it. */
+  private lookUp<T extends object> (read: Map<string, T | null>, cache: LRUCache<string, T> | null, id: string, load: (id: string) => Promise<T | null>): T | null {
+    const done = read.get(id)
+    if (done !== undefined) return done
     const hit = cache?.get(id)
     if (hit !== undefined) return hit
+    throw new ReadNeeded(async () => { read.set(id, await this.readThrough(cache, id, load)) })
+  }
+
+  /** Misses are not cached (a new key must work at once), nor a read made while a change arrived: it may predate the change. */
+  private async readThrough<T extends object> (cache: LRUCache<string, T> | null, id: string, load: (id: string) => Promise<T | null>): Promise<T | null> {
     const changesBefore = this.changes
     const found = await load(id)
     if (found !== null && this.changes === changesBefore) cache?.set(id, found)
     return found
   }
 
-  private async activeToken (hash: string): Promise<AccountToken> {
-    const token = await this.readThrough(this.tokens, hash, this.sources.findAccountToken)
+  private activeToken (hash: string, reads: Reads): AccountToken {
+    const token = this.lookUp(reads.tokens, this.tokens, hash, this.sources.findAccountToken)
     if (token === null || !isActive(token)) throw unauthenticated(unknownCredential)
     return token
   }
-
-  private async findWebsite (websiteId: string): Promise<Website | null> {
-    return await this.readThrough(this.websites, websiteId, this.sources.findWebsite)
-  }
 }
-
 
 /** Caches are keyed by hash; a change names an id, so look for it (rare, and at most 10,000 entries). */
 function forgetById (cache: LRUCache<string, WebsiteKey> | LRUCache<string, AccountToken> | null, id: string): void {

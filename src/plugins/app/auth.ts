@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { AuthFailures } from '../../fleet/auth-failures.js'
 import { publishOn, subscribeToCredentialChanges } from '../../fleet/credential-changes.js'
 import { DomainError, tooMany } from '../../domain/errors.js'
@@ -12,7 +12,8 @@ import {
   type WebsiteCaller
 } from '../../domain/credential-resolver.js'
 
-type AuthHook = (request: FastifyRequest) => Promise<void>
+/** A callback hook: a caller whose credential is cached is answered without a promise. */
+type AuthHook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 
 /** A route's authentication: its onRequest hook, and the caller that hook resolved, typed as present. */
 export interface Authentication<Caller> {
@@ -56,6 +57,20 @@ export default fp(async (fastify) => {
 
   const failures = new AuthFailures(AUTH_FAILURE_WINDOW_MS, fastify.redis)
 
+  /**
+   * A cached credential's caller, or its refusal, at once; null when the
+   * credential must be read, or is refused as unknown: those go through the
+   * lockout and the failure count (throttled).
+   */
+  function knownCaller (resolve: () => WebsiteCaller | null): WebsiteCaller | Error | null {
+    try {
+      return resolve()
+    } catch (error) {
+      if (error instanceof DomainError && error.kind === 'unauthenticated') return null
+      return error instanceof Error ? error : new Error(String(error))
+    }
+  }
+
   async function throttled (request: FastifyRequest, resolve: () => Promise<void>): Promise<void> {
     // A caller whose credential resolved recently is never locked out with the guessers at its address, nor costs a look-up.
     if (!resolver.isKnown(request.headers.authorization)) {
@@ -93,21 +108,30 @@ export default fp(async (fastify) => {
   fastify.decorateRequest('accountCaller', null)
   fastify.decorateRequest('credential', null)
   fastify.decorate('authenticate', (access: WebsiteAccess): Authentication<WebsiteCaller> => ({
-    onRequest: async (request) => {
-      await throttled(request, async () => {
-        const { websiteId } = request.query as Record<string, unknown>
-        request.caller = await resolver.resolveWebsiteCaller(request.headers.authorization, websiteId, access)
-        request.credential = request.caller.credential
-      })
+    onRequest: (request, _reply, done) => {
+      const { websiteId } = request.query as Record<string, unknown>
+      const known = knownCaller(() => resolver.cachedWebsiteCaller(request.headers.authorization, websiteId, access))
+      if (known instanceof Error) {
+        done(known)
+      } else if (known !== null) {
+        request.caller = known
+        request.credential = known.credential
+        done()
+      } else {
+        throttled(request, async () => {
+          request.caller = await resolver.resolveWebsiteCaller(request.headers.authorization, websiteId, access)
+          request.credential = request.caller.credential
+        }).then(() => { done() }, done)
+      }
     },
     caller: (request) => resolved(request.caller)
   }))
   fastify.decorate('authenticateAccount', (permission: string): Authentication<AccountCaller> => ({
-    onRequest: async (request) => {
-      await throttled(request, async () => {
+    onRequest: (request, _reply, done) => {
+      throttled(request, async () => {
         request.accountCaller = await resolver.resolveAccountCaller(request.headers.authorization, permission)
         request.credential = request.accountCaller.credential
-      })
+      }).then(() => { done() }, done)
     },
     caller: (request) => resolved(request.accountCaller)
   }))
