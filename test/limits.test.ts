@@ -116,6 +116,17 @@ describe('failed authentications per client address', () => {
       expectSuccess(await identify(app, { auth: site.key, body: body() }))
     })
   })
+
+  it('a revoked key this process has cached still counts as a failure at each call, answered from the cache', async () => {
+    await withApp({ AUTH_FAILURE_MAX: 2, AUTH_CACHE_TTL_MS: 60_000 }, async (app) => {
+      const site = await createTestWebsite(app)
+      await app.repositories.credentials.revokeWebsiteKey(site.keyId)
+      // The first call reads the revoked key, and the cache keeps it; the second is answered from the cache.
+      expectError(await identify(app, { auth: site.key, body: body() }), 401)
+      expectError(await identify(app, { auth: site.key, body: body() }), 401)
+      expect429(await identify(app, { auth: unknownKey(), body: body() }))
+    })
+  })
 })
 
 describe('load shedding', () => {

@@ -78,11 +78,9 @@ class ReadNeeded extends Error {
 
 /**
  * In the order of docs/api.md#authentication-checks, with the caches of
- * docs/api.md#credential-cache. The rules are written once, synchronously,
- * over look-ups that answer from the cache or from what the call has read:
- * a call whose credential is cached resolves without a promise
- * (cachedWebsiteCaller), and any other makes its reads one by one, in the
- * rules' order, running the rules again after each.
+ * docs/api.md#credential-cache. The rules are written once, synchronously, so
+ * that a cached credential resolves without a promise (cachedWebsiteCaller);
+ * a call that must read runs them again after each read (reading).
  */
 export class CredentialResolver {
   private readonly keys
@@ -103,6 +101,7 @@ export class CredentialResolver {
 
   /** The caller, or its refusal, when the cache holds all it takes; null when a read is needed (then resolveWebsiteCaller). */
   cachedWebsiteCaller (authorization: string | undefined, websiteIdParam: unknown, access: WebsiteAccess): WebsiteCaller | null {
+    if (this.keys === null) return null
     try {
       return this.websiteCallerFrom(this.presented(authorization), websiteIdParam, access, noReads())
     } catch (error) {
@@ -198,13 +197,14 @@ export class CredentialResolver {
     }
   }
 
-  /** What the call has read, or else the cache; otherwise the rules stop here until the call has read it. */
+  /** What the call has read, or else the cache, kept for the call's next run; otherwise the rules stop here until the call has read it. */
   private lookUp<T extends object> (read: Map<string, T | null>, cache: LRUCache<string, T> | null, id: string, load: (id: string) => Promise<T | null>): T | null {
-    const done = read.get(id)
-    if (done !== undefined) return done
+    if (read.has(id)) return read.get(id) ?? null
     const hit = cache?.get(id)
-    if (hit !== undefined) return hit
-    throw new ReadNeeded(async () => { read.set(id, await this.readThrough(cache, id, load)) })
+    if (hit === undefined) throw new ReadNeeded(async () => { read.set(id, await this.readThrough(cache, id, load)) })
+    // A later run of this call must see what this one saw, even if the entry is forgotten meanwhile.
+    read.set(id, hit)
+    return hit
   }
 
   /** Misses are not cached (a new key must work at once), nor a read made while a change arrived: it may predate the change. */

@@ -12,8 +12,10 @@ import {
   type WebsiteCaller
 } from '../../domain/credential-resolver.js'
 
-/** A callback hook: a caller whose credential is cached is answered without a promise. */
+/** A callback hook, so that a website caller whose credential is cached is answered without a promise. */
 type AuthHook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
+
+const isUnauthenticated = (error: unknown): boolean => error instanceof DomainError && error.kind === 'unauthenticated'
 
 /** A route's authentication: its onRequest hook, and the caller that hook resolved, typed as present. */
 export interface Authentication<Caller> {
@@ -59,15 +61,17 @@ export default fp(async (fastify) => {
 
   /**
    * A cached credential's caller, or its refusal, at once; null when the
-   * credential must be read, or is refused as unknown: those go through the
-   * lockout and the failure count (throttled).
+   * credential must be read or is refused as unknown, for throttled to count.
+   * Skipping the lockout here is right because every rule runs after the
+   * credential's own look-up: any other answer is about a cached credential.
    */
   function knownCaller (resolve: () => WebsiteCaller | null): WebsiteCaller | Error | null {
     try {
       return resolve()
     } catch (error) {
-      if (error instanceof DomainError && error.kind === 'unauthenticated') return null
-      return error instanceof Error ? error : new Error(String(error))
+      if (isUnauthenticated(error)) return null
+      if (error instanceof Error) return error
+      throw error
     }
   }
 
@@ -83,7 +87,7 @@ export default fp(async (fastify) => {
     try {
       await resolve()
     } catch (error) {
-      if (error instanceof DomainError && error.kind === 'unauthenticated') await failures.add(request.ip)
+      if (isUnauthenticated(error)) await failures.add(request.ip)
       throw error
     }
   }
