@@ -1,16 +1,22 @@
-import type { FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify'
+import type { FastifyContextConfig, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify'
 import fp from 'fastify-plugin'
 import { unavailable } from '../../domain/errors.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** The call's deadline in milliseconds (callDeadline() in src/routes/call-deadline.ts); none when unset or 0. */
+    /** The call's deadline in milliseconds, read by deadlineOf(): none when unset or 0 (CALL_DEADLINE_MS=0). */
     callDeadlineMs?: number
   }
   interface FastifyRequest {
     /** The timer of the call's deadline while it runs; null on routes without one and once answered. */
     callDeadline: NodeJS.Timeout | null
   }
+}
+
+/** A route's deadline in milliseconds, or null when it has none. */
+function deadlineOf (config: FastifyContextConfig | undefined): number | null {
+  const milliseconds = config?.callDeadlineMs ?? 0
+  return milliseconds > 0 ? milliseconds : null
 }
 
 function passDeadline (reply: FastifyReply): void {
@@ -23,7 +29,7 @@ function passDeadline (reply: FastifyReply): void {
 
 /** What a handler still running at its deadline ends with: one line of outcome and error type, never Fastify's own lines, which hold the URL or the error's message (docs/security.md#what-reaches-the-logs). */
 function endedLate (request: FastifyRequest, outcome: 'completed' | 'failed', error?: unknown): undefined {
-  const err = error instanceof Error ? { type: error.name, code: (error as { code?: unknown }).code } : undefined
+  const err = error instanceof Error ? { type: error.name, code: 'code' in error ? error.code : undefined } : undefined
   request.log.warn({ outcome, err }, 'call ended after its deadline')
   return undefined
 }
@@ -53,11 +59,11 @@ function endingQuietlyLate (handler: RouteHandlerMethod): RouteHandlerMethod {
 export default fp(async (fastify) => {
   fastify.decorateRequest('callDeadline', null)
   fastify.addHook('onRoute', (route) => {
-    if ((route.config?.callDeadlineMs ?? 0) > 0) route.handler = endingQuietlyLate(route.handler)
+    if (deadlineOf(route.config) !== null) route.handler = endingQuietlyLate(route.handler)
   })
   fastify.addHook('onRequest', (request, reply, done) => {
-    const milliseconds = request.routeOptions.config.callDeadlineMs
-    if (milliseconds !== undefined && milliseconds > 0) request.callDeadline = setTimeout(passDeadline, milliseconds, reply)
+    const milliseconds = deadlineOf(request.routeOptions.config)
+    if (milliseconds !== null) request.callDeadline = setTimeout(passDeadline, milliseconds, reply)
     done()
   })
   fastify.addHook('onResponse', (request, _reply, done) => {

@@ -4,7 +4,6 @@ import { IDENTIFY_WRITE } from '../../../domain/credentials.js'
 import { checkBatchEnvelope, identifyBatch } from '../../../domain/identify-batch.js'
 import { identifyBatchBodySchema, IdentifyBatchSuccess } from '../../../schemas/identify-batch.js'
 import { IdentifyQuery } from '../../../schemas/identify.js'
-import { callDeadline } from '../../call-deadline.js'
 import { domainChecked } from '../../domain-validator.js'
 import { errorResponses, identifyBatchStatuses } from '../../../schemas/errors.js'
 
@@ -18,7 +17,7 @@ const identifyBatchRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/identify/batch', {
     onRequest: auth.onRequest,
     // Its own deadline: a batch of 1,000 items takes seconds, far more than one identify call.
-    config: { rateLimit: {}, ...callDeadline(fastify.config.BATCH_CALL_DEADLINE_MS) },
+    config: { rateLimit: {}, callDeadlineMs: fastify.config.BATCH_CALL_DEADLINE_MS },
     bodyLimit: fastify.config.BATCH_BODY_LIMIT_BYTES,
     // The envelope is checked here (a 400 for the whole call); each item by identifyBatch, as a single identify body.
     validatorCompiler: checked.validatorCompiler,

@@ -3,7 +3,6 @@ import { identifyRules } from '../../../config.js'
 import { IDENTIFY_WRITE } from '../../../domain/credentials.js'
 import { checkIdentifyBody, identify } from '../../../domain/identify.js'
 import { errorResponses, identifyStatuses } from '../../../schemas/errors.js'
-import { callDeadline } from '../../call-deadline.js'
 import { domainChecked } from '../../domain-validator.js'
 import { identifyBodySchema, IdentifyQuery, IdentifySuccess, type IdentifyAction } from '../../../schemas/identify.js'
 
@@ -37,7 +36,7 @@ const identifyRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/identify', {
     onRequest: auth.onRequest,
-    config: { rateLimit: {}, ...callDeadline(fastify.config.CALL_DEADLINE_MS) },
+    config: { rateLimit: {}, callDeadlineMs: fastify.config.CALL_DEADLINE_MS },
     validatorCompiler: checked.validatorCompiler,
     // What a call stored can be read and erased: the links lead a fuzzer (and a reader) from identify to the profile routes.
     links: { 200: profileLinks },
